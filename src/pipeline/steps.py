@@ -1,0 +1,306 @@
+"""One function per pipeline stage, composing the library modules. Prefect tasks call exactly one
+of these each; the CLI and tests can call them directly. Nothing here imports Prefect."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+
+from pipeline import registry
+from pipeline.config import PipelineConfig
+from pipeline.datastore import DataStore, StagedBatch
+from pipeline.ingestion import IngestionError, normalise_text, read_labeled_file
+from pipeline.snapshots import Snapshot, load_snapshot
+from pipeline.splits import split_frame
+from pipeline.validation import (ContractResult, DataValidationError, class_balance_frame, load_suite_dict, run_contract,
+                                 suite_parameters, validate_frame)
+from pipeline.workspace import Workspace, apply_environment_defaults
+
+logger = logging.getLogger(__name__)
+
+
+class NoDataError(RuntimeError):
+    """There is no labeled data to train on."""
+
+
+@dataclass
+class DataOutcome:
+    snapshot_id: str | None
+    new_files: list[str]
+    skipped_files: list[dict]
+    quarantined: list[dict]
+    rows_added: int
+    snapshot_changed: bool
+    contracts: dict[str, dict] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def prepare_workspace(config: PipelineConfig) -> Workspace:
+    """Resolve and create the workspace and set the offline environment defaults."""
+    workspace = Workspace.resolve(config.workspace).ensure()
+    apply_environment_defaults(workspace)
+    return workspace
+
+
+def load_test_texts(snapshot: Snapshot | None, config: PipelineConfig) -> set[str]:
+    """Normalised texts of the frozen test split of ``snapshot`` (for the leakage check)."""
+    if snapshot is None:
+        return set()
+    splits = split_frame(snapshot.load(), config.data, load_holdout(config))
+    return set(splits["test"]["text"].map(normalise_text))
+
+
+def allowed_labels_for(config: PipelineConfig, head: Snapshot | None) -> list[str] | None:
+    """Configured labels, else (unless new labels are allowed) the labels of the current snapshot."""
+    if config.validation.allowed_labels:
+        return [str(x) for x in config.validation.allowed_labels]
+    if head is not None and not config.validation.allow_new_labels:
+        return sorted(head.manifest.label_counts)
+    return None
+
+
+def contract_checker(config: PipelineConfig, tokenizer, contracts: dict):
+    """The per-file data contract as a DataStore ``check`` callback; records every result in ``contracts``."""
+
+    def check(batch: StagedBatch, head: Snapshot | None) -> dict[str, dict]:
+        reference = head.load() if head is not None else None
+        allowed = allowed_labels_for(config, head)
+        test_texts = load_test_texts(head, config)
+        rejected = {}
+        for staged in batch.files:
+            result = validate_frame(staged.frame, config.validation, allowed_labels=allowed, tokenizer=tokenizer,
+                                    max_length=config.model.max_length, reference=reference, test_texts=test_texts)
+            contracts[staged.uri] = result.to_dict()
+            if not result.success:
+                rejected[staged.uri] = {"rule": result.failures[0]["rule"], "message": result.summary(staged.uri),
+                                        "failures": result.failures, "warnings": result.warnings}
+        return rejected
+
+    return check
+
+
+def ingest_and_validate(config: PipelineConfig, workspace: Workspace) -> DataOutcome:
+    """Ingest new files (configured paths, else the landing zone), run the contract on each, quarantine
+    what fails it and snapshot the rest. Does not raise on bad files: ``check_data_gate`` decides."""
+    from pipeline.modeling import load_tokenizer
+
+    store = DataStore(workspace, config.data)
+    contracts: dict[str, dict] = {}
+    tokenizer = load_tokenizer(config.model.name_or_path)
+    result = store.ingest(config.data.paths or None, contract_checker(config, tokenizer, contracts))
+    return DataOutcome(result.snapshot_id, result.new_files, result.skipped_files, result.quarantined,
+                       result.rows_added, result.snapshot_changed, contracts)
+
+
+def check_data_gate(outcome: DataOutcome, config: PipelineConfig, workspace: Workspace) -> ContractResult:
+    """Stop the run when a file of this batch was quarantined or the snapshot breaks the snapshot suite.
+
+    Raises DataValidationError (contract) or IngestionError (unreadable file), or NoDataError.
+    """
+    for item in outcome.quarantined:
+        failures = json.loads(Path(item["report"].replace(".report.md", ".report.json")).read_text()).get("failures")
+        if failures:
+            result = ContractResult(success=False, failures=failures, rows=0)
+            raise DataValidationError(result, source=item["uri"])
+        raise IngestionError(item["uri"], item["rule"] or "unreadable", item.get("message") or "")
+    if outcome.snapshot_id is None:
+        raise NoDataError(f"no labeled data: drop CSV/TSV/JSONL/Parquet files into {workspace.landing}, "
+                          "pass --data PATH, or run `pipeline demo` for the demo data set")
+    snapshot = load_snapshot(workspace.snapshots, outcome.snapshot_id)
+    params = suite_parameters(config.validation, None, None, None)
+    result = run_contract(class_balance_frame(snapshot.load()), load_suite_dict(f"{config.validation.suite}_snapshot"), params)
+    if not result.success:
+        raise DataValidationError(result, source=f"snapshot {snapshot.id}")
+    return result
+
+
+def load_holdout(config: PipelineConfig) -> pd.DataFrame | None:
+    return read_labeled_file(config.data.holdout, config.data) if config.data.holdout else None
+
+
+def split_snapshot(snapshot_id: str, config: PipelineConfig, workspace: Workspace) -> dict[str, pd.DataFrame]:
+    """Train/validation/test frames of a snapshot (the test split frozen by text hash or pinned holdout)."""
+    frame = load_snapshot(workspace.snapshots, snapshot_id).load()
+    splits = split_frame(frame, config.data, load_holdout(config))
+    if config.data.max_samples and len(splits["train"]) > config.data.max_samples:
+        splits["train"] = splits["train"].sample(config.data.max_samples, random_state=config.training.seed)
+    if splits["train"].empty:
+        raise NoDataError(f"snapshot {snapshot_id} has no training rows")
+    return splits
+
+
+def tokenize_splits(splits: dict[str, pd.DataFrame], config: PipelineConfig, workspace: Workspace):
+    """(tokenizer, label map, {split: TokenizedSplit}) using the content-keyed cache."""
+    from pipeline.modeling import build_label_map, load_tokenizer
+    from pipeline.tokenization import tokenize_split
+
+    tokenizer = load_tokenizer(config.model.name_or_path)
+    label_map = build_label_map(pd.concat([s["label"] for s in splits.values()]))
+    tokenized = {name: tokenize_split(frame, tokenizer, label_map, config.model.max_length, workspace.cache / "tokens")
+                 for name, frame in splits.items()}
+    return tokenizer, label_map, tokenized
+
+
+def training_fingerprint(config: PipelineConfig, snapshot_id: str, train_key: str, label_map: dict, base: str) -> dict:
+    """What a checkpoint must match to be resumed: data, labels, model source and every training knob."""
+    training = config.training.model_dump(exclude={"num_threads", "checkpoint_steps", "keep_checkpoints", "resume_from", "device"})
+    return {"snapshot_id": snapshot_id, "train_tokens": train_key, "base_model": base,
+            "labels": hashlib.sha256(json.dumps(label_map, sort_keys=True).encode()).hexdigest()[:16],
+            "model": json.dumps(config.model.model_dump(exclude={"warm_start"}), sort_keys=True),
+            "training": json.dumps(training, sort_keys=True)}
+
+
+def start_tracking(config: PipelineConfig, workspace: Workspace, snapshot_id: str, run_name: str | None = None) -> dict:
+    """Open the MLflow run for this training and log configuration, lineage tags and the data inputs."""
+    tracking_uri = workspace.tracking_uri(config.registry.tracking_uri)
+    client = registry.client(tracking_uri)
+    artifact_location = workspace.artifact_root() if tracking_uri.startswith("sqlite:") else None
+    experiment_id = registry.ensure_experiment(client, config.registry.experiment, artifact_location)
+    snapshot = load_snapshot(workspace.snapshots, snapshot_id)
+    name = run_name or f"train-{snapshot_id[:8]}-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}"
+    run_id = registry.start_run(client, experiment_id, name, config.model_dump(), {
+        "snapshot_id": snapshot_id, "snapshot_digest": snapshot.manifest.content_sha256,
+        "base_model": config.model.name_or_path, "code_version": registry.code_version(),
+        "registered_model": config.registry.model_name})
+    client.log_text(run_id, json.dumps(snapshot.manifest.to_dict(), indent=2, default=str), "data/manifest.json")
+    registry.log_dataset(run_id, snapshot.load(), name=f"snapshot-{snapshot_id}", source=str(snapshot.data_path),
+                         context="training")
+    return {"tracking_uri": tracking_uri, "run_id": run_id, "experiment_id": experiment_id}
+
+
+def train_model(config: PipelineConfig, workspace: Workspace, tracking: dict, snapshot_id: str, tokenizer,
+                label_map: dict, tokenized: dict, warm_start_dir: str | None = None, progress: bool = True) -> dict:
+    """Fine-tune and save the best model under ``runs/<run_id>/model``; log epochs and the curve."""
+    from pipeline.evaluation import plot_training_curve
+    from pipeline.modeling import load_model, save_model
+    from pipeline.training import clear_checkpoints, fine_tune, seed_everything
+
+    client = registry.client(tracking["tracking_uri"])
+    run_id = tracking["run_id"]
+    base = warm_start_dir or config.model.name_or_path
+    fingerprint = training_fingerprint(config, snapshot_id, tokenized["train"].cache_key, label_map, base)
+    key = hashlib.sha256(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()[:12]
+    checkpoint_dir = workspace.checkpoints / config.registry.model_name / key
+    resume_from = Path(config.training.resume_from) if config.training.resume_from else None
+    seed_everything(config.training.seed)
+    model = load_model(base, label_map, config.model)
+
+    def on_epoch(record: dict) -> None:
+        registry.log_metrics(client, run_id, {k: v for k, v in record.items() if k not in ("epoch", "step")},
+                             step=record["epoch"])
+
+    result = fine_tune(model, tokenized["train"], tokenized.get("validation"), tokenizer.pad_token_id,
+                       config.training, checkpoint_dir, fingerprint, resume_from=resume_from, on_epoch=on_epoch,
+                       progress=progress)
+    out_dir = workspace.runs / run_id
+    model_dir = save_model(result.model, tokenizer, out_dir / "model")
+    registry.write_model_meta(model_dir, {"max_length": config.model.max_length, "label_map": label_map,
+                                          "base_model": config.model.name_or_path, "snapshot_id": snapshot_id})
+    curve = plot_training_curve(result.history, result.step_log, out_dir / "training_curve.png")
+    registry.log_metric_series(client, run_id, result.step_log, "step")
+    registry.log_metrics(client, run_id, {"train_samples_per_s": result.samples_per_s,
+                                          "train_seconds": result.train_seconds, "optimizer_steps": result.steps})
+    client.log_artifact(run_id, str(curve), "plots")
+    client.set_tag(run_id, "device", result.device)
+    client.set_tag(run_id, "resumed_from_step", str(result.resumed_from_step))
+    import numpy as np
+
+    np.save(out_dir / "sample_counts.npy", result.sample_counts)
+    clear_checkpoints(checkpoint_dir)
+    return {"model_dir": str(model_dir), "history": result.history, "steps": result.steps,
+            "planned_steps": result.planned_steps, "resumed_from_step": result.resumed_from_step,
+            "samples_per_s": result.samples_per_s, "train_seconds": result.train_seconds, "device": result.device,
+            "best_epoch": result.best_epoch, "stopped_early": result.stopped_early,
+            "train_rows": len(tokenized["train"])}
+
+
+def evaluate_model(model_dir: str, test_frame: pd.DataFrame, config: PipelineConfig, workspace: Workspace,
+                   tracking: dict) -> dict:
+    """Score the test split with the saved model; log metrics, per-class table and plots to the run."""
+    import numpy as np
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from pipeline.evaluation import evaluate_predictions
+    from pipeline.inference import predict_proba
+    from pipeline.tokenization import tokenize_texts
+    from pipeline.training import select_device
+
+    device = select_device(config.training.device)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir).to(device)
+    label2id = {str(k): int(v) for k, v in model.config.label2id.items()}
+    names = [model.config.id2label[i] for i in range(model.config.num_labels)]
+    if test_frame.empty:
+        raise ValueError("the test split is empty: add data or lower data.test_share")
+    y_true = test_frame["label"].astype(str).map(label2id).to_numpy()
+    if np.isnan(y_true.astype(float)).any():
+        raise ValueError("the test split holds labels the model was not trained on")
+    ids = tokenize_texts(tokenizer, test_frame["text"].tolist(), config.model.max_length)
+    proba = predict_proba(model, ids, tokenizer.pad_token_id, config.training.eval_batch_size, device, config.training.bf16)
+    out_dir = workspace.runs / tracking["run_id"] / "evaluation"
+    report = evaluate_predictions(test_frame, proba, y_true.astype(int), names, out_dir)
+    np.save(out_dir / "probabilities.npy", proba)
+    client = registry.client(tracking["tracking_uri"])
+    metrics = {f"test_{k}": v for k, v in report["metrics"].items()}
+    per_class = {f"test_f1_{row.label}": row.f1 for row in report["per_class"].itertuples()}
+    registry.log_metrics(client, tracking["run_id"], {**metrics, **per_class})
+    for path in report["files"].values():
+        client.log_artifact(tracking["run_id"], str(path), "evaluation")
+    return {"metrics": report["metrics"], "per_class": report["per_class"].to_dict("records"),
+            "slices": report["slices"].to_dict("records"), "out_dir": str(out_dir),
+            "probabilities": str(out_dir / "probabilities.npy")}
+
+
+def register_model(config: PipelineConfig, tracking: dict, model_dir: str, snapshot_id: str, evaluation: dict,
+                   gate: dict | None = None) -> dict:
+    """Log the pyfunc, register a version with lineage tags, and move aliases by the gate's decision.
+
+    Without a ``gate`` decision the foundation policy applies: challenger when above ``min_metric``,
+    and champion too when the model has none yet.
+    """
+    client = registry.client(tracking["tracking_uri"])
+    name = config.registry.model_name
+    examples = ["the app crashes on start", "my parcel has not arrived", "I was charged twice"]
+    model_uri = registry.log_model(tracking["run_id"], Path(model_dir), examples)
+    metrics = evaluation["metrics"]
+    primary = metrics[config.registry.primary_metric]
+    if gate is None:
+        passed = primary >= config.registry.min_metric
+        champion_now = registry.alias_version(client, name, registry.CHAMPION)
+        gate = {"passed": passed, "become_champion": passed and champion_now is None,
+                "reason": f"{config.registry.primary_metric}={primary:.4f} vs floor {config.registry.min_metric}"
+                          + ("" if champion_now else "; no champion yet")}
+    tags = {"snapshot_id": snapshot_id, "source_run": tracking["run_id"], "base_model": config.model.name_or_path,
+            "code_version": registry.code_version(), "gate_passed": str(gate["passed"]), "gate_reason": gate["reason"],
+            **{f"metric.{k}": f"{v:.6g}" for k, v in metrics.items() if isinstance(v, (int, float))}}
+    description = gate.get("model_card") or f"Trained on snapshot {snapshot_id}. Gate: {gate['reason']}"
+    version = registry.register_version(client, model_uri, name, tracking["run_id"], tags, description)
+    if gate["passed"]:
+        client.set_registered_model_alias(name, registry.CHALLENGER, version.version)
+    if gate.get("become_champion"):
+        client.set_registered_model_alias(name, registry.CHAMPION, version.version)
+    registry.end_run(client, tracking["run_id"])
+    return {"model_name": name, "model_version": version.version, "model_uri": model_uri,
+            "aliases": registry.aliases_of(client, name, version.version), "gate": gate}
+
+
+def fail_tracking(tracking: dict | None, reason: str) -> None:
+    """Mark the MLflow run FAILED with the reason (no-op when no run was opened)."""
+    if not tracking:
+        return
+    client = registry.client(tracking["tracking_uri"])
+    client.set_tag(tracking["run_id"], "failure_reason", reason[:5000])
+    registry.end_run(client, tracking["run_id"], status="FAILED")
+
+
+def elapsed_since(start: float) -> float:
+    return round(time.perf_counter() - start, 2)

@@ -1,0 +1,44 @@
+"""Tasks for the data stages: ingest with the contract, the data gate, splitting."""
+
+from __future__ import annotations
+
+from prefect import task
+from prefect.artifacts import create_markdown_artifact
+
+from pipeline import steps
+from pipeline.config import PipelineConfig
+from pipeline.validation import ContractResult
+from pipeline.workspace import Workspace
+from tasks.reporting import data_markdown
+
+
+@task(name="prepare-workspace")
+def prepare_workspace(config: PipelineConfig) -> Workspace:
+    return steps.prepare_workspace(config)
+
+
+@task(name="ingest-data")
+def ingest_data(config: PipelineConfig, workspace: Workspace) -> steps.DataOutcome:
+    outcome = steps.ingest_and_validate(config, workspace)
+    create_markdown_artifact(key="data-ingestion", markdown=data_markdown(outcome), description="Ingested files")
+    return outcome
+
+
+@task(name="check-data-gate")
+def check_data_gate(outcome: steps.DataOutcome, config: PipelineConfig, workspace: Workspace) -> ContractResult:
+    try:
+        result = steps.check_data_gate(outcome, config, workspace)
+    except Exception as exc:
+        result = getattr(exc, "result", None)
+        body = result.to_markdown("Data gate") if result is not None else ""
+        create_markdown_artifact(key="data-gate", markdown=f"# Data gate: FAILED\n\n{exc}\n\n{body}",
+                                 description="Why the run stopped")
+        raise
+    create_markdown_artifact(key="data-gate", markdown=result.to_markdown("Snapshot contract"),
+                             description="Data contract result")
+    return result
+
+
+@task(name="split-data")
+def split_data(snapshot_id: str, config: PipelineConfig, workspace: Workspace):
+    return steps.split_snapshot(snapshot_id, config, workspace)

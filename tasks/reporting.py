@@ -1,0 +1,50 @@
+"""Markdown rendering for Prefect artifacts (pure string building, no Prefect calls)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def _table(rows: list[dict], columns: list[str]) -> str:
+    if not rows:
+        return "_none_\n"
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for row in rows:
+        lines.append("| " + " | ".join(str(row.get(c, "")).replace("|", "\\|") for c in columns) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def data_markdown(outcome) -> str:
+    new = [{"file": Path(u).name, "contract": "passed" if outcome.contracts.get(u, {}).get("success", True) else "failed",
+            "warnings": len(outcome.contracts.get(u, {}).get("warnings", []))} for u in outcome.new_files]
+    quarantined = [{"file": Path(q["uri"]).name, "rule": q["rule"], "report": q["report"]} for q in outcome.quarantined]
+    skipped = [{"file": Path(s["uri"]).name, "reason": s["reason"]} for s in outcome.skipped_files]
+    return (f"# Data ingestion\n\nSnapshot **{outcome.snapshot_id}** ({'new' if outcome.snapshot_changed else 'unchanged'}), "
+            f"{outcome.rows_added} rows added.\n\n## New files\n{_table(new, ['file', 'contract', 'warnings'])}"
+            f"\n## Quarantined\n{_table(quarantined, ['file', 'rule', 'report'])}"
+            f"\n## Skipped (already ingested)\n{_table(skipped, ['file', 'reason'])}")
+
+
+def training_markdown(trained: dict) -> str:
+    rows = [{k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in r.items()} for r in trained["history"]]
+    columns = sorted({k for r in rows for k in r}, key=lambda k: (k != "epoch", k))
+    resumed = trained["resumed_from_step"]
+    return (f"# Fine-tuning\n\n{trained['steps']}/{trained['planned_steps']} optimizer steps on {trained['device']}, "
+            f"{trained['samples_per_s']:.1f} samples/s, {trained['train_seconds']:.1f} s"
+            f"{f', resumed from step {resumed}' if resumed is not None else ''}; best epoch {trained['best_epoch']}"
+            f"{' (stopped early)' if trained['stopped_early'] else ''}.\n\n{_table(rows, columns)}")
+
+
+def evaluation_markdown(evaluation: dict) -> str:
+    m = evaluation["metrics"]
+    per_class = [{k: (f"{v:.3f}" if isinstance(v, float) else v) for k, v in r.items()} for r in evaluation["per_class"]]
+    return (f"# Evaluation on the frozen test split\n\naccuracy **{m['accuracy']:.4f}**, macro-F1 **{m['macro_f1']:.4f}**, "
+            f"ECE {m['ece']:.4f}, {m['test_rows']} rows.\n\n## Per class\n"
+            f"{_table(per_class, ['label', 'precision', 'recall', 'f1', 'support'])}")
+
+
+def registration_markdown(registered: dict) -> str:
+    gate = registered["gate"]
+    return (f"# Registered {registered['model_name']} version {registered['model_version']}\n\n"
+            f"aliases: {', '.join(registered['aliases']) or '(none)'}\n\n"
+            f"gate: {'passed' if gate['passed'] else 'failed'}: {gate['reason']}\n")
