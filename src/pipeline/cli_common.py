@@ -1,0 +1,56 @@
+"""Options and helpers shared by the ``pipeline`` command groups."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from pipeline.config import ConfigError, PipelineConfig, load_config
+from pipeline.workspace import Workspace, apply_environment_defaults
+
+ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML configuration file.")]
+SetOpt = Annotated[Optional[list[str]], typer.Option("--set", "-s", help="Override, e.g. training.epochs=2 (repeatable).")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
+
+
+def configure_logging() -> None:
+    """Progress and stage logs to stderr (stdout stays clean for --json); quiet chatty clients."""
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("httpx", "httpcore", "alembic", "urllib3", "matplotlib", "mlflow.store"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def fail(message: str, as_json: bool, code: int = 1, **extra) -> None:
+    if as_json:
+        typer.echo(json.dumps({"status": "failed", "error": message, **extra}, default=str))
+    typer.echo(f"error: {message}".splitlines()[0], err=True)
+    raise typer.Exit(code)
+
+
+def build_config(config_file: Path | None, overrides: list[str] | None, data: list[str] | None = None,
+                 as_json: bool = False) -> PipelineConfig:
+    try:
+        config = load_config(config_file, overrides)
+    except ConfigError as exc:
+        fail(str(exc), as_json, code=2)
+    if data:
+        config.data.paths = list(data)
+    apply_environment_defaults(Workspace.resolve(config.workspace))
+    return config
+
+
+def run_flow(module: str, attribute: str, as_json: bool, **kwargs) -> dict:
+    """Run a Prefect flow in this process; returns its result or exits non-zero with the reason."""
+    flow = getattr(importlib.import_module(module), attribute)
+    state = flow(return_state=True, **kwargs)
+    result = state.result(raise_on_failure=False)
+    if not state.is_completed() or isinstance(result, BaseException):
+        reason = f"{type(result).__name__}: {result}" if isinstance(result, BaseException) else state.message
+        fail(str(reason), as_json, flow_run_state=state.type.value)
+    return result
