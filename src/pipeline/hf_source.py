@@ -4,7 +4,8 @@ NAME is a hub id (needs the hub or a filled cache), a local folder that ``datase
 (data files, optionally with a dataset card that declares configs), or a folder written by
 ``save_to_disk`` (read with ``load_from_disk``). The split comes from ``data.hf_split`` (``train`` by
 default; ``train+validation`` joins splits). ``ClassLabel`` labels become their names; ``-1`` (no
-label) becomes a missing label that the data contract rejects.
+label) becomes a missing label that the data contract rejects. The content hash is taken over the
+(text, label) rows, so re-publishing the same rows is not new data and any edited row is.
 """
 
 from __future__ import annotations
@@ -38,13 +39,16 @@ def load_hf_dataset(uri: str, split: str, cache_dir: str | Path | None = None):
             if missing:
                 raise IngestionError(uri, "missing_split", f"no split {', '.join(missing)}; found {', '.join(loaded)}")
             return datasets.concatenate_datasets([loaded[part] for part in parts])
-        return datasets.load_dataset(name, config_name, split=split,
-                                     cache_dir=str(cache_dir) if cache_dir else None)
+        # The datasets cache misses edits to a local folder whose card declares configs: rebuild local
+        # folders every time so that changed files are seen as changed content.
+        fresh = {"download_mode": "force_redownload", "verification_mode": "no_checks"} if local.is_dir() else {}
+        return datasets.load_dataset(name, config_name, split=split, cache_dir=str(cache_dir) if cache_dir else None,
+                                     **fresh)
     except IngestionError:
         raise
     except FileNotFoundError as exc:
         raise IngestionError(uri, "not_found", f"no such dataset: {exc}") from exc
-    except (OSError, ValueError, KeyError, ConnectionError) as exc:
+    except (OSError, ValueError, KeyError, ConnectionError, datasets.exceptions.DatasetsError) as exc:
         raise IngestionError(uri, "unreadable", f"{type(exc).__name__}: {exc}") from exc
 
 

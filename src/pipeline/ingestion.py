@@ -125,18 +125,17 @@ def _check_columns(frame: pd.DataFrame, uri: str, config: DataConfig) -> None:
         raise IngestionError(uri, "missing_column", f"missing column(s) {', '.join(missing)}; found: {found}{hint}")
 
 
-def _text_values(series: pd.Series) -> pd.Series:
+def _text_values(series: pd.Series) -> np.ndarray:
     if pd.api.types.is_string_dtype(series):
-        values = series.astype(object)
-        return values.where(series.notna(), None)
-    return series.map(lambda v: None if _is_missing(v) else str(v)).astype(object)
+        return series.to_numpy(dtype=object, na_value=None)
+    return np.array([None if _is_missing(v) else str(v) for v in series], dtype=object)
 
 
-def _label_values(series: pd.Series) -> pd.Series:
+def _label_values(series: pd.Series) -> np.ndarray:
     if pd.api.types.is_string_dtype(series):
         stripped = series.str.strip()
-        return stripped.astype(object).where(stripped.notna() & (stripped != ""), None)
-    return series.map(_label_to_string).astype(object)
+        return stripped.where(stripped != "").to_numpy(dtype=object, na_value=None)
+    return np.array([_label_to_string(v) for v in series], dtype=object)
 
 
 def _is_missing(value) -> bool:
@@ -154,8 +153,8 @@ def _label_to_string(value) -> str | None:
 
 def _to_labeled(frame: pd.DataFrame, uri: str, config: DataConfig, offset: int) -> pd.DataFrame:
     return pd.DataFrame({
-        "text": _text_values(frame[config.text_column]).to_numpy(),
-        "label": _label_values(frame[config.label_column]).to_numpy(),
+        "text": pd.Series(_text_values(frame[config.text_column]), dtype=object),
+        "label": pd.Series(_label_values(frame[config.label_column]), dtype=object),
         "source": uri,
         "row": np.arange(offset + 1, offset + len(frame) + 1, dtype=np.int64),
     })
