@@ -4,7 +4,7 @@ Rows carry a global sequence number (parent snapshot rows first, then new files 
 duplicate (text, label) pairs keep their first occurrence. Texts whose normalised form carries more
 than one label are conflicts, resolved by the policy. Both decisions depend only on rows that share a
 normalised text, so data larger than ``max_rows_in_memory`` is partitioned on disk by a hash of that
-text and decided one partition at a time: memory holds one partition plus one byte per row.
+text and decided one partition at a time: memory then holds one partition plus one byte per row.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ logger = logging.getLogger(__name__)
 
 SEQ, KEY = "_seq", "_key"
 ROW_SCHEMA = pa.schema([("text", pa.string()), ("label", pa.string()), ("source", pa.string()), ("row", pa.int64())])
-PARTITION_SCHEMA = ROW_SCHEMA.append(pa.field(SEQ, pa.int64())).append(pa.field(KEY, pa.string()))
+PARTITION_SCHEMA = pa.schema([("text", pa.string()), ("label", pa.string()), (SEQ, pa.int64()), (KEY, pa.string())])
 
 
 class ConflictError(ValueError):
@@ -49,87 +49,119 @@ class RowPlan:
 
     @property
     def conflict_texts(self) -> int:
-        return int(self.conflicts["text"].map(_key).nunique()) if len(self.conflicts) else 0
+        return int(self.conflicts["text"].map(text_key).nunique()) if len(self.conflicts) else 0
 
 
-def _key(text) -> str | None:
+def text_key(text) -> str | None:
+    """The normalised text that conflicts are decided on (None for a missing text, which never conflicts)."""
     return normalise_text(text) if isinstance(text, str) else None
 
 
-def decide_rows(frame: pd.DataFrame, policy: str) -> tuple[np.ndarray, int, pd.DataFrame]:
-    """(kept sequence numbers, exact duplicates dropped, conflicting rows) for rows with a ``_seq`` column.
+def decide_rows(frame: pd.DataFrame, policy: str) -> tuple[np.ndarray, int, np.ndarray]:
+    """(kept sequence numbers, exact duplicates dropped, sequence numbers of conflicting rows) for a frame
+    with columns ``text``, ``label``, ``_seq`` and optionally ``_key``.
 
     ``drop`` removes every row of a conflicting text, ``latest`` keeps its last row, ``fail`` keeps them
-    (the caller raises). Missing texts never conflict.
+    (the caller raises). Missing labels do not count as a label but share their text's fate.
     """
     if not frame[SEQ].is_monotonic_increasing:
         frame = frame.sort_values(SEQ)
     duplicate = frame.duplicated(subset=["text", "label"], keep="first").to_numpy()
     rows = frame[~duplicate]
-    keys = rows[KEY] if KEY in rows else rows["text"].map(_key)
-    labels_per_text = rows.groupby(keys.to_numpy(), sort=False, dropna=True)["label"].transform("nunique")
-    conflicting = (labels_per_text.fillna(0) > 1).to_numpy()
+    keys = rows[KEY] if KEY in rows else rows["text"].map(text_key)
+    key_codes, uniques = pd.factorize(keys, use_na_sentinel=True)
+    label_codes, labels = pd.factorize(rows["label"], use_na_sentinel=True)
+    labelled = (key_codes >= 0) & (label_codes >= 0)
+    pairs = np.unique(key_codes[labelled].astype(np.int64) * (len(labels) + 1) + label_codes[labelled])
+    labels_per_key = np.bincount(pairs // (len(labels) + 1), minlength=len(uniques))
+    conflicting = (key_codes >= 0) & (labels_per_key[np.maximum(key_codes, 0)] > 1)
     if policy == "latest":
-        keep = ~conflicting | ~keys.duplicated(keep="last").to_numpy()
+        keep = ~conflicting | ~pd.Series(key_codes).duplicated(keep="last").to_numpy()
     elif policy == "drop":
         keep = ~conflicting
     else:
         keep = np.ones(len(rows), dtype=bool)
-    conflicts = rows.loc[conflicting, [*LABELED_COLUMNS, SEQ]]
-    return rows[SEQ].to_numpy()[keep], int(duplicate.sum()), conflicts
+    seqs = rows[SEQ].to_numpy()
+    return seqs[keep], int(duplicate.sum()), seqs[conflicting]
 
 
 def count_rows(paths: list[Path]) -> int:
     return sum(pq.ParquetFile(path).metadata.num_rows for path in paths)
 
 
-def iter_row_batches(paths: list[Path], chunk_rows: int) -> Iterator[pa.Table]:
-    """The rows of Parquet files of ``ROW_SCHEMA`` in order, ``chunk_rows`` at a time."""
+def iter_row_batches(paths: list[Path], chunk_rows: int, columns: list[str] = LABELED_COLUMNS) -> Iterator[pa.Table]:
+    """``columns`` of Parquet files of ``ROW_SCHEMA``, in order, ``chunk_rows`` rows at a time."""
+    schema = pa.schema([ROW_SCHEMA.field(c) for c in columns])
     for path in paths:
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_rows, columns=LABELED_COLUMNS):
-            yield pa.Table.from_batches([batch]).cast(ROW_SCHEMA)
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_rows, columns=columns):
+            yield pa.Table.from_batches([batch]).cast(schema)
 
 
-def _decide_in_memory(paths: list[Path], policy: str) -> tuple[np.ndarray, int, pd.DataFrame]:
-    frames = [pq.read_table(path, columns=LABELED_COLUMNS).cast(ROW_SCHEMA).to_pandas() for path in paths]
-    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=LABELED_COLUMNS)
+def rows_at(paths: list[Path], seqs: np.ndarray, chunk_rows: int) -> pd.DataFrame:
+    """The rows (all columns) at the given sequence numbers, in sequence order."""
+    wanted = np.sort(seqs)
+    parts, offset = [], 0
+    for table in iter_row_batches(paths, chunk_rows):
+        lo, hi = np.searchsorted(wanted, [offset, offset + table.num_rows])
+        if hi > lo:
+            parts.append(table.take(pa.array(wanted[lo:hi] - offset)).to_pandas())
+        offset += table.num_rows
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=LABELED_COLUMNS)
+
+
+def _decide_in_memory(paths: list[Path], policy: str) -> tuple[np.ndarray, int, np.ndarray]:
+    tables = [pq.read_table(path, columns=["text", "label"]) for path in paths]
+    frame = pa.concat_tables(tables).to_pandas() if tables else pd.DataFrame(columns=["text", "label"])
     frame[SEQ] = np.arange(len(frame), dtype=np.int64)
     return decide_rows(frame, policy)
 
 
-def _decide_partitioned(paths: list[Path], policy: str, total: int, chunk_rows: int, max_rows: int,
-                        scratch: Path) -> tuple[np.ndarray, int, pd.DataFrame]:
-    partitions = max(2, math.ceil(2 * total / max_rows))  # about half the limit each, leaving room for skew
-    scratch.mkdir(parents=True, exist_ok=True)
+def _split_into_partitions(paths: list[Path], partitions: int, chunk_rows: int, scratch: Path) -> list[Path]:
+    """Write (text, label, _seq, _key) of every row to the partition its key hashes to, in sequence order.
+
+    Python's own string hash is enough: partitions only live for the duration of one call.
+    """
     writers: dict[int, pq.ParquetWriter] = {}
     seq = 0
     try:
-        for table in iter_row_batches(paths, chunk_rows):
-            chunk = table.to_pandas()
-            chunk[SEQ] = np.arange(seq, seq + len(chunk), dtype=np.int64)
-            seq += len(chunk)
-            chunk[KEY] = chunk["text"].map(_key).astype(object)
-            bucket = pd.util.hash_array(chunk[KEY].fillna("").to_numpy(dtype=object)) % partitions
-            for number, part in chunk.groupby(bucket, sort=False):
-                if number not in writers:
-                    writers[number] = pq.ParquetWriter(scratch / f"{number}.parquet", PARTITION_SCHEMA)
-                writers[number].write_table(pa.Table.from_pandas(part, schema=PARTITION_SCHEMA, preserve_index=False))
+        for table in iter_row_batches(paths, chunk_rows, ["text", "label"]):
+            keys = [text_key(t) for t in table.column("text").to_pylist()]
+            buckets = np.fromiter((hash(k) for k in keys), dtype=np.int64, count=len(keys)) % partitions
+            table = table.append_column(SEQ, pa.array(np.arange(seq, seq + len(keys), dtype=np.int64)))
+            table = table.append_column(KEY, pa.array(keys, pa.string()))
+            seq += len(keys)
+            order = np.argsort(buckets, kind="stable")
+            table = table.take(pa.array(order))
+            bounds = np.searchsorted(buckets[order], np.arange(partitions + 1))
+            for number in range(partitions):
+                if bounds[number + 1] > bounds[number]:
+                    if number not in writers:
+                        writers[number] = pq.ParquetWriter(scratch / f"{number}.parquet", PARTITION_SCHEMA)
+                    writers[number].write_table(table.slice(bounds[number], bounds[number + 1] - bounds[number]))
     finally:
         for writer in writers.values():
             writer.close()
-    kept, duplicates, conflicts = [], 0, []
-    for number in sorted(writers):
-        part = pq.read_table(scratch / f"{number}.parquet").to_pandas()
-        part_kept, part_duplicates, part_conflicts = decide_rows(part, policy)
-        kept.append(part_kept)
-        duplicates += part_duplicates
-        conflicts.append(part_conflicts)
-        (scratch / f"{number}.parquet").unlink()
-    shutil.rmtree(scratch, ignore_errors=True)
+    return [scratch / f"{number}.parquet" for number in sorted(writers)]
+
+
+def _decide_partitioned(paths: list[Path], policy: str, total: int, chunk_rows: int, max_rows: int,
+                        scratch: Path) -> tuple[np.ndarray, int, np.ndarray]:
+    partitions = max(2, math.ceil(2 * total / max_rows))  # about half the limit each, leaving room for skew
+    scratch.mkdir(parents=True, exist_ok=True)
+    kept, duplicates, conflicting = [], 0, []
+    try:
+        for path in _split_into_partitions(paths, partitions, chunk_rows, scratch):
+            part_kept, part_duplicates, part_conflicting = decide_rows(pq.read_table(path).to_pandas(), policy)
+            kept.append(part_kept)
+            duplicates += part_duplicates
+            conflicting.append(part_conflicting)
+            path.unlink()
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     logger.info("deduplicated %d rows in %d partitions", total, partitions)
-    conflict_rows = pd.concat(conflicts, ignore_index=True).sort_values(SEQ) if conflicts else pd.DataFrame(
-        columns=[*LABELED_COLUMNS, SEQ])
-    return np.concatenate(kept) if kept else np.empty(0, dtype=np.int64), duplicates, conflict_rows
+    empty = np.empty(0, dtype=np.int64)
+    return (np.concatenate(kept) if kept else empty, duplicates,
+            np.sort(np.concatenate(conflicting)) if conflicting else empty)
 
 
 def plan_rows(paths: list[Path], policy: str, max_conflict_share: float, new_rows: int, chunk_rows: int,
@@ -138,13 +170,13 @@ def plan_rows(paths: list[Path], policy: str, max_conflict_share: float, new_row
     ``fail`` and there is a conflict, or when conflicting rows exceed ``max_conflict_share`` of ``new_rows``."""
     total = count_rows(paths)
     if total <= max_rows_in_memory:
-        kept, duplicates, conflicts = _decide_in_memory(paths, policy)
+        kept, duplicates, conflicting = _decide_in_memory(paths, policy)
     else:
-        kept, duplicates, conflicts = _decide_partitioned(paths, policy, total, chunk_rows, max_rows_in_memory, scratch)
+        kept, duplicates, conflicting = _decide_partitioned(paths, policy, total, chunk_rows, max_rows_in_memory,
+                                                            scratch)
     keep = np.zeros(total, dtype=bool)
     keep[kept] = True
-    dropped = int(len(conflicts) - keep[conflicts[SEQ].to_numpy(dtype=np.int64)].sum())
-    conflicts = conflicts.drop(columns=[SEQ]).reset_index(drop=True)
+    conflicts = rows_at(paths, conflicting, chunk_rows) if len(conflicting) else pd.DataFrame(columns=LABELED_COLUMNS)
     if len(conflicts):
         share = len(conflicts) / max(new_rows, 1)
         if policy == "fail" or share > max_conflict_share:
@@ -152,4 +184,4 @@ def plan_rows(paths: list[Path], policy: str, max_conflict_share: float, new_row
             raise ConflictError(
                 f"{len(conflicts)} rows ({share:.2%} of {new_rows} new rows) share a normalised text with a different "
                 f"label (policy {policy!r}, max share {max_conflict_share:.2%}); e.g. {examples}", conflicts)
-    return RowPlan(keep, duplicates, conflicts, dropped)
+    return RowPlan(keep, duplicates, conflicts, int(len(conflicting) - keep[conflicting].sum()))

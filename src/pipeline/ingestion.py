@@ -30,6 +30,8 @@ _PANDAS_LINE = re.compile(r"line (\d+)")
 
 def normalise_text(text: str) -> str:
     """The form used for duplicate, conflict and split decisions: NFKC, casefolded, single spaces."""
+    if text.isascii():  # NFKC leaves ASCII unchanged and casefold is lower there: same result, 3x faster
+        return " ".join(text.lower().split())
     return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
 
 

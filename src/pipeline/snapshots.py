@@ -102,15 +102,28 @@ def snapshot_id_for(file_hashes: list[str]) -> str:
     return digest.hexdigest()[:16]
 
 
-def _pairs(frame: pd.DataFrame) -> pd.DataFrame:
-    pairs = frame[["text", "label"]].astype(object)
-    return pairs.where(pairs.notna(), None)
+def _encode(value) -> str:
+    return "-" if value is None else f"{len(value)}:{value}"
+
+
+def update_digest(digest, texts: list, labels: list) -> None:
+    """Feed (text, label) rows into ``digest``, length-prefixed, so chunking never changes the result."""
+    if None in texts or None in labels:
+        parts = [_encode(t) + _encode(l) for t, l in zip(texts, labels)]
+    else:
+        parts = [f"{len(t)}:{t}{len(l)}:{l}" for t, l in zip(texts, labels)]
+    digest.update("".join(parts).encode("utf-8", "surrogatepass"))
+
+
+def _values(series: pd.Series) -> list:
+    return [None if v is None or (isinstance(v, float) and np.isnan(v)) else v for v in series.astype(object)]
 
 
 def content_digest(frame: pd.DataFrame) -> str:
     """SHA-256 of the snapshot's (text, label) pairs in order: what MLflow records as the data digest."""
-    hashed = pd.util.hash_pandas_object(_pairs(frame), index=False).to_numpy()
-    return hashlib.sha256(hashed.tobytes()).hexdigest()
+    digest = hashlib.sha256()
+    update_digest(digest, _values(frame["text"]), _values(frame["label"]))
+    return digest.hexdigest()
 
 
 def label_counts(frame: pd.DataFrame) -> dict[str, int]:
@@ -126,13 +139,12 @@ def build_snapshot_frame(parent: pd.DataFrame | None, new: list[pd.DataFrame], p
     frames = ([parent[COLUMNS]] if parent is not None else []) + [f[COLUMNS] for f in new]
     combined = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS)
     combined[SEQ] = np.arange(len(combined), dtype=np.int64)
-    kept, duplicates, conflicts = decide_rows(combined, policy)
+    kept, duplicates, conflicting = decide_rows(combined, policy)
+    conflicts = combined.iloc[conflicting][COLUMNS].reset_index(drop=True)
     new_rows = sum(len(f) for f in new)
     if len(conflicts) and (policy == "fail" or len(conflicts) / max(new_rows, 1) > max_conflict_share):
         raise ConflictError(f"{len(conflicts)} rows share a normalised text with a different label", conflicts)
-    keep = np.zeros(len(combined), dtype=bool)
-    keep[kept] = True
-    return combined.loc[keep, COLUMNS].reset_index(drop=True), duplicates, conflicts.drop(columns=[SEQ])
+    return combined.iloc[np.sort(kept)][COLUMNS].reset_index(drop=True), duplicates, conflicts
 
 
 def _write_kept_rows(paths: list[Path], keep: np.ndarray, target: Path, chunk_rows: int) -> tuple[int, dict, str]:
@@ -148,9 +160,9 @@ def _write_kept_rows(paths: list[Path], keep: np.ndarray, target: Path, chunk_ro
             if table.num_rows == 0:
                 continue
             writer.write_table(table)
-            pairs = table.select(["text", "label"]).to_pandas()
-            digest.update(pd.util.hash_pandas_object(_pairs(pairs), index=False).to_numpy().tobytes())
-            counts.update(pairs["label"].dropna().tolist())
+            labels = table.column("label").to_pylist()
+            update_digest(digest, table.column("text").to_pylist(), labels)
+            counts.update(label for label in labels if label is not None)
             rows += table.num_rows
     return rows, {str(k): int(counts[k]) for k in sorted(counts)}, digest.hexdigest()
 
