@@ -7,6 +7,7 @@ modification times and, for changed files, hashes) starts fast.
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
@@ -95,6 +96,9 @@ def stat_file(uri: str) -> FileInfo:
     """Size and modification time without reading the file (mtime is None where there is none, e.g. ``hf:``)."""
     if is_hf_uri(uri):
         return FileInfo(uri=uri, size=0, mtime=None)
+    if "://" not in uri and "::" not in uri:  # a local path: skip fsspec's URL handling (status calls this often)
+        stat = os.stat(uri)
+        return FileInfo(uri=uri, size=stat.st_size, mtime=stat.st_mtime)
     fs, path = fsspec.core.url_to_fs(uri)
     info = fs.info(path)
     mtime = info.get("mtime") or info.get("LastModified") or info.get("created")

@@ -78,3 +78,23 @@ def test_ingest_conflicts_over_the_share_fail_with_the_rows_listed(run, workspac
 def test_missing_path_is_a_clear_error(run, workspace_dir, tmp_path):
     code, out, _ = run("ingest", str(tmp_path / "nope.csv"), "--json")
     assert code == 2 and out["rule"] == "not_found" and "nope.csv" in out["error"]
+
+
+def test_busy_workspace_exits_with_code_3(run, workspace_dir):
+    import subprocess
+    import sys
+
+    from pipeline.workspace import Workspace
+
+    lock = Workspace(workspace_dir).ensure().lock_file
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from filelock import FileLock\n"
+                               "with FileLock(sys.argv[1]):\n    print('locked', flush=True); time.sleep(60)", str(lock)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        shutil.copy(FIXTURES / "good.csv", workspace_dir / "landing" / "good.csv")
+        code, out, _ = run("ingest", "--json", "--set", "data.lock_timeout_s=0.2")
+        assert code == 3 and out["rule"] == "busy" and "try again" in out["error"]
+    finally:
+        holder.kill()
+        holder.wait()

@@ -123,7 +123,13 @@ def test_symlink_outside_landing_is_refused(store, tmp_path):
 
 def test_odd_file_names(store):
     write(store.workspace.landing / "ünï cödé ..name.csv", [("one", "x"), ("two", "y")])
-    assert store.ingest().rows_added == 2
+    (store.workspace.landing / "sub dir").mkdir()
+    (store.workspace.landing / "sub dir" / "bäd ..file.csv").write_text("text,category\nx,y\n")
+    result = store.ingest()
+    assert result.rows_added == 2 and result.new_files[0].endswith("ünï cödé ..name.csv")
+    (item,) = result.quarantined
+    assert item["uri"].endswith("sub dir/bäd ..file.csv") and item["report"].endswith("bäd ..file.csv.report.md")
+    assert os.path.exists(item["report"][:-len(".report.md")])
 
 
 def test_ledger_records_every_file_with_status(store):
