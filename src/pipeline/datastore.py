@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import shutil
 import tempfile
 import time
@@ -33,6 +32,7 @@ from filelock import FileLock, Timeout
 
 from pipeline.atomic import atomic_write_text
 from pipeline.config import DataConfig
+from pipeline.quarantine import quarantine_file, render_quarantine_report  # noqa: F401  (re-exported)
 from pipeline.sources import FileInfo, IngestionError, file_sha256, is_hf_uri, is_supported, stat_file
 from pipeline.workspace import Workspace
 
@@ -378,36 +378,18 @@ class DataStore:
                                  "status": status, "snapshot": snapshot, "reason": reason})
 
     def _quarantine(self, ledger: dict, uri: str, sha: str | None, info: FileInfo, report: dict) -> dict:
-        """Move (landing zone) or copy (elsewhere) the file into quarantine with JSON and Markdown reports.
-
-        A symlink is moved itself, never its target; an ``hf:`` source gets the reports only.
-        """
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
-        name = re.sub(r"[^\w.-]+", "_", uri) if is_hf_uri(uri) else Path(uri.split("::")[-1]).name
-        dest = self.workspace.quarantine / f"{stamp}_{(sha or 'nohash')[:8]}_{name}"
-        source = Path(uri)
-        if is_hf_uri(uri):
-            dest = dest.with_name(dest.name + ".source")
-            dest.write_text(uri + "\n", encoding="utf-8")
-        elif self._in_landing(uri) and source.is_symlink():
-            os.replace(source, dest)
-        elif self._in_landing(uri) and source.resolve().is_relative_to(self._landing_roots()[1]):
-            shutil.move(str(source), dest)
-        else:
-            with fsspec.open(uri, "rb") as src, open(dest, "wb") as out:
-                shutil.copyfileobj(src, out)
-        full = {"file": uri, "sha256": sha, "size": info.size, "quarantined_as": str(dest), "time": _now(), **report}
-        atomic_write_text(Path(f"{dest}.report.json"), json.dumps(full, indent=2, default=str))
-        atomic_write_text(Path(f"{dest}.report.md"), render_quarantine_report(full))
+        """Quarantine the file (see ``quarantine.quarantine_file``) and record it in the ledger."""
+        movable = self._in_landing(uri) and (Path(uri).is_symlink() or
+                                             Path(uri).resolve().is_relative_to(self._landing_roots()[1]))
+        item = quarantine_file(self.workspace.quarantine, uri, sha, info.size, report, move=movable)
         if sha:
             ledger["files"][sha] = {"sha256": sha, "uris": [uri], "size": info.size, "rows": None,
                                     "status": "quarantined", "snapshot": None, "time": _now(),
-                                    "reason": report.get("rule"), "report": f"{dest}.report.json"}
+                                    "reason": report.get("rule"), "report": item["report_json"]}
         self._record(ledger, uri, sha, info.size, None, "quarantined", None, report.get("rule"))
         ledger["seen"].pop(uri, None)
         logger.warning("quarantined %s: %s", uri, report.get("rule"))
-        return {"uri": uri, "rule": report.get("rule"), "row": report.get("row"), "line": report.get("line"),
-                "message": report.get("message"), "report": f"{dest}.report.md"}
+        return {k: v for k, v in item.items() if k != "report_json"}
 
     def _write_conflict_report(self, error) -> str:
         folder = self.workspace.reports / "conflicts"
@@ -440,20 +422,3 @@ class DataStore:
             yield
         finally:
             self.lock.release()
-
-
-def render_quarantine_report(report: dict) -> str:
-    """A person-readable Markdown version of a quarantine report."""
-    lines = [f"# Quarantined: {Path(str(report['file'])).name}", "",
-             f"- file: `{report['file']}`", f"- rule: **{report.get('rule')}**"]
-    if report.get("row") is not None:
-        lines.append(f"- row: {report['row']}")
-    if report.get("line") is not None:
-        lines.append(f"- line: {report['line']}")
-    lines += [f"- when: {report['time']}", "", str(report.get("message", "")), ""]
-    for failure in report.get("failures", []):
-        lines.append(f"- **{failure.get('rule')}** ({failure.get('severity', 'error')}): observed {failure.get('observed')}")
-        for example in failure.get("examples", [])[:5]:
-            lines.append(f"  - {example}")
-    lines += ["", "Fix the file and drop it into the landing zone again: new content is ingested."]
-    return "\n".join(lines) + "\n"

@@ -119,9 +119,11 @@ def _decide_in_memory(paths: list[Path], policy: str) -> tuple[np.ndarray, int, 
 def _split_into_partitions(paths: list[Path], partitions: int, chunk_rows: int, scratch: Path) -> list[Path]:
     """Write (text, label, _seq, _key) of every row to the partition its key hashes to, in sequence order.
 
+    Partitions are Arrow IPC streams (a writer holds no row-group buffers, so many can be open at once).
     Python's own string hash is enough: partitions only live for the duration of one call.
     """
-    writers: dict[int, pq.ParquetWriter] = {}
+    writers: dict[int, pa.ipc.RecordBatchStreamWriter] = {}
+    options = pa.ipc.IpcWriteOptions(compression="lz4" if pa.Codec.is_available("lz4") else None)
     seq = 0
     try:
         for table in iter_row_batches(paths, chunk_rows, ["text", "label"]):
@@ -136,46 +138,48 @@ def _split_into_partitions(paths: list[Path], partitions: int, chunk_rows: int, 
             for number in range(partitions):
                 if bounds[number + 1] > bounds[number]:
                     if number not in writers:
-                        writers[number] = pq.ParquetWriter(scratch / f"{number}.parquet", PARTITION_SCHEMA)
+                        writers[number] = pa.ipc.new_stream(scratch / f"{number}.arrows", PARTITION_SCHEMA, options=options)
                     writers[number].write_table(table.slice(bounds[number], bounds[number + 1] - bounds[number]))
     finally:
         for writer in writers.values():
             writer.close()
-    return [scratch / f"{number}.parquet" for number in sorted(writers)]
+    return [scratch / f"{number}.arrows" for number in sorted(writers)]
 
 
-def _decide_partitioned(paths: list[Path], policy: str, total: int, chunk_rows: int, max_rows: int,
-                        scratch: Path) -> tuple[np.ndarray, int, np.ndarray]:
-    partitions = max(2, math.ceil(2 * total / max_rows))  # about half the limit each, leaving room for skew
+def _read_partition(path: Path) -> pd.DataFrame:
+    with pa.ipc.open_stream(path) as reader:
+        return reader.read_all().to_pandas()
+
+
+def _decide_partitioned(paths: list[Path], policy: str, keep: np.ndarray, chunk_rows: int, max_rows: int,
+                        scratch: Path) -> tuple[int, np.ndarray]:
+    """Set ``keep`` partition by partition; returns (duplicates, conflicting sequence numbers)."""
+    partitions = max(2, math.ceil(2 * len(keep) / max_rows))  # about half the limit each, leaving room for skew
     scratch.mkdir(parents=True, exist_ok=True)
-    kept, duplicates, conflicting = [], 0, []
+    duplicates, conflicting = 0, []
     try:
         for path in _split_into_partitions(paths, partitions, chunk_rows, scratch):
-            part_kept, part_duplicates, part_conflicting = decide_rows(pq.read_table(path).to_pandas(), policy)
-            kept.append(part_kept)
+            part_kept, part_duplicates, part_conflicting = decide_rows(_read_partition(path), policy)
+            keep[part_kept] = True
             duplicates += part_duplicates
             conflicting.append(part_conflicting)
             path.unlink()
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    logger.info("deduplicated %d rows in %d partitions", total, partitions)
-    empty = np.empty(0, dtype=np.int64)
-    return (np.concatenate(kept) if kept else empty, duplicates,
-            np.sort(np.concatenate(conflicting)) if conflicting else empty)
+    logger.info("deduplicated %d rows in %d partitions", len(keep), partitions)
+    return duplicates, np.sort(np.concatenate(conflicting)) if conflicting else np.empty(0, dtype=np.int64)
 
 
 def plan_rows(paths: list[Path], policy: str, max_conflict_share: float, new_rows: int, chunk_rows: int,
               max_rows_in_memory: int, scratch: Path) -> RowPlan:
     """Decide which rows of ``paths`` (read in order) to keep; raises ConflictError when the policy is
     ``fail`` and there is a conflict, or when conflicting rows exceed ``max_conflict_share`` of ``new_rows``."""
-    total = count_rows(paths)
-    if total <= max_rows_in_memory:
+    keep = np.zeros(count_rows(paths), dtype=bool)
+    if len(keep) <= max_rows_in_memory:
         kept, duplicates, conflicting = _decide_in_memory(paths, policy)
+        keep[kept] = True
     else:
-        kept, duplicates, conflicting = _decide_partitioned(paths, policy, total, chunk_rows, max_rows_in_memory,
-                                                            scratch)
-    keep = np.zeros(total, dtype=bool)
-    keep[kept] = True
+        duplicates, conflicting = _decide_partitioned(paths, policy, keep, chunk_rows, max_rows_in_memory, scratch)
     conflicts = rows_at(paths, conflicting, chunk_rows) if len(conflicting) else pd.DataFrame(columns=LABELED_COLUMNS)
     if len(conflicts):
         share = len(conflicts) / max(new_rows, 1)

@@ -194,3 +194,14 @@ def test_banking77_quoted_multiline_fields_parse_to_documented_counts(shared_dat
     train = read_labeled_file(str(shared_data / "banking77" / "train.tsv"), DataConfig(chunk_rows=1000))
     assert train["text"].str.contains("\n").any()
     assert train["text"].str.contains('"decline"', regex=False).any()
+
+
+def test_binary_garbage_without_nul_bytes(tmp_path):
+    import random
+
+    rng = random.Random(3)
+    path = tmp_path / "garbage.csv"
+    path.write_bytes(bytes(rng.randrange(1, 256) for _ in range(5000)))
+    with pytest.raises(IngestionError) as info:
+        read_labeled_file(str(path), DataConfig())
+    assert info.value.rule == "invalid_encoding" and info.value.line == 1
