@@ -78,13 +78,15 @@ def _comparison_body(metric: str, version: str, comparison: dict) -> list[str]:
     boot, test = comparison["bootstrap"], comparison["mcnemar"]
     verdict = "excludes 0: the change is significant" if boot["low"] > 0 or boot["high"] < 0 else \
         "includes 0: not significant"
-    resampling = (f"{boot['samples']} paired resamples" if boot["samples"] else "identical predictions, no resampling")
+    resampling = (f"{boot['samples']} paired resamples, percentile" if boot["samples"] else
+                  "identical predictions, no resampling needed")
     lines = [_table(rows, ["metric", f"champion v{version}", "candidate", "change"]),
              f"- **{METRIC_NAMES[metric]} change {_num(boot['delta'], signed=True)}**, {boot['confidence']:.0%} "
              f"bootstrap interval [{_num(boot['low'], signed=True)}, {_num(boot['high'], signed=True)}] "
-             f"({resampling}, percentile): {verdict}.",
-             f"- McNemar ({test['method']}): only the candidate is right on {test['candidate_only']} rows, only the "
-             f"champion on {test['champion_only']}; p = {test['p_value']:.4g}.",
+             f"({resampling}): {verdict}.",
+             (f"- McNemar ({test['method']}): only the candidate is right on {test['candidate_only']} rows, only the "
+              f"champion on {test['champion_only']}; p = {test['p_value']:.4g}." if test["candidate_only"] +
+              test["champion_only"] else "- McNemar: no row where only one of the two models is right; p = 1."),
              f"- The two models give the same label on {comparison['agreement']:.1%} of the rows."]
     if comparison.get("labels_unknown_to_champion"):
         lines.append(f"- Classes the champion was never trained on: {', '.join(comparison['labels_unknown_to_champion'])}.")

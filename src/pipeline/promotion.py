@@ -87,7 +87,7 @@ def mcnemar_test(correct_candidate: np.ndarray, correct_champion: np.ndarray) ->
     candidate_only, champion_only = int((a & ~b).sum()), int((~a & b).sum())
     discordant = candidate_only + champion_only
     if discordant == 0:
-        statistic, p_value, method = 0.0, 1.0, "none (no discordant rows)"
+        statistic, p_value, method = 0.0, 1.0, "no discordant rows"
     elif discordant < EXACT_MCNEMAR_BELOW:
         statistic = float(min(candidate_only, champion_only))
         p_value, method = float(stats.binomtest(candidate_only, discordant, 0.5).pvalue), "exact binomial"
