@@ -89,9 +89,9 @@ def bench_ingest(folder: Path, rows: int, only_defaults: bool) -> list[dict]:
     write_csv(csv, rows)
     print(f"wrote {rows:,} rows ({csv.stat().st_size / 1e6:.0f} MB) in {time.perf_counter() - start:.0f} s", flush=True)
     results = []
-    settings = [("defaults", 100_000, 250_000)]
+    settings = [("defaults", 20_000, 250_000)]
     if not only_defaults:
-        settings += [("in memory (no partitions)", 100_000, rows), ("small chunks", 20_000, 100_000)]
+        settings += [("in memory (no partitions)", 20_000, rows), ("large chunks", 100_000, 250_000)]
     for name, chunk_rows, max_rows in settings:
         workspace = folder / f"ws-{len(results)}"
         result = run_child("child-ingest", "--file", str(csv), "--workspace", str(workspace),

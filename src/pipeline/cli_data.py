@@ -15,11 +15,10 @@ app = typer.Typer(help="Landing zone, ledger and snapshots.", no_args_is_help=Tr
 
 
 @app.command("ingest")
-def data_ingest(paths: Annotated[Optional[list[str]], typer.Argument(help="Files, folders or URLs (default: landing zone).")] = None,
+def data_ingest(paths: Annotated[Optional[list[str]], typer.Argument(help="Files, folders, fsspec URLs or hf:NAME[:CONFIG] (default: the landing zone).")] = None,
                 config: ConfigOpt = None, set_: SetOpt = None, as_json: JsonOpt = False) -> None:
     """Ingest new files into a snapshot, running the data contract on each (bad files are quarantined)."""
     from pipeline import steps
-
     from pipeline.datastore import DataStoreBusy
     from pipeline.deduplication import ConflictError
     from pipeline.sources import IngestionError

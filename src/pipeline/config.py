@@ -45,7 +45,7 @@ class DataConfig(_Section):
         0.01, ge=0.0, le=1.0, description="Fail the batch when conflicting rows exceed this share of it."
     )
     max_samples: int | None = Field(None, ge=1, description="Cap on the rows used (smoke tests); None uses all.")
-    chunk_rows: int = Field(100_000, ge=1, le=10_000_000, description="Rows parsed at a time while reading a file (bounds memory).")
+    chunk_rows: int = Field(20_000, ge=1, le=10_000_000, description="Rows parsed at a time while reading a file (bounds memory).")
     max_rows_in_memory: int = Field(
         250_000, ge=1_000, description="Largest snapshot deduplicated in memory; larger ones are partitioned on disk by text hash."
     )

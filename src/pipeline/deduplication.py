@@ -93,7 +93,8 @@ def iter_row_batches(paths: list[Path], chunk_rows: int, columns: list[str] = LA
     """``columns`` of Parquet files of ``ROW_SCHEMA``, in order, ``chunk_rows`` rows at a time."""
     schema = pa.schema([ROW_SCHEMA.field(c) for c in columns])
     for path in paths:
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_rows, columns=columns):
+        # pre_buffer (the default) caches every row group read until the iterator ends: memory would grow
+        for batch in pq.ParquetFile(path, pre_buffer=False).iter_batches(batch_size=chunk_rows, columns=columns):
             yield pa.Table.from_batches([batch]).cast(schema)
 
 

@@ -86,7 +86,7 @@ def _iter_parquet(uri: str, config: DataConfig, chunk_rows: int) -> Iterator[pd.
     import pyarrow.parquet as pq
 
     with fsspec.open(uri, "rb", compression="infer") as handle:
-        parquet = pq.ParquetFile(handle)
+        parquet = pq.ParquetFile(handle, pre_buffer=False)  # pre-buffering keeps every row group read
         names = parquet.schema_arrow.names
         wanted = list(dict.fromkeys((config.text_column, config.label_column)))
         if any(column not in names for column in wanted) or parquet.metadata.num_rows == 0:
