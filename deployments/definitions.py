@@ -24,6 +24,8 @@ from tasks.events import DATA_ARRIVED, SNAPSHOT_RESOURCE_PREFIX
 
 RETRAINING, TRAINING, INGESTION = "retraining", "training", "ingestion"
 MODEL_LIMITED = (RETRAINING, TRAINING)
+ENTRYPOINTS = {RETRAINING: "flows.retraining.retraining_flow", TRAINING: "flows.retraining.manual_training_flow",
+               INGESTION: "flows.ingestion.ingestion_flow"}
 
 
 def model_limit_name(model_name: str) -> str:
@@ -50,7 +52,7 @@ def build_deployments(config: PipelineConfig) -> dict[str, RunnerDeployment]:
     common = dict(parameters={"config": config.model_dump(mode="json")}, enforce_parameter_schema=True,
                   job_variables={"env": {"PIPELINE_HOME": str(workspace.root)}}, entrypoint_type=EntrypointType.MODULE_PATH,
                   tags=["pipeline", f"model:{config.registry.model_name}"])
-    return {
+    built = {
         RETRAINING: retraining_flow.to_deployment(
             name=RETRAINING, schedules=[Cron(ops.schedule_cron, timezone=ops.timezone)],
             triggers=[data_arrived_trigger(workspace)] if ops.trigger_on_new_data else [],
@@ -63,3 +65,6 @@ def build_deployments(config: PipelineConfig) -> dict[str, RunnerDeployment]:
             name=INGESTION, description=f"Ingest new labeled files under the data contract; a new snapshot emits "
                                         f"{DATA_ARRIVED}, which starts retraining.", **common),
     }
+    for name, deployment in built.items():
+        deployment.entrypoint = ENTRYPOINTS[name]  # the flow object itself: with_options copies keep the base's function
+    return built

@@ -20,7 +20,7 @@ from uuid import UUID
 
 from prefect import get_client
 from prefect.client.schemas.actions import WorkPoolCreate
-from prefect.exceptions import ObjectAlreadyExists
+from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 from prefect.settings import PREFECT_API_URL
 from prefect.workers.process import ProcessWorker
 
@@ -65,12 +65,25 @@ def ensure_model_limit(client, model_name: str) -> UUID:
     return client.read_global_concurrency_limit_by_name(name).id
 
 
-def link_model_limit(client, deployment_id: UUID, limit_id: UUID, collision_strategy: str) -> None:
-    """Make the deployment take its run slot from the shared limit (the REST API's ``global_concurrency_limit_id``)."""
-    response = client.request("PATCH", "/deployments/{id}", path_params={"id": deployment_id},
-                              json={"global_concurrency_limit_id": str(limit_id),
-                                    "concurrency_options": {"collision_strategy": collision_strategy}})
+def link_model_limit(client, deployment_id: UUID, limit_id: UUID | None, collision_strategy: str | None) -> None:
+    """Make the deployment take its run slot from the shared limit (the REST API's ``global_concurrency_limit_id``);
+    ``limit_id=None`` unlinks it."""
+    body = {"global_concurrency_limit_id": str(limit_id) if limit_id else None}
+    if collision_strategy:
+        body["concurrency_options"] = {"collision_strategy": collision_strategy}
+    response = client.request("PATCH", "/deployments/{id}", path_params={"id": deployment_id}, json=body)
     response.raise_for_status()
+
+
+def unlink_existing(client, full_name: str) -> None:
+    """Unlink an existing deployment from its shared limit before it is re-applied: applying a deployment
+    without a limit of its own deletes the limit it points at (and the slots runs hold on it)."""
+    try:
+        deployment = client.read_deployment_by_name(full_name)
+    except ObjectNotFound:
+        return
+    if deployment.global_concurrency_limit is not None:
+        link_model_limit(client, deployment.id, None, None)
 
 
 def deploy_all(config: PipelineConfig) -> dict[str, UUID]:
@@ -78,8 +91,10 @@ def deploy_all(config: PipelineConfig) -> dict[str, UUID]:
     pool = config.retraining.work_pool
     with get_client(sync_client=True) as client:
         ensure_work_pool(client, pool)
-        ids = {name: deployment.apply(work_pool_name=pool) for name, deployment in build_deployments(config).items()}
-        # After apply: re-applying a deployment without a limit of its own drops the limit it pointed at.
+        deployments = build_deployments(config)
+        for name in MODEL_LIMITED:
+            unlink_existing(client, deployments[name].full_name)
+        ids = {name: deployment.apply(work_pool_name=pool) for name, deployment in deployments.items()}
         limit_id = ensure_model_limit(client, config.registry.model_name)
         for name in MODEL_LIMITED:
             link_model_limit(client, ids[name], limit_id, config.retraining.collision_strategy)

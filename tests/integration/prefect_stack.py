@@ -86,7 +86,8 @@ class PrefectStack:
     def start_server(cls, root: Path, workspace: Path, **server_env: str) -> PrefectStack:
         port = free_port()
         api_url = f"http://127.0.0.1:{port}/api"
-        env = stack_env(root / "prefect-home", workspace, **server_env)
+        # The UI asks the API at PREFECT_UI_API_URL (default: port 4200).
+        env = stack_env(root / "prefect-home", workspace, PREFECT_UI_API_URL=api_url, **server_env)
         log = root / "prefect-server.log"
         server = subprocess.Popen(
             [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
@@ -100,11 +101,15 @@ class PrefectStack:
         return stack
 
     def start_serve(self, root: Path, args: list[str], **extra_env: str) -> subprocess.Popen:
-        """``pipeline serve ARGS`` (deploy, then become the worker) with its output in ``root/serve.log``."""
+        """``pipeline serve ARGS`` (deploy, then become the worker) with its output in ``root/serve.log``.
+
+        It starts with SIGINT ignored, as a script's ``cmd &`` starts it: the worker must still stop on SIGTERM.
+        """
         self.worker_log = root / "serve.log"
         self.worker = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "serve", *args],
                                        env={**self.env, **extra_env}, stdout=self.worker_log.open("w"),
-                                       stderr=subprocess.STDOUT, start_new_session=True, cwd=root)
+                                       stderr=subprocess.STDOUT, start_new_session=True, cwd=root,
+                                       preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
         return self.worker
 
     def wait_for_worker(self, client, pool: str, timeout: float = 180.0) -> None:

@@ -17,12 +17,14 @@ pytestmark = pytest.mark.integration
 
 MODEL = "tiny-deployed"
 POOL = "pipeline-test"
+YEARLY = "30 4 1 1 *"  # a scheduled run must not fire in the middle of the test
 
 
 def tiny_overrides(model_dir: str, epochs: int = 1) -> list[str]:
     return [f"model.name_or_path={model_dir}", "model.max_length=64", f"training.epochs={epochs}",
             "training.batch_size=16", "training.learning_rate=0.001", "training.checkpoint_steps=1000",
-            f"registry.model_name={MODEL}", f"retraining.work_pool={POOL}"]
+            f"registry.model_name={MODEL}", f"retraining.work_pool={POOL}",
+            f"retraining.schedule_cron={YEARLY}"]
 
 
 @pytest.fixture(scope="module")
@@ -72,6 +74,18 @@ def wait_final(client, flow_run_id, timeout: float = 600):
     raise TimeoutError(f"flow run {flow_run_id} not finished after {timeout} s")
 
 
+def wait_for_new_run(client, deployment_id, since: float, known: set, timeout: float = 120):
+    """The first run of the deployment created after ``since`` that nobody here started (not scheduled either)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        runs = client.read_flow_runs(deployment_filter=_deployment_filter(deployment_id))
+        fresh = [r for r in runs if not r.auto_scheduled and r.created.timestamp() >= since and r.id not in known]
+        if fresh:
+            return fresh[0]
+        time.sleep(1)
+    raise AssertionError("no retraining run was started by the pipeline.data.arrived event")
+
+
 def child_flow_runs(client, parent) -> list:
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlowRunId
 
@@ -82,86 +96,76 @@ def test_deployments_train_retrain_skip_and_take_turns(stack, tiny_model_dir):
     client, workspace = stack["client"], stack["workspace"]
     landing = workspace.ensure().landing
 
-    # The deployments exist with the typed parameter form and the schedule and event trigger.
+    # The deployments exist with the typed parameter form, the schedule, the event trigger and one shared slot.
     retraining = client.read_deployment_by_name("retraining/retraining")
     training = client.read_deployment_by_name("training/training")
-    assert retraining.schedules[0].schedule.cron == "0 * * * *"
-    assert training.enforce_parameter_schema
+    assert retraining.schedules[0].schedule.cron == YEARLY
+    assert training.enforce_parameter_schema and retraining.enforce_parameter_schema
+    assert training.entrypoint == "flows.retraining.manual_training_flow"  # with failure notification
     form = training.parameter_openapi_schema["definitions"]["RetrainingConfig"]["properties"]["min_new_rows"]
     assert form["minimum"] == 1 and form["description"]
     assert retraining.global_concurrency_limit.name == training.global_concurrency_limit.name == f"pipeline-model-{MODEL}"
 
-    # 1. A person runs `training` with their own parameters (two epochs) and a version is registered.
+    # 1. A person starts `training` with their own parameters (two epochs) while retraining fires too:
+    #    one waits for the model's slot, they never overlap, and the custom run registers a version.
     write_demo_files(landing, (1,), rows_per_batch=100)
     custom = load_config(overrides=tiny_overrides(tiny_model_dir, epochs=2), environ={}).model_dump(mode="json")
-    trained = run("training/training", {"config": custom})
-    assert trained.state.is_completed(), trained.state.message
-    first = versions(workspace)
-    assert len(first) == 1
-    assert registry(workspace).get_run(first[0].run_id).data.params["training.epochs"] == "2"
+    started = [run("training/training", {"config": custom}, timeout=0), run("retraining/retraining", timeout=0)]
+    done = [wait_final(client, r.id) for r in started]
+    assert all(r.state.is_completed() for r in done), [r.state.message for r in done]
+    waited = [r for r in done if any(s.name == "AwaitingConcurrencySlot" for s in client.read_flow_run_states(r.id))]
+    assert waited, "neither run waited for the model's concurrency slot"
+    first, second = sorted(done, key=lambda r: r.start_time)
+    assert first.end_time <= second.start_time
+    registered = versions(workspace)
+    assert any(registry(workspace).get_run(v.run_id).data.params["training.epochs"] == "2" for v in registered)
 
-    # 2. Retraining with nothing new: completes with "no new data", trains nothing.
+    # 2. Retraining with nothing new: completes with "no new data" at once and trains nothing.
     idle = run("retraining/retraining")
     assert idle.state.is_completed() and idle.state.message.startswith("no new data"), idle.state.message
     assert child_flow_runs(client, idle) == []
-    assert len(versions(workspace)) == 1
+    assert len(versions(workspace)) == len(registered)
 
     # 3. A new file lands; retraining trains on it and registers a new version.
     write_demo_files(landing, (2,), rows_per_batch=100)
     fresh = run("retraining/retraining")
-    assert fresh.state.is_completed(), fresh.state.message
-    assert fresh.state.message.startswith("registered"), fresh.state.message
-    after_new_file = versions(workspace)
-    assert len(after_new_file) == 2 and [c.name for c in child_flow_runs(client, fresh)] != []
+    assert fresh.state.is_completed() and fresh.state.message.startswith("registered"), fresh.state.message
+    assert len(child_flow_runs(client, fresh)) == 1
+    assert len(versions(workspace)) == len(registered) + 1
 
-    # 4. Ingestion announces a new snapshot; the event starts retraining on its own.
-    started = time.time()
+    # 4. Ingestion takes the next file in and announces the snapshot; the event starts retraining on its own.
+    since = time.time()
     write_demo_files(landing, (3,), rows_per_batch=100)
     ingested = run("ingestion/ingestion")
     assert ingested.state.is_completed(), ingested.state.message
-    triggered = None
-    deadline = time.monotonic() + 120
-    while triggered is None and time.monotonic() < deadline:
-        runs = client.read_flow_runs(deployment_filter=_deployment_filter(retraining.id))
-        candidates = [r for r in runs if not r.auto_scheduled and r.created.timestamp() >= started
-                      and r.id not in (idle.id, fresh.id)]
-        triggered = candidates[0] if candidates else None
-        time.sleep(1)
-    assert triggered is not None, "no retraining run was started by the pipeline.data.arrived event"
+    known = {r.id for r in [*started, idle, fresh]}
+    triggered = wait_for_new_run(client, retraining.id, since, known)
     triggered = wait_final(client, triggered.id)
     assert triggered.state.is_completed() and triggered.state.message.startswith("registered"), triggered.state.message
     latest = versions(workspace)
-    assert len(latest) == 3
-    head = Workspace(workspace.root)
-    assert latest[-1].tags["snapshot_id"] == _head_snapshot(head)
-
-    # 5. Training and retraining fired at once: one waits for the model's slot, they never overlap.
-    first_run = run("training/training", {"config": custom}, timeout=0)
-    second_run = run("retraining/retraining", timeout=0)
-    done = [wait_final(client, first_run.id), wait_final(client, second_run.id)]
-    assert all(r.state.is_completed() for r in done), [r.state.message for r in done]
-    waited = [r for r in done if any(s.name == "AwaitingConcurrencySlot" for s in client.read_flow_run_states(r.id))]
-    assert len(waited) >= 1
-    a, b = sorted(done, key=lambda r: r.start_time)
-    assert a.end_time <= b.start_time
+    assert len(latest) == len(registered) + 2
+    assert latest[-1].tags["snapshot_id"] == _head_snapshot(workspace)
 
 
-def test_ui_shows_the_deployment_and_its_last_run(stack):
-    """Headless Chromium opens the deployment's page; the screenshot lands under the workspace."""
+def test_ui_shows_the_deployment_its_last_run_and_the_parameter_form(stack):
+    """Headless Chromium opens the retraining deployment and the training run form; screenshots land under
+    the workspace (reports/prefect-ui/)."""
     from deployments.screenshot import browser_available, capture_page, deployment_page
 
     if not browser_available():
         pytest.skip("chromium, chromium-driver or selenium is not installed")
-    client = stack["client"]
+    client, shots = stack["client"], stack["workspace"].reports / "prefect-ui"
     deployment = client.read_deployment_by_name("retraining/retraining")
     runs = [r for r in client.read_flow_runs(deployment_filter=_deployment_filter(deployment.id)) if r.state.is_final()]
-    if not runs:
-        runs = [run("retraining/retraining")]
-    last = max(runs, key=lambda r: r.end_time)
-    out = stack["workspace"].reports / "prefect-ui" / "retraining-deployment.png"
-    page = capture_page(deployment_page(stack["stack"].ui_url, deployment.id), out, expect=["retraining", last.name])
-    assert out.stat().st_size > 20_000
+    last = max(runs, key=lambda r: r.end_time) if runs else run("retraining/retraining")
+    page = capture_page(deployment_page(stack["stack"].ui_url, deployment.id), shots / "retraining-deployment.png",
+                        expect=["retraining", last.name, "Concurrency Limit"])
     assert "retraining" in page["text"] and last.name in page["text"]
+    training = client.read_deployment_by_name("training/training")
+    form = capture_page(deployment_page(stack["stack"].ui_url, training.id) + "/run", shots / "training-run-form.png",
+                        expect=["Parameters", "Everything one pipeline run needs"], size=(1600, 1400))
+    assert "Workspace" in form["text"]
+    assert (shots / "retraining-deployment.png").stat().st_size > 20_000
 
 
 def test_worker_stops_on_sigterm(stack):
