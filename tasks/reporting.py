@@ -58,3 +58,22 @@ def registration_markdown(registered: dict) -> str:
     if registered.get("promotion_note"):
         head += f"\nnot promoted to champion: {registered['promotion_note']}\n"
     return head + ("\n---\n\n" + registered["model_card"] if registered.get("model_card") else "")
+
+
+def new_data_markdown(new_data: dict, decision: dict) -> str:
+    """Retraining's check: what arrived since the last training and whether the run trains."""
+    files = ([{"file": Path(u).name, "where": "landing zone (pending)"} for u in new_data["pending_files"]]
+             + [{"file": Path(u).name, "where": "ingested, not trained yet"} for u in new_data["untrained_files"]]
+             + [{"file": Path(u["uri"]).name, "where": f"unreadable: {u['rule']}"} for u in new_data["unreadable_files"]])
+    verdict = "train" if decision["train"] else "skip"
+    return (f"# New data: {verdict}\n\n{decision['reason']}\n\n"
+            f"head snapshot `{new_data['head_snapshot']}`, last trained snapshot `{new_data['trained_snapshot']}`\n\n"
+            f"## Files\n{_table(files, ['file', 'where'])}")
+
+
+def failure_markdown(flow_name: str, run_name: str, state: str, reason: str, run_url: str | None,
+                     webhook: str | None) -> str:
+    """What a failed or crashed deployed run says about itself."""
+    link = f"\n\n[Open the run]({run_url})" if run_url else ""
+    return (f"# {flow_name} run {run_name}: {state}\n\n```\n{reason.strip()[:4000]}\n```\n\n"
+            f"webhook: {webhook or 'not configured (retraining.webhook_url)'}{link}\n")

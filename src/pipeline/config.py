@@ -135,6 +135,29 @@ class RegistryConfig(_Section):
     auto_promote: bool = Field(False, description="Make a challenger that passes the gate champion at once.")
 
 
+class RetrainingConfig(_Section):
+    """Scheduled retraining and the deployed runs: when to retrain, when to run, how runs are limited and reported."""
+
+    min_new_rows: int = Field(
+        1, ge=1, description="Fewest new labeled rows (pending in the landing zone, or ingested but not trained on "
+        "yet) that make a retraining run train; fewer and it finishes at once with 'no new data'.")
+    schedule_cron: str = Field(
+        "0 * * * *", pattern=r"^\s*\S+(\s+\S+){4,5}\s*$",
+        description="Cron schedule of the retraining deployment (five fields; default: hourly, on the hour).")
+    timezone: str = Field("UTC", min_length=1, description="Time zone of the cron schedule (IANA name).")
+    trigger_on_new_data: bool = Field(
+        True, description="Also run retraining when ingestion announces a new snapshot (event pipeline.data.arrived).")
+    collision_strategy: Literal["ENQUEUE", "CANCEL_NEW"] = Field(
+        "ENQUEUE", description="A deployed training or retraining run started while another one of the same registered "
+        "model is active: wait for the slot (ENQUEUE) or be cancelled (CANCEL_NEW).")
+    work_pool: str = Field("pipeline", min_length=1, pattern=r"^[A-Za-z0-9_.-]+$",
+                           description="Prefect process work pool that runs the deployments (created when missing).")
+    webhook_url: str | None = Field(
+        None, pattern=r"^https?://\S+$",
+        description="URL that receives a JSON message (with a Slack-style 'text') when a deployed run fails; None: no message.")
+    webhook_timeout_seconds: float = Field(10.0, gt=0.0, le=120.0, description="Timeout of the webhook request.")
+
+
 class PipelineConfig(_Section):
     """Everything one pipeline run needs; every field has an embedded default."""
 
@@ -144,6 +167,7 @@ class PipelineConfig(_Section):
     model: ModelConfig = Field(default_factory=ModelConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
+    retraining: RetrainingConfig = Field(default_factory=RetrainingConfig)
 
     @field_validator("workspace")
     @classmethod
