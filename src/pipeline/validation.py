@@ -186,9 +186,27 @@ def _skip_reason(expectation: dict, frame: pd.DataFrame, params: dict, overrides
     return None
 
 
+def resolve_parameters(value, params: dict, rule: str):
+    """``{"$PARAMETER": name}`` replaced by ``params[name]`` (so Data Docs show the thresholds applied)."""
+    if isinstance(value, dict):
+        if set(value) == {"$PARAMETER"}:
+            name = value["$PARAMETER"]
+            if name not in params:
+                raise ValueError(f"expectation {rule}: unknown suite parameter {name!r}; "
+                                 f"known: {', '.join(sorted(params))}")
+            return params[name]
+        return {key: resolve_parameters(item, params, rule) for key, item in value.items()}
+    if isinstance(value, list):
+        return [resolve_parameters(item, params, rule) for item in value]
+    return value
+
+
 def prepare_expectations(suite: dict, frame: pd.DataFrame, params: dict,
                          overrides: dict[str, str] | None = None) -> tuple[list[dict], list[dict]]:
-    """(expectations to run with severities applied, skipped rules with the reason)."""
+    """(expectations to run, with parameters and severities applied; skipped rules with the reason).
+
+    Raises ValueError naming the rule when a suite refers to a parameter that does not exist.
+    """
     overrides = overrides or {}
     run, skipped = [], []
     for position, expectation in enumerate(suite["expectations"]):
@@ -197,7 +215,8 @@ def prepare_expectations(suite: dict, frame: pd.DataFrame, params: dict,
         if reason:
             skipped.append({"rule": rule, "reason": reason})
             continue
-        expectation = {**expectation, "meta": {**(expectation.get("meta") or {}), "rule": rule}}
+        expectation = {**expectation, "meta": {**(expectation.get("meta") or {}), "rule": rule},
+                       "kwargs": resolve_parameters(expectation.get("kwargs") or {}, params, rule)}
         expectation.pop("id", None)
         if rule in overrides:
             expectation["severity"] = "critical" if overrides[rule] == "error" else "warning"
@@ -228,14 +247,14 @@ def run_contract(frame: pd.DataFrame, suite: dict, params: dict, overrides: dict
     result_format = {"result_format": "SUMMARY", "partial_unexpected_count": EXAMPLES}
     docs_page = None
     if docs is None:
-        result = definition.run(batch_parameters=batch, expectation_parameters=params, result_format=result_format)
+        result = definition.run(batch_parameters=batch, result_format=result_format)
     else:
         checkpoint = context.checkpoints.add(gx.Checkpoint(
             name=f"{suite['name']}-checkpoint", validation_definitions=[definition], result_format=result_format,
             actions=[gx.checkpoint.UpdateDataDocsAction(name="update_data_docs")]))
         run_id = RunIdentifier(run_name=re.sub(r"[^\w.-]+", "_", run_name or "batch"))
         started = time.time()
-        outcome = checkpoint.run(batch_parameters=batch, expectation_parameters=params, run_id=run_id)
+        outcome = checkpoint.run(batch_parameters=batch, run_id=run_id)
         identifier, result = next(iter(outcome.run_results.items()))
         make_offline(docs.site_dir, since=started)
         docs_page = str(docs.site_dir / "validations" / Path(*identifier.to_tuple()).with_suffix(".html"))

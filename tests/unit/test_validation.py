@@ -142,11 +142,12 @@ def test_a_custom_suite_file_adds_and_replaces_expectations(tmp_path):
     custom = write_suite(tmp_path / "team_rules.json", [
         {"type": "expect_column_values_to_not_match_regex", "kwargs": {"column": "text", "regex": "https?://"},
          "meta": {"rule": "no_urls", "description": "texts hold no links"}, "severity": "critical"},
-        {"type": "expect_column_values_to_be_in_set", "kwargs": {"column": "is_duplicate", "value_set": [False]},
+        {"type": "expect_column_values_to_be_in_set", "kwargs": {"column": "is_duplicate", "value_set": [False],
+                                                                  "mostly": {"$PARAMETER": "duplicate_mostly"}},
          "meta": {"rule": "duplicate_rows"}, "severity": "warning"},
     ])
     rows = list(GOOD) + [("see https://example.org/promo", "billing"), GOOD[1]]
-    config = ValidationConfig(extra_suites=[custom])
+    config = ValidationConfig(extra_suites=[custom], max_duplicate_share=0.0)
     result = validate_frame(frame(rows), config)
     assert failed_rules(result) == {"no_urls"}
     assert result.failures[0]["examples"][0]["row"] == 61
@@ -159,6 +160,14 @@ def test_a_custom_expectation_on_an_unknown_column_fails_instead_of_being_skippe
         {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "langauge"}, "meta": {"rule": "has_language"}}])
     result = validate_frame(frame(GOOD), ValidationConfig(extra_suites=[custom]))
     assert failed_rules(result) == {"has_language"}
+
+
+def test_an_unknown_suite_parameter_is_an_error_naming_the_rule(tmp_path):
+    custom = write_suite(tmp_path / "bad_param.json", [
+        {"type": "expect_column_value_lengths_to_be_between",
+         "kwargs": {"column": "text", "max_value": {"$PARAMETER": "max_text_lenght"}}, "meta": {"rule": "short_texts"}}])
+    with pytest.raises(ValueError, match="short_texts: unknown suite parameter 'max_text_lenght'"):
+        validate_frame(frame(GOOD), ValidationConfig(extra_suites=[custom]))
 
 
 def test_validation_suite_may_be_a_path(tmp_path):
