@@ -5,7 +5,8 @@ pipeline loads at run time (and what a team edits or extends by hand, see expect
 Thresholds are suite parameters filled from ``ValidationConfig``. Meta keys the pipeline reads:
 ``rule`` (the short name reports use), ``description``, ``requires`` (skip the expectation when its
 input is unavailable: ``allowed_labels``, ``reference_distribution``, ``tokenizer``) and
-``examples_query`` (a pandas query picking example rows for expectations that judge an aggregate).
+``examples_query`` (a pandas query picking example rows for expectations that judge an aggregate) and
+``observed_format`` (a ``str.format`` pattern for an aggregate's observed value in reports).
 GX ``severity`` decides between stopping the run (``critical``) and reporting (``warning``).
 """
 
@@ -82,7 +83,8 @@ def _tokenizer_checks() -> list:
         E.ExpectColumnMeanToBeBetween(column="unknown_token_share", max_value=P("max_unknown_token_share"),
                                       meta=_meta("unknown_tokens", "the mean share of unknown tokens per row stays under "
                                                  "max_unknown_token_share", requires="tokenizer",
-                                                 examples_query="unknown_token_share > 0")),
+                                                 examples_query="unknown_token_share > 0",
+                                                 observed_format="mean unknown-token share {:.2%}")),
     ]
 
 
@@ -98,13 +100,15 @@ def batch_suite() -> gx.ExpectationSuite:
 def snapshot_suite() -> gx.ExpectationSuite:
     return gx.ExpectationSuite(name="labeled_text_snapshot", meta={"version": SUITE_VERSION}, expectations=[
         E.ExpectTableRowCountToBeBetween(min_value=2, meta=_meta("at_least_two_classes", "a classifier needs two classes",
-                                                                 examples_query="count > 0")),
+                                                                 examples_query="count > 0", observed_format="{} classes")),
         E.ExpectColumnMinToBeBetween(column="count", min_value=P("min_examples_per_class"),
                                      meta=_meta("min_examples_per_class", "each class has enough examples",
-                                                examples_query="count < @min_examples_per_class")),
+                                                examples_query="count < @min_examples_per_class",
+                                                observed_format="smallest class: {} rows")),
         E.ExpectColumnMaxToBeBetween(column="share", max_value=P("max_class_share"),
                                      meta=_meta("max_class_share", "no class dominates the snapshot",
-                                                examples_query="share > @max_class_share")),
+                                                examples_query="share > @max_class_share",
+                                                observed_format="largest class: {:.1%}")),
     ])
 
 

@@ -271,6 +271,8 @@ def _describe(result, frame: pd.DataFrame, params: dict) -> dict:
     column = config.kwargs.get("column")
     res = result.result or {}
     observed = _observed(config.type, res, frame, column)
+    if meta.get("observed_format") and isinstance(observed, (int, float, np.number)):
+        observed = meta["observed_format"].format(observed)
     if result.exception_info and result.exception_info.get("raised_exception"):
         observed = f"error: {result.exception_info.get('exception_message')}"
     indices = res.get("partial_unexpected_index_list") or []

@@ -220,3 +220,12 @@ def test_allowed_labels_come_from_config_else_the_current_snapshot(tmp_path):
     learned = validate_frame(unseen, ValidationConfig(), allowed_labels=allowed_labels_for(load_config(), head))
     assert failed_rules(learned) == {"label_in_allowed_set"}
     assert learned.failures[0]["examples"][0]["label"] == "account"
+
+
+def test_committed_suite_files_match_the_builder(tmp_path):
+    from expectations.build_suites import write_suites
+    from pipeline.validation import suites_dir
+
+    for path in write_suites(tmp_path):
+        committed = json.loads((suites_dir() / path.name).read_text(encoding="utf-8"))
+        assert json.loads(path.read_text(encoding="utf-8")) == committed, f"run python -m expectations.build_suites ({path.name})"
