@@ -63,7 +63,7 @@ def render_text(file: str, result) -> str:
         mark = "ok  " if check["success"] else ("FAIL" if check["severity"] == "error" else "WARN")
         lines.append(f"  {mark}  {check['rule']:<{width}}  {check['severity']:<7}  {check['observed']}")
         if not check["success"]:
-            lines += [f"        {format_example({k: v for k, v in e.items() if k != 'source'})}"
+            lines += [f"        {format_example({k: v for k, v in e.items() if k != 'source'}, width=100)}"
                       for e in check["examples"][:3]]
     if result.skipped:
         lines.append("  skipped: " + "; ".join(f"{s['rule']} ({s['reason']})" for s in result.skipped))

@@ -15,12 +15,12 @@ import pandas as pd
 
 from pipeline import registry
 from pipeline.config import PipelineConfig
-from pipeline.datastore import DataStore, StagedBatch
-from pipeline.ingestion import IngestionError, normalise_text, read_labeled_file
-from pipeline.snapshots import COLUMNS, Snapshot, load_snapshot
-from pipeline.splits import split_frame
 from pipeline.contract_columns import ContractReference
 from pipeline.data_docs import DataDocs
+from pipeline.datastore import DataStore, StagedBatch
+from pipeline.ingestion import IngestionError, file_sha256, normalise_text, read_labeled_file
+from pipeline.snapshots import COLUMNS, Snapshot, load_snapshot
+from pipeline.splits import split_frame
 from pipeline.validation import ContractResult, DataValidationError, combine_results, validate_frame, validate_snapshot
 from pipeline.workspace import Workspace, apply_environment_defaults
 
@@ -108,7 +108,8 @@ def validate_file(config: PipelineConfig, workspace: Workspace, uri: str, docs: 
     from pipeline.modeling import load_tokenizer
 
     frame = read_labeled_file(uri, config.data)
-    head = DataStore(workspace, config.data).head() if (workspace.ledger / "ledger.json").exists() else None
+    store = DataStore(workspace, config.data) if (workspace.ledger / "ledger.json").exists() else None
+    head = store.head() if store is not None else None
     tokenizer = load_tokenizer(config.model.name_or_path)
     batch = validate_frame(frame, config.validation, tokenizer=tokenizer, max_length=config.model.max_length,
                            max_conflict_share=config.data.max_conflict_share, docs=docs, run_name=Path(uri).name,
@@ -118,6 +119,10 @@ def validate_file(config: PipelineConfig, workspace: Workspace, uri: str, docs: 
     snapshot = validate_snapshot(rows, config.validation, docs, run_name=f"{Path(uri).name}-snapshot")
     result = combine_results([batch, snapshot])
     result.rows = len(frame)
+    known = store.read_ledger()["files"].get(file_sha256(uri)) if store is not None else None
+    if known:
+        result.notes.append(f"this content is already in the ledger ({known['status']}): ingestion would skip it, "
+                            "and the snapshot it was compared with may already hold its rows")
     return result
 
 

@@ -65,7 +65,7 @@ class ContractResult:
         first = self.failures[0]
         others = [f["rule"] for f in self.failures[1:]]
         more = f" (also failed: {', '.join(others)})" if others else ""
-        examples = "; ".join(format_example(e) for e in first.get("examples", [])[:3]) or "no example rows"
+        examples = "; ".join(format_example(e, width=80) for e in first.get("examples", [])[:3]) or "no example rows"
         return f"{where}data contract failed: rule {first['rule']} observed {first['observed']}; e.g. {examples}{more}"
 
     def to_dict(self) -> dict:
@@ -79,7 +79,7 @@ class ContractResult:
         lines += [f"- {note}" for note in self.notes] + ([""] if self.notes else [])
         lines += ["| rule | column | severity | result | observed | examples |", "|---|---|---|---|---|---|"]
         for check in self.checks:
-            examples = "<br>".join(format_example(e)[:100] for e in check["examples"][:3])
+            examples = "<br>".join(format_example(e, width=60) for e in check["examples"][:3])
             cells = [check["rule"], check["column"] or "", check["severity"], "pass" if check["success"] else "**FAIL**",
                      str(check["observed"]), examples]
             lines.append("| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in cells) + " |")
@@ -104,12 +104,16 @@ def combine_results(results: list[ContractResult]) -> ContractResult:
     return merged
 
 
-def format_example(example: dict) -> str:
-    """``row 4 of bad.csv: '   ' (label 'account')`` for a text row, ``key=value`` pairs otherwise."""
+def format_example(example: dict, width: int | None = None) -> str:
+    """``row 4 of bad.csv: '   ' (label 'account')`` for a text row (text cut to ``width`` characters),
+    ``key=value`` pairs otherwise."""
     if "text" in example:
         source = Path(str(example.get("source") or "")).name
         where = f"row {example.get('row')}" + (f" of {source}" if source else "")
-        return f"{where}: {example['text']!r} (label {example.get('label')!r})"
+        text = example["text"]
+        if width and isinstance(text, str) and len(text) > width:
+            text = text[: width - 1] + "…"
+        return f"{where}: {text!r} (label {example.get('label')!r})"
     return ", ".join(f"{k}={v}" for k, v in example.items())
 
 

@@ -88,3 +88,8 @@ def test_drift_is_a_warning_by_default(reference_workspace):
     assert result.success
     drift = next(w for w in result.warnings if w["rule"] == "label_drift")
     assert drift["severity"] == "warning" and "KL" in drift["observed"]
+
+
+def test_validating_an_ingested_file_says_ingestion_would_skip_it(reference_workspace):
+    result = run_fixture("reference", reference_workspace)
+    assert any("already in the ledger (accepted)" in note for note in result.notes)
