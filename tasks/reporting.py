@@ -54,8 +54,18 @@ def evaluation_markdown(evaluation: dict) -> str:
             f"{_table(per_class, ['label', 'precision', 'recall', 'f1', 'support'])}")
 
 
+def comparison_markdown(comparison: dict) -> str:
+    """The comparison report (built by the library, so the run's artifact and this one are the same text)."""
+    from pipeline.model_card import render_comparison
+
+    return comparison.get("report") or render_comparison(comparison)
+
+
 def registration_markdown(registered: dict) -> str:
     gate = registered["gate"]
-    return (f"# Registered {registered['model_name']} version {registered['model_version']}\n\n"
+    head = (f"# Registered {registered['model_name']} version {registered['model_version']}\n\n"
             f"aliases: {', '.join(registered['aliases']) or '(none)'}\n\n"
             f"gate: {'passed' if gate['passed'] else 'failed'}: {gate['reason']}\n")
+    if registered.get("promotion_note"):
+        head += f"\nnot promoted to champion: {registered['promotion_note']}\n"
+    return head + ("\n---\n\n" + registered["model_card"] if registered.get("model_card") else "")

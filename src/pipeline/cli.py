@@ -51,9 +51,10 @@ def demo(batch: Annotated[Optional[list[int]], typer.Option("--batch", "-b", hel
 
 def _register_subcommands() -> None:
     """Each command group lives in its own module (``pipeline.cli_<group>``)."""
-    from pipeline import cli_data, cli_validate
+    from pipeline import cli_data, cli_models, cli_validate
 
     app.add_typer(cli_data.app, name="data")
+    app.add_typer(cli_models.app, name="models")
     app.command("validate")(cli_validate.validate)
 
 

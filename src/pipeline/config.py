@@ -45,6 +45,14 @@ class DataConfig(_Section):
         0.01, ge=0.0, le=1.0, description="Fail the batch when conflicting rows exceed this share of it."
     )
     max_samples: int | None = Field(None, ge=1, description="Cap on the rows used (smoke tests); None uses all.")
+    chunk_rows: int = Field(20_000, ge=1, le=10_000_000, description="Rows parsed at a time while reading a file (bounds memory).")
+    max_rows_in_memory: int = Field(
+        250_000, ge=1_000, description="Largest snapshot deduplicated in memory; larger ones are partitioned on disk by text hash."
+    )
+    hf_split: str = Field("train", min_length=1, description="Split read from hf:NAME[:CONFIG] sources ('train+validation' joins splits).")
+    lock_timeout_s: float = Field(
+        600.0, ge=0.0, description="Seconds an ingest waits for another one to finish before giving up (DataStoreBusy)."
+    )
 
 
 class ValidationConfig(_Section):

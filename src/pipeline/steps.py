@@ -318,40 +318,102 @@ def evaluate_model(model_dir: str, test_frame: pd.DataFrame, config: PipelineCon
         client.log_artifact(tracking["run_id"], str(path), "evaluation")
     return {"metrics": report["metrics"], "per_class": report["per_class"].to_dict("records"),
             "slices": report["slices"].to_dict("records"), "out_dir": str(out_dir),
-            "probabilities": str(out_dir / "probabilities.npy")}
+            "probabilities": str(out_dir / "probabilities.npy"), "label_names": names}
+
+
+def compare_with_champion(config: PipelineConfig, tracking: dict, test_frame: pd.DataFrame, evaluation: dict) -> dict:
+    """Re-score the live champion on this run's test split, compare it with the candidate and decide the gate.
+
+    The champion is whatever ``models:/NAME@champion`` points to now (never cached, so a promotion made
+    in the MLflow UI counts); the exact version it resolves to is loaded and named in the report. A
+    champion that cannot be loaded or scored fails the gate (the run goes on and registers the version
+    without an alias). Logs the outcome (metrics, tags, ``registry/comparison.{md,json}``) to the run.
+    """
+    import numpy as np
+
+    from pipeline import model_card, promotion, registration
+
+    client = registry.client(tracking["tracking_uri"])
+    name, policy = config.registry.model_name, config.registry
+    names = evaluation["label_names"]
+    proba = np.load(evaluation["probabilities"])
+    candidate = [names[i] for i in proba.argmax(axis=1)]
+    truth, texts = test_frame["label"].astype(str).tolist(), test_frame["text"].astype(str).tolist()
+    now = lambda: datetime.now(timezone.utc).isoformat(timespec="seconds")  # noqa: E731
+    champion_version = registry.alias_version(client, name, registry.CHAMPION)
+    champion, comparison = None, None
+    if champion_version is not None:
+        champion = {"version": champion_version, "uri": f"models:/{name}/{champion_version}",
+                    "resolved_from": f"models:/{name}@{registry.CHAMPION}", "resolved_at": now(),
+                    "run_id": client.get_model_version(name, champion_version).run_id}
+        try:
+            labels, scores, known = registry.predict_with(registry.load_version(champion["uri"]), texts)
+            comparison = promotion.compare_predictions(truth, candidate, labels, policy, champion_confidence=scores,
+                                                       label_names=names, champion_labels=known,
+                                                       candidate_confidence=proba.max(axis=1), seed=config.training.seed)
+        except Exception as exc:  # any failure to re-score fails the gate, never the run
+            logger.exception("could not re-score champion %s", champion["uri"])
+            comparison = {"error": f"{type(exc).__name__}: {exc}"[:1000]}
+        comparison["champion"] = champion
+    outcome = {"model_name": name, "primary_metric": policy.primary_metric,
+               "candidate": {"run_id": tracking["run_id"], "metrics": evaluation["metrics"]},
+               "champion": champion, "comparison": comparison,
+               "gate": promotion.decide_promotion(policy, evaluation["metrics"], comparison),
+               "test_rows": len(truth), "test_split_digest": promotion.split_digest(texts, truth),
+               "compared_at": now(), "policy": policy.model_dump(include=promotion.POLICY_KEYS)}
+    report = model_card.render_comparison(outcome)
+    registration.log_comparison(client, tracking["run_id"], outcome, report)
+    return {**outcome, "report": report}
 
 
 def register_model(config: PipelineConfig, tracking: dict, model_dir: str, snapshot_id: str, evaluation: dict,
-                   gate: dict | None = None) -> dict:
-    """Log the pyfunc, register a version with lineage tags, and move aliases by the gate's decision.
+                   comparison: dict | None = None) -> dict:
+    """Log the pyfunc, register a version with its lineage, gate outcome and model card, then move aliases.
 
-    Without a ``gate`` decision the foundation policy applies: challenger when above ``min_metric``,
-    and champion too when the model has none yet.
+    ``comparison`` is ``compare_with_champion``'s outcome. A version that passes the gate gets
+    ``challenger``; ``become_champion`` (first version, or ``auto_promote``) moves ``champion`` by
+    compare-and-set against the champion it was compared with, so when two runs finish together only
+    one becomes champion and the other records why it was not promoted. Every move is audited.
     """
+    from pipeline import aliases, model_card, registration
+    from pipeline.workspace import Workspace
+
     client = registry.client(tracking["tracking_uri"])
-    name = config.registry.model_name
-    examples = ["the app crashes on start", "my parcel has not arrived", "I was charged twice"]
-    model_uri = registry.log_model(tracking["run_id"], Path(model_dir), examples)
-    metrics = evaluation["metrics"]
-    primary = metrics[config.registry.primary_metric]
-    if gate is None:
-        passed = primary >= config.registry.min_metric
-        champion_now = registry.alias_version(client, name, registry.CHAMPION)
-        gate = {"passed": passed, "become_champion": passed and champion_now is None,
-                "reason": f"{config.registry.primary_metric}={primary:.4f} vs floor {config.registry.min_metric}"
-                          + ("" if champion_now else "; no champion yet")}
-    tags = {"snapshot_id": snapshot_id, "source_run": tracking["run_id"], "base_model": config.model.name_or_path,
-            "code_version": registry.code_version(), "gate_passed": str(gate["passed"]), "gate_reason": gate["reason"],
-            **{f"metric.{k}": f"{v:.6g}" for k, v in metrics.items() if isinstance(v, (int, float))}}
-    description = gate.get("model_card") or f"Trained on snapshot {snapshot_id}. Gate: {gate['reason']}"
-    version = registry.register_version(client, model_uri, name, tracking["run_id"], tags, description)
+    name, run_id = config.registry.model_name, tracking["run_id"]
+    outcome = comparison or registration.uncompared_outcome(config.registry, client, run_id, evaluation)
+    gate = outcome["gate"]
+    manifest = Workspace.resolve(config.workspace).snapshots / snapshot_id / "manifest.json"
+    lineage = registry.collect_lineage(client, run_id, Path(model_dir), manifest, config.model.name_or_path)
+    version = registration.find_version_of_run(client, name, run_id)  # a retried task reuses its version
+    if version is None:
+        model_uri = registry.log_model(run_id, Path(model_dir), EXAMPLE_TEXTS)
+        version = registry.register_version(client, model_uri, name, run_id,
+                                            registration.version_tags(lineage, evaluation["metrics"], outcome),
+                                            f"Registering. Gate: {gate['reason']}"[:5000])
+    number, actor = str(version.version), f"pipeline run {run_id} ({aliases.default_actor()})"
+    note = None
     if gate["passed"]:
-        client.set_registered_model_alias(name, registry.CHALLENGER, version.version)
-    if gate.get("become_champion"):
-        client.set_registered_model_alias(name, registry.CHAMPION, version.version)
-    registry.end_run(client, tracking["run_id"])
-    return {"model_name": name, "model_version": version.version, "model_uri": model_uri,
-            "aliases": registry.aliases_of(client, name, version.version), "gate": gate}
+        aliases.move_alias(client, name, registry.CHALLENGER, number, actor=actor, action="gate", reason=gate["reason"])
+    if gate["become_champion"]:
+        expected = outcome["champion"]["version"] if outcome["champion"] else None
+        try:
+            aliases.move_alias(client, name, registry.CHAMPION, number, expect_current=expected, actor=actor,
+                               action="first-champion" if expected is None else "auto-promote", reason=gate["reason"])
+        except aliases.AliasMovedError as exc:
+            note = f"the champion moved while this run was being evaluated ({exc}); compare again or promote by hand"
+            client.set_model_version_tag(name, number, "promotion_refused", note)
+            logger.warning("version %s not promoted: %s", number, note)
+    current = registry.aliases_of(client, name, number)
+    card = model_card.render_model_card(name, number, lineage, evaluation, outcome, current, note)
+    compact = model_card.render_model_card(name, number, lineage, evaluation, outcome, current, note, compact=True)
+    client.update_model_version(name, number, description=model_card.fit_description(card, compact))
+    client.log_text(run_id, card, "registry/model_card.md")
+    registry.end_run(client, run_id)
+    return {"model_name": name, "model_version": number, "model_uri": version.source, "aliases": current,
+            "gate": gate, "promotion_note": note, "model_card": card}
+
+
+EXAMPLE_TEXTS = ["the app crashes on start", "my parcel has not arrived", "I was charged twice"]
 
 
 def fail_tracking(tracking: dict | None, reason: str) -> None:
