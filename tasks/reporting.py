@@ -25,6 +25,17 @@ def data_markdown(outcome) -> str:
             f"\n## Skipped (already ingested)\n{_table(skipped, ['file', 'reason'])}")
 
 
+def contracts_markdown(outcome) -> str:
+    """Every expectation's result and observed value, one table per file validated in this run."""
+    from pipeline.validation import ContractResult
+
+    if not outcome.contracts:
+        return "# Data contract\n\nNo new files were validated in this run.\n"
+    sections = [ContractResult.from_dict(contract).to_markdown(f"Data contract: {Path(uri).name}")
+                for uri, contract in outcome.contracts.items()]
+    return "# Data contract\n\n" + "\n".join(sections)
+
+
 def training_markdown(trained: dict) -> str:
     rows = [{k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in r.items()} for r in trained["history"]]
     columns = sorted({k for r in rows for k in r}, key=lambda k: (k != "epoch", k))

@@ -15,12 +15,13 @@ import pandas as pd
 
 from pipeline import registry
 from pipeline.config import PipelineConfig
+from pipeline.contract_columns import ContractReference
+from pipeline.data_docs import DataDocs
 from pipeline.datastore import DataStore, StagedBatch
-from pipeline.ingestion import IngestionError, normalise_text, read_labeled_file
-from pipeline.snapshots import Snapshot, load_snapshot
+from pipeline.ingestion import IngestionError, file_sha256, normalise_text, read_labeled_file
+from pipeline.snapshots import COLUMNS, Snapshot, load_snapshot
 from pipeline.splits import split_frame
-from pipeline.validation import (ContractResult, DataValidationError, class_balance_frame, load_suite_dict, run_contract,
-                                 suite_parameters, validate_frame)
+from pipeline.validation import ContractResult, DataValidationError, combine_results, validate_frame, validate_snapshot
 from pipeline.workspace import Workspace, apply_environment_defaults
 
 logger = logging.getLogger(__name__)
@@ -68,17 +69,27 @@ def allowed_labels_for(config: PipelineConfig, head: Snapshot | None) -> list[st
     return None
 
 
-def contract_checker(config: PipelineConfig, tokenizer, contracts: dict):
+def contract_inputs(config: PipelineConfig, head: Snapshot | None) -> dict:
+    """What the contract compares a batch with: allowed labels, the current snapshot, its test texts."""
+    reference = head.load() if head is not None else None
+    return {"allowed_labels": allowed_labels_for(config, head), "reference": ContractReference.from_frame(reference),
+            "test_texts": load_test_texts(head, config)}
+
+
+def data_docs_for(config: PipelineConfig, workspace: Workspace) -> DataDocs | None:
+    return DataDocs.in_reports(workspace.reports) if config.validation.data_docs else None
+
+
+def contract_checker(config: PipelineConfig, tokenizer, contracts: dict, docs: DataDocs | None = None):
     """The per-file data contract as a DataStore ``check`` callback; records every result in ``contracts``."""
 
     def check(batch: StagedBatch, head: Snapshot | None) -> dict[str, dict]:
-        reference = head.load() if head is not None else None
-        allowed = allowed_labels_for(config, head)
-        test_texts = load_test_texts(head, config)
+        inputs = contract_inputs(config, head)
         rejected = {}
         for staged in batch.files:
-            result = validate_frame(staged.frame, config.validation, allowed_labels=allowed, tokenizer=tokenizer,
-                                    max_length=config.model.max_length, reference=reference, test_texts=test_texts)
+            result = validate_frame(staged.frame, config.validation, tokenizer=tokenizer,
+                                    max_length=config.model.max_length, max_conflict_share=config.data.max_conflict_share,
+                                    docs=docs, run_name=Path(staged.uri).name, **inputs)
             contracts[staged.uri] = result.to_dict()
             if not result.success:
                 rejected[staged.uri] = {"rule": result.failures[0]["rule"], "message": result.summary(staged.uri),
@@ -88,36 +99,83 @@ def contract_checker(config: PipelineConfig, tokenizer, contracts: dict):
     return check
 
 
+def validate_file(config: PipelineConfig, workspace: Workspace, uri: str, docs: DataDocs | None = None) -> ContractResult:
+    """Run the contract on one file as ingestion would (against the current snapshot, if the workspace has
+    one), without ingesting it; the snapshot suite judges the snapshot the file would make.
+
+    Raises IngestionError when the file cannot be read.
+    """
+    from pipeline.modeling import load_tokenizer
+
+    frame = read_labeled_file(uri, config.data)
+    store = DataStore(workspace, config.data) if (workspace.ledger / "ledger.json").exists() else None
+    head = store.head() if store is not None else None
+    tokenizer = load_tokenizer(config.model.name_or_path)
+    batch = validate_frame(frame, config.validation, tokenizer=tokenizer, max_length=config.model.max_length,
+                           max_conflict_share=config.data.max_conflict_share, docs=docs, run_name=Path(uri).name,
+                           **contract_inputs(config, head))
+    rows = pd.concat([head.load()[COLUMNS] if head is not None else None, frame[COLUMNS]], ignore_index=True)
+    rows = rows.dropna(subset=["text", "label"]).drop_duplicates(subset=["text", "label"])
+    snapshot = validate_snapshot(rows, config.validation, docs, run_name=f"{Path(uri).name}-snapshot")
+    result = combine_results([batch, snapshot])
+    result.rows = len(frame)
+    known = store.read_ledger()["files"].get(file_sha256(uri)) if store is not None else None
+    if known:
+        result.notes.append(f"this content is already in the ledger ({known['status']}): ingestion would skip it, "
+                            "and the snapshot it was compared with may already hold its rows")
+    return result
+
+
 def ingest_and_validate(config: PipelineConfig, workspace: Workspace) -> DataOutcome:
     """Ingest new files (configured paths, else the landing zone), run the contract on each, quarantine
-    what fails it and snapshot the rest. Does not raise on bad files: ``check_data_gate`` decides."""
+    what fails it and snapshot the rest. Does not raise on bad files: ``check_data_gate`` decides.
+    Accepted files' contract reports go to ``reports/contracts/<snapshot id>/`` (logged to MLflow later)."""
     from pipeline.modeling import load_tokenizer
 
     store = DataStore(workspace, config.data)
     contracts: dict[str, dict] = {}
     tokenizer = load_tokenizer(config.model.name_or_path)
-    result = store.ingest(config.data.paths or None, contract_checker(config, tokenizer, contracts))
-    return DataOutcome(result.snapshot_id, result.new_files, result.skipped_files, result.quarantined,
-                       result.rows_added, result.snapshot_changed, contracts)
+    result = store.ingest(config.data.paths or None,
+                          contract_checker(config, tokenizer, contracts, data_docs_for(config, workspace)))
+    outcome = DataOutcome(result.snapshot_id, result.new_files, result.skipped_files, result.quarantined,
+                          result.rows_added, result.snapshot_changed, contracts)
+    for uri in outcome.new_files:
+        write_contract_report(workspace, outcome.snapshot_id, Path(uri).name, ContractResult.from_dict(contracts[uri]))
+    return outcome
+
+
+def write_contract_report(workspace: Workspace, snapshot_id: str, name: str, result: ContractResult) -> Path:
+    """``reports/contracts/<snapshot id>/<name>.json`` and ``.md``; returns the folder."""
+    folder = workspace.reports / "contracts" / snapshot_id
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{name}.json").write_text(json.dumps(result.to_dict(), indent=2, default=str), encoding="utf-8")
+    (folder / f"{name}.md").write_text(result.to_markdown(f"Data contract: {name}"), encoding="utf-8")
+    return folder
 
 
 def check_data_gate(outcome: DataOutcome, config: PipelineConfig, workspace: Workspace) -> ContractResult:
     """Stop the run when a file of this batch was quarantined or the snapshot breaks the snapshot suite.
 
-    Raises DataValidationError (contract) or IngestionError (unreadable file), or NoDataError.
+    Raises DataValidationError (contract; its message names the rule, the observed value and example
+    rows, and ``result`` holds every check) or IngestionError (unreadable file), or NoDataError.
     """
     for item in outcome.quarantined:
-        failures = json.loads(Path(item["report"].replace(".report.md", ".report.json")).read_text()).get("failures")
-        if failures:
-            result = ContractResult(success=False, failures=failures, rows=0)
-            raise DataValidationError(result, source=item["uri"])
-        raise IngestionError(item["uri"], item["rule"] or "unreadable", item.get("message") or "")
+        others = len(outcome.quarantined) - 1
+        contract = outcome.contracts.get(item["uri"])
+        if contract is None and item.get("report"):
+            report = json.loads(Path(item["report"].replace(".report.md", ".report.json")).read_text())
+            contract = {"success": False, "failures": report["failures"]} if report.get("failures") else None
+        source = item["uri"] + (f" (and {others} more quarantined files)" if others else "")
+        if contract is not None:
+            raise DataValidationError(ContractResult.from_dict(contract), source=source)
+        raise IngestionError(source, item["rule"] or "unreadable", item.get("message") or "")
     if outcome.snapshot_id is None:
         raise NoDataError(f"no labeled data: drop CSV/TSV/JSONL/Parquet files into {workspace.landing}, "
                           "pass --data PATH, or run `pipeline demo` for the demo data set")
     snapshot = load_snapshot(workspace.snapshots, outcome.snapshot_id)
-    params = suite_parameters(config.validation, None, None, None)
-    result = run_contract(class_balance_frame(snapshot.load()), load_suite_dict(f"{config.validation.suite}_snapshot"), params)
+    result = validate_snapshot(snapshot.load(), config.validation, data_docs_for(config, workspace),
+                               run_name=f"snapshot-{snapshot.id}")
+    write_contract_report(workspace, snapshot.id, "snapshot", result)
     if not result.success:
         raise DataValidationError(result, source=f"snapshot {snapshot.id}")
     return result
@@ -172,6 +230,9 @@ def start_tracking(config: PipelineConfig, workspace: Workspace, snapshot_id: st
         "base_model": config.model.name_or_path, "code_version": registry.code_version(),
         "registered_model": config.registry.model_name})
     client.log_text(run_id, json.dumps(snapshot.manifest.to_dict(), indent=2, default=str), "data/manifest.json")
+    contract_reports = workspace.reports / "contracts" / snapshot_id
+    if contract_reports.is_dir():
+        client.log_artifacts(run_id, str(contract_reports), "data_contract")
     registry.log_dataset(run_id, snapshot.load(), name=f"snapshot-{snapshot_id}", source=str(snapshot.data_path),
                          context="training")
     return {"tracking_uri": tracking_uri, "run_id": run_id, "experiment_id": experiment_id}

@@ -64,15 +64,26 @@ def test_ingest_explicit_paths_and_bad_files(run, workspace_dir, tmp_path):
     assert (tmp_path / "extra.csv").exists(), "explicit files outside the landing zone are copied, not moved"
 
 
-def test_ingest_conflicts_over_the_share_fail_with_the_rows_listed(run, workspace_dir, tmp_path):
+def test_conflicts_in_one_file_over_the_share_quarantine_it_with_the_rows_listed(run, workspace_dir, tmp_path):
     path = tmp_path / "a.csv"
     pd.DataFrame({"text": [f"t{i}" for i in range(20)] + ["same", "SAME"],
                   "label": ["a", "b"] * 10 + ["a", "b"]}).to_csv(path, index=False)
     code, out, _ = run("ingest", str(path), "--json")
-    assert code == 1 and out["status"] == "failed" and out["rule"] == "label_conflicts"
-    assert out["conflict_rows"] == 2 and pd.read_csv(out["report"])["text"].tolist() == ["same", "SAME"]
+    assert code == 1 and out["new_files"] == [] and out["quarantined"][0]["rule"] == "conflicting_labels"
+    report = json.loads(open(out["quarantined"][0]["report"].replace(".report.md", ".report.json")).read())
+    assert [e["text"] for e in report["failures"][0]["examples"]] == ["same", "SAME"]
+    path.write_text(path.read_text() + "one more,a\n")  # new content: ingested again, now under a looser share
     code, out, _ = run("ingest", str(path), "--json", "--set", "data.max_conflict_share=0.5")
     assert code == 0 and out["new_files"] == [str(path)]
+
+
+def test_conflicts_across_files_of_one_batch_fail_the_ingest_with_the_rows_listed(run, workspace_dir, tmp_path):
+    for name, prefix, text, label in (("a.csv", "t", "same", "a"), ("b.csv", "u", "SAME", "b")):
+        pd.DataFrame({"text": [f"{prefix}{i}" for i in range(20)] + [text],
+                      "label": ["a", "b"] * 10 + [label]}).to_csv(tmp_path / name, index=False)
+    code, out, _ = run("ingest", str(tmp_path / "a.csv"), str(tmp_path / "b.csv"), "--json")
+    assert code == 1 and out["status"] == "failed" and out["rule"] == "label_conflicts"
+    assert out["conflict_rows"] == 2 and sorted(pd.read_csv(out["report"])["text"]) == ["SAME", "same"]
 
 
 def test_missing_path_is_a_clear_error(run, workspace_dir, tmp_path):
