@@ -29,7 +29,7 @@ import torch
 from tqdm.auto import tqdm
 
 from pipeline.batching import collate, epoch_batches
-from pipeline.checkpoints import list_checkpoints, load_checkpoint, save_checkpoint
+from pipeline.checkpoints import CheckpointWriter, list_checkpoints, load_checkpoint
 from pipeline.config import TrainingConfig
 from pipeline.evaluation import classification_metrics
 from pipeline.inference import autocast_context, predict_proba
@@ -178,77 +178,82 @@ def fine_tune(model: torch.nn.Module, train: TokenizedSplit, validation: Tokeniz
             on_resume({"step": step, "epoch": epoch, "next_batch": next_batch, "checkpoint": str(source),
                        "meta": resumed_meta})
 
+    writer = CheckpointWriter(checkpoint_dir, fingerprint, config.keep_checkpoints)
+
     def checkpoint() -> None:
-        save_checkpoint(checkpoint_dir, step, fingerprint, {
+        writer.save(step, {
             "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
             "step": step, "epoch": epoch, "next_batch": next_batch, "sample_counts": counts, "history": history,
-            "step_log": step_log, "best_metric": best_metric, "best_state": best_state, "best_epoch": best_epoch,
-            "bad_epochs": bad_epochs, "running_loss": running_loss.item(), "running_batches": running_batches,
-            "meta": checkpoint_meta or {}}, keep=config.keep_checkpoints)
+            "step_log": step_log, "best_metric": best_metric, "best_epoch": best_epoch, "bad_epochs": bad_epochs,
+            "running_loss": running_loss.item(), "running_batches": running_batches, "meta": checkpoint_meta or {}},
+            shared={"best_state": best_state})  # best_state is a host copy that is replaced, never changed
 
     model.train()
     accum = config.gradient_accumulation_steps
     samples, train_seconds, stopped_early = 0, 0.0, False
     bar = tqdm(total=planned, initial=step, desc="fine-tune", unit="step", disable=not progress, mininterval=2,
                dynamic_ncols=True)
-    while step < planned and epoch < epochs and not stopped_early:
-        batches = epoch_batches(lengths, config.batch_size, config.seed, epoch, config.group_by_length)
-        started = time.perf_counter()
-        for b in range(next_batch, len(batches)):
-            indices = batches[b]
-            batch = collate(train.input_ids, train.labels, indices, pad_id)
-            if device.type == "cuda":
-                batch = {k: v.pin_memory().to(device, non_blocking=True) for k, v in batch.items()}
-            with autocast_context(device, config.bf16):
-                logits = forward(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-            loss = loss_fn(logits.float(), batch["labels"])
-            (loss / accum).backward()
-            running_loss += loss.detach()
-            running_batches += 1
-            counts[indices] += 1
-            samples += len(indices)
-            if (b + 1) % accum == 0 or b + 1 == len(batches):
-                clip_gradients(trainable, config.max_grad_norm, device)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-                step += 1
-                next_batch = b + 1
-                bar.update(1)
-                if step % LOG_EVERY_STEPS == 0 or step == planned:
-                    mean_loss = (running_loss / max(running_batches, 1)).item()  # one sync per log point
-                    running_loss.zero_()
-                    running_batches = 0
-                    elapsed = train_seconds + time.perf_counter() - started
-                    step_log.append({"step": step, "train_loss": mean_loss, "learning_rate": scheduler.get_last_lr()[0]})
-                    bar.set_postfix(loss=f"{mean_loss:.4f}", samples_per_s=f"{samples / max(elapsed, 1e-9):.1f}")
-                if step % config.checkpoint_steps == 0 and step < planned and next_batch < len(batches):
-                    checkpoint()  # (an epoch's last step is checkpointed below, after validation)
-                if step >= planned:
-                    break
-        train_seconds += time.perf_counter() - started
-        finished_epoch = next_batch >= len(batches)
-        record = {"epoch": epoch + 1, "step": step,
-                  "train_loss": step_log[-1]["train_loss"] if step_log else None}
-        if validation is not None and len(validation) and (finished_epoch or step >= planned):
-            metrics = evaluate_split(model, validation, pad_id, config, device)
-            record.update({f"val_{k}": v for k, v in metrics.items()})
-            score = metrics[config.metric_for_best]
-            if score > best_metric:
-                best_metric, best_epoch, bad_epochs = score, epoch + 1, 0
-                best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-            else:
-                bad_epochs += 1
-                stopped_early = bool(config.early_stopping_patience and bad_epochs >= config.early_stopping_patience)
-        history.append(record)
-        if on_epoch:
-            on_epoch(record)
-        logger.info("epoch %s: %s", epoch + 1, record)
-        if finished_epoch:
-            epoch, next_batch = epoch + 1, 0
-            if step < planned and not stopped_early:
-                checkpoint()
-    bar.close()
+    try:
+        while step < planned and epoch < epochs and not stopped_early:
+            batches = epoch_batches(lengths, config.batch_size, config.seed, epoch, config.group_by_length)
+            started = time.perf_counter()
+            for b in range(next_batch, len(batches)):
+                indices = batches[b]
+                batch = collate(train.input_ids, train.labels, indices, pad_id)
+                if device.type == "cuda":
+                    batch = {k: v.pin_memory().to(device, non_blocking=True) for k, v in batch.items()}
+                with autocast_context(device, config.bf16):
+                    logits = forward(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+                loss = loss_fn(logits.float(), batch["labels"])
+                (loss / accum).backward()
+                running_loss += loss.detach()
+                running_batches += 1
+                counts[indices] += 1
+                samples += len(indices)
+                if (b + 1) % accum == 0 or b + 1 == len(batches):
+                    clip_gradients(trainable, config.max_grad_norm, device)
+                    optimizer.step()
+                    scheduler.step()
+                    optimizer.zero_grad(set_to_none=True)
+                    step += 1
+                    next_batch = b + 1
+                    bar.update(1)
+                    if step % LOG_EVERY_STEPS == 0 or step == planned:
+                        mean_loss = (running_loss / max(running_batches, 1)).item()  # one sync per log point
+                        running_loss.zero_()
+                        running_batches = 0
+                        elapsed = train_seconds + time.perf_counter() - started
+                        step_log.append({"step": step, "train_loss": mean_loss, "learning_rate": scheduler.get_last_lr()[0]})
+                        bar.set_postfix(loss=f"{mean_loss:.4f}", samples_per_s=f"{samples / max(elapsed, 1e-9):.1f}")
+                    if step % config.checkpoint_steps == 0 and step < planned and next_batch < len(batches):
+                        checkpoint()  # (an epoch's last step is checkpointed below, after validation)
+                    if step >= planned:
+                        break
+            train_seconds += time.perf_counter() - started
+            finished_epoch = next_batch >= len(batches)
+            record = {"epoch": epoch + 1, "step": step,
+                      "train_loss": step_log[-1]["train_loss"] if step_log else None}
+            if validation is not None and len(validation) and (finished_epoch or step >= planned):
+                metrics = evaluate_split(model, validation, pad_id, config, device)
+                record.update({f"val_{k}": v for k, v in metrics.items()})
+                score = metrics[config.metric_for_best]
+                if score > best_metric:
+                    best_metric, best_epoch, bad_epochs = score, epoch + 1, 0
+                    best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+                else:
+                    bad_epochs += 1
+                    stopped_early = bool(config.early_stopping_patience and bad_epochs >= config.early_stopping_patience)
+            history.append(record)
+            if on_epoch:
+                on_epoch(record)
+            logger.info("epoch %s: %s", epoch + 1, record)
+            if finished_epoch:
+                epoch, next_batch = epoch + 1, 0
+                if step < planned and not stopped_early:
+                    checkpoint()
+    finally:
+        bar.close()
+        writer.wait()  # a checkpoint still being written is complete before we return
     if best_state is not None:
         model.load_state_dict(best_state)
     return TrainResult(model=model, history=history, step_log=step_log, steps=step, planned_steps=planned,

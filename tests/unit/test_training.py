@@ -3,7 +3,8 @@ import pytest
 import torch
 
 from pipeline.batching import collate, epoch_batches, evaluation_batches, pad_batch
-from pipeline.checkpoints import CheckpointMismatch, list_checkpoints, load_checkpoint, save_checkpoint
+from pipeline.checkpoints import (CheckpointMismatch, CheckpointWriter, list_checkpoints, load_checkpoint,
+                                  save_checkpoint)
 from pipeline.config import ModelConfig, TrainingConfig
 from pipeline.modeling import build_label_map, load_model, load_tokenizer, save_model
 from pipeline.tokenization import tokenize_split
@@ -122,6 +123,28 @@ def test_checkpoint_round_trip_restores_state_and_rng(tmp_path):
     assert list_checkpoints(tmp_path) == [path]
     with pytest.raises(CheckpointMismatch, match="snapshot_id: checkpoint has 'A', this run has 'B'"):
         load_checkpoint(path, {"snapshot_id": "B"})
+
+
+def test_background_checkpoint_writer_snapshots_state_at_save_time(tmp_path):
+    weights = torch.zeros(3)
+    counts = np.zeros(2, dtype=np.int64)
+    writer = CheckpointWriter(tmp_path, {"k": 1}, keep=5)
+    torch.manual_seed(3)
+    writer.save(1, {"weights": weights, "counts": counts, "history": [{"epoch": 1}]})
+    expected_next = torch.rand(2)
+    weights += 5  # training goes on while the writer works
+    counts += 1
+    writer.save(2, {"weights": weights, "counts": counts})
+    writer.wait()
+    first, second = list_checkpoints(tmp_path)
+    state = load_checkpoint(first, {"k": 1})
+    assert state["weights"].tolist() == [0, 0, 0] and state["counts"].tolist() == [0, 0]
+    assert torch.equal(torch.rand(2), expected_next)  # RNG captured when save() was called
+    assert load_checkpoint(second, {"k": 1})["weights"].tolist() == [5, 5, 5]
+    (tmp_path / "step-00000003").write_text("a file where the folder should go")
+    writer.save(3, {"weights": weights})
+    with pytest.raises(OSError):
+        writer.wait()
 
 
 @pytest.fixture(scope="module")
