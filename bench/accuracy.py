@@ -116,7 +116,7 @@ def run_dataset(name: str, args: argparse.Namespace) -> dict:
         "stopped_early": result.stopped_early, "history": result.history, "labels": len(label_map),
         "rows": {split: len(part) for split, part in tokenized.items()}, "device": result.device,
         "peak_gpu_memory_gb": torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else None,
-        "test_mean_tokens": float(np.mean(test.lengths)),
+        "train_mean_tokens": float(np.mean(tokenized["train"].lengths)), "test_mean_tokens": float(np.mean(test.lengths)),
     }
 
 

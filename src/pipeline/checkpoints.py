@@ -60,7 +60,8 @@ def save_checkpoint(folder: Path, step: int, fingerprint: dict, state: dict, kee
     staging = Path(tempfile.mkdtemp(dir=folder, prefix=".partial-"))
     try:
         torch.save({**state, "rng": rng if rng is not None else rng_state()}, staging / STATE_FILE)
-        (staging / META_FILE).write_text(json.dumps({"step": step, "fingerprint": fingerprint}, indent=2))
+        meta = {"step": step, "epoch": state.get("epoch"), "next_batch": state.get("next_batch"), "fingerprint": fingerprint}
+        (staging / META_FILE).write_text(json.dumps(meta, indent=2))
         if final.exists():
             shutil.rmtree(final)
         os.replace(staging, final)

@@ -58,12 +58,15 @@ def load_model(source: str, label_map: dict[str, int], config: ModelConfig):
     (``pipeline.warm_start`` only does so when the champion's labels equal ``label_map``). A head whose
     size differs from the labels is re-initialised (``ignore_mismatched_sizes``).
     """
+    import torch
     from transformers import AutoModelForSequenceClassification
 
     id2label = {i: label for label, i in label_map.items()}
+    # fp32 master weights whatever the checkpoint stores (transformers 5 would keep a bf16/fp16 file's dtype,
+    # and AdamW on half-precision weights loses small updates); autocast brings bf16 speed on CUDA.
     model = AutoModelForSequenceClassification.from_pretrained(
         resolve_model_path(source), num_labels=len(label_map), id2label=id2label, label2id=dict(label_map),
-        ignore_mismatched_sizes=True,
+        ignore_mismatched_sizes=True, dtype=torch.float32,
     )
     if config.method == "lora":
         from peft import LoraConfig, TaskType, get_peft_model

@@ -220,6 +220,8 @@ def train_model(config: PipelineConfig, workspace: Workspace, tracking: dict, sn
 
     def on_resume(info: dict) -> None:
         record_resume(client, run_id, info)
+        for record in info["history"]:  # epochs finished before the interruption belong to this run's curve too
+            on_epoch(record)
 
     result = fine_tune(model, tokenized["train"], tokenized.get("validation"), tokenizer.pad_token_id,
                        config.training, checkpoint_dir, fingerprint, resume_from=resume_from, on_epoch=on_epoch,

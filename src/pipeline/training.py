@@ -130,8 +130,9 @@ def fine_tune(model: torch.nn.Module, train: TokenizedSplit, validation: Tokeniz
 
     Resumes from ``resume_from``, else from the newest checkpoint in ``checkpoint_dir``; a checkpoint
     whose fingerprint differs is refused (CheckpointMismatch). ``on_epoch`` receives each epoch record;
-    ``on_resume`` receives {step, epoch, next_batch, checkpoint, meta} as soon as a checkpoint is loaded,
-    where ``meta`` is the ``checkpoint_meta`` of the run that wrote it (e.g. its MLflow run id).
+    ``on_resume`` receives {step, epoch, next_batch, checkpoint, meta, history} as soon as a checkpoint is
+    loaded, where ``meta`` is the ``checkpoint_meta`` of the run that wrote it (e.g. its MLflow run id) and
+    ``history`` the epoch records already made before the interruption.
     """
     if len(train) == 0:
         raise ValueError("the training split is empty")
@@ -176,7 +177,7 @@ def fine_tune(model: torch.nn.Module, train: TokenizedSplit, validation: Tokeniz
                     next_batch)
         if on_resume:
             on_resume({"step": step, "epoch": epoch, "next_batch": next_batch, "checkpoint": str(source),
-                       "meta": resumed_meta})
+                       "meta": resumed_meta, "history": list(history)})
 
     writer = CheckpointWriter(checkpoint_dir, fingerprint, config.keep_checkpoints)
 

@@ -247,6 +247,22 @@ def test_lora_trains_only_adapters_and_saves_a_plain_merged_model(tiny_model_dir
     np.testing.assert_allclose(got, expected, atol=1e-5)
 
 
+def test_half_precision_checkpoints_load_as_fp32_and_packaged_alias_honours_env(tiny_model_dir, tmp_path,
+                                                                                 monkeypatch):
+    from transformers import AutoModelForSequenceClassification
+
+    from pipeline.modeling import PACKAGED_MODEL_ENV, resolve_model_path
+
+    half = AutoModelForSequenceClassification.from_pretrained(tiny_model_dir).half()
+    half.save_pretrained(tmp_path / "half")
+    load_tokenizer(tiny_model_dir).save_pretrained(tmp_path / "half")
+    model = load_model(str(tmp_path / "half"), {"a": 0, "b": 1}, ModelConfig())
+    assert {p.dtype for p in model.parameters()} == {torch.float32}
+    monkeypatch.setenv(PACKAGED_MODEL_ENV, str(tmp_path / "half"))
+    assert resolve_model_path("packaged:all-minilm-l6-v2") == str(tmp_path / "half")
+    assert resolve_model_path("org/other-model") == "org/other-model"
+
+
 def test_tokenize_cache_hit(tiny_model_dir, tmp_path):
     from pipeline.demo import generate_demo_rows
 
