@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Run HERE (the CPU machine), in the repository root, before bench/gpu/run_gpu.sh goes to the GPU machine.
-# Builds .gpu_carry/ (git-ignored, ~53 MB: the device tool carries at most 64 MiB with the tree):
+# Builds .gpu_carry/ (ignored by .gitignore, ~53 MB: the device tool carries at most 64 MiB with the tree):
 #   model/  the packaged MiniLM with its weights stored as fp16 (45 MB instead of 91 MB; the pipeline loads
 #           every checkpoint as fp32, so training starts from the fp32 values of those fp16 numbers:
 #           a relative rounding of at most 2^-11 per weight)
@@ -13,8 +13,7 @@ cd "$(dirname "$0")/../.."
 DATA="${1:-../shared/data}"
 PY="${PYTHON:-python3}"
 CARRY=.gpu_carry
-exclude="$(git rev-parse --git-path info/exclude)"
-grep -qxF "/$CARRY/" "$exclude" 2>/dev/null || echo "/$CARRY/" >> "$exclude"
+git check-ignore -q "$CARRY/x" || { echo "$CARRY/ must be git-ignored (see .gitignore)"; exit 1; }
 rm -rf "$CARRY" && mkdir -p "$CARRY/data/sst2" "$CARRY/data/banking77" "$CARRY/whl"
 cp "$DATA/sst2/train.tsv" "$DATA/sst2/validation.tsv" "$CARRY/data/sst2/"
 cp "$DATA/banking77/train.tsv" "$DATA/banking77/test.tsv" "$CARRY/data/banking77/"

@@ -11,6 +11,7 @@
 #   bash bench/gpu/run_gpu.sh [MODEL_DIR] [DATA_DIR]     (defaults .gpu_carry/model .gpu_carry/data)
 # Results under $OUT (default bench/out/gpu): summary.json, train_speed.json, accuracy.json,
 # experiments.jsonl, pytest.log, run.log.
+# A dry run of the plumbing on a CPU machine: DEVICE=cpu QUICK=1 PYTHON=/work/venv/bin/python bash bench/gpu/run_gpu.sh
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 START=$(date +%s)
@@ -20,6 +21,14 @@ MODEL_DIR="$(realpath "${1:-.gpu_carry/model}")"
 DATA_DIR="$(realpath "${2:-.gpu_carry/data}")"
 WHEELS="${WHEELS:-.gpu_carry/whl}"
 PY="${PYTHON:-python3}"
+DEVICE="${DEVICE:-cuda}"
+if [ -n "${QUICK:-}" ]; then  # tiny sizes: checks the script, measures nothing
+  TESTS="tests/gpu"; SPEED_ARGS="--samples 256 --steps 3 --repeats 1"; ACC_ARGS="--datasets banking77 --max-train-samples 200 --epochs 1"
+  EXP_ARGS="--max-train-samples 200 --epochs 1"; EXPERIMENTS="banking77:training.learning_rate=2e-4"
+else
+  TESTS="tests/gpu tests/unit/test_training.py"; SPEED_ARGS="--samples 2048 --steps 60 --repeats 5"; ACC_ARGS=""; EXP_ARGS=""
+  EXPERIMENTS="banking77:training.learning_rate=5e-5 banking77:training.learning_rate=2e-4 banking77:training.epochs=5 sst2:training.learning_rate=5e-5"
+fi
 LOG="$OUT/run.log"
 exec > >(tee -a "$LOG") 2>&1
 elapsed() { echo $(( $(date +%s) - START )); }
@@ -40,17 +49,17 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader ||
 ls "$MODEL_DIR" "$DATA_DIR"/* >/dev/null || { echo "model or data folder missing"; exit 2; }
 
 stage "1. GPU tests + training unit tests"
-timeout -k 5 150 "$PY" -m pytest tests/gpu tests/unit/test_training.py -q -p no:cacheprovider -k "not compile" \
+timeout -k 5 150 "$PY" -m pytest $TESTS -q -p no:cacheprovider -k "not compile" \
   -o addopts="-ra --strict-markers" 2>&1 | tee "$OUT/pytest.log" | tail -15
 TESTS_RC=${PIPESTATUS[0]}
 
-stage "2. train_speed --device cuda"
-timeout -k 5 120 "$PY" bench/train_speed.py --data "$DATA_DIR/sst2" --samples 2048 --steps 60 --repeats 5 \
-  --device cuda --model "$MODEL_DIR" --out "$OUT/train_speed.json" | tail -12
+stage "2. train_speed --device $DEVICE"
+timeout -k 5 120 "$PY" bench/train_speed.py --data "$DATA_DIR/sst2" $SPEED_ARGS \
+  --device "$DEVICE" --model "$MODEL_DIR" --out "$OUT/train_speed.json" | tail -12
 SPEED_RC=${PIPESTATUS[0]}
 
-stage "3. accuracy --device cuda (pipeline defaults)"
-timeout -k 5 170 "$PY" bench/accuracy.py --data "$DATA_DIR" --device cuda --no-progress --out "$OUT/accuracy.json" | tail -5
+stage "3. accuracy --device $DEVICE (pipeline defaults)"
+timeout -k 5 170 "$PY" bench/accuracy.py --data "$DATA_DIR" --device "$DEVICE" $ACC_ARGS --no-progress --out "$OUT/accuracy.json" | tail -5
 ACCURACY_RC=${PIPESTATUS[0]}
 
 stage "4a. torch.compile test"
@@ -60,13 +69,11 @@ COMPILE_RC=${PIPESTATUS[0]}
 
 stage "4b. learning-rate experiments (not the defaults' result; evidence for choosing them)"
 : > "$OUT/experiments.jsonl"
-for spec in "banking77 training.learning_rate=5e-5" "banking77 training.learning_rate=2e-4" \
-            "banking77 training.epochs=5" "sst2 training.learning_rate=5e-5"; do
-  set -- $spec
+for spec in $EXPERIMENTS; do
   budget=$(( $(left) - 10 ))
   if [ "$budget" -lt 40 ]; then echo "skipped (time): $spec"; continue; fi
-  timeout -k 5 "$budget" "$PY" bench/accuracy.py --data "$DATA_DIR" --datasets "$1" --device cuda --set "$2" \
-    --no-progress --json 2>/dev/null | tail -1 >> "$OUT/experiments.jsonl"
+  timeout -k 5 "$budget" "$PY" bench/accuracy.py --data "$DATA_DIR" --datasets "${spec%%:*}" --device "$DEVICE" \
+    --set "${spec#*:}" $EXP_ARGS --no-progress --json 2>/dev/null | tail -1 >> "$OUT/experiments.jsonl"
   echo "done: $spec"
 done
 
