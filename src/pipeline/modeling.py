@@ -56,7 +56,9 @@ def load_model(source: str, label_map: dict[str, int], config: ModelConfig):
 
     ``source`` is a hub id, a folder or the packaged alias; a warm start passes the champion's folder
     (``pipeline.warm_start`` only does so when the champion's labels equal ``label_map``). A head whose
-    size differs from the labels is re-initialised (``ignore_mismatched_sizes``).
+    size differs from the labels is re-initialised (``ignore_mismatched_sizes``). The names of the
+    parameters that were initialised here rather than loaded (the new head) are kept as
+    ``model.pipeline_new_parameters``; the optimizer gives them ``training.head_learning_rate_factor``.
     """
     import torch
     from transformers import AutoModelForSequenceClassification
@@ -64,10 +66,12 @@ def load_model(source: str, label_map: dict[str, int], config: ModelConfig):
     id2label = {i: label for label, i in label_map.items()}
     # fp32 master weights whatever the checkpoint stores (transformers 5 would keep a bf16/fp16 file's dtype,
     # and AdamW on half-precision weights loses small updates); autocast brings bf16 speed on CUDA.
-    model = AutoModelForSequenceClassification.from_pretrained(
+    model, info = AutoModelForSequenceClassification.from_pretrained(
         resolve_model_path(source), num_labels=len(label_map), id2label=id2label, label2id=dict(label_map),
-        ignore_mismatched_sizes=True, dtype=torch.float32,
+        ignore_mismatched_sizes=True, dtype=torch.float32, output_loading_info=True,
     )
+    mismatched = {key[0] if isinstance(key, tuple) else key for key in info.get("mismatched_keys") or ()}
+    model.pipeline_new_parameters = frozenset(info.get("missing_keys") or ()) | mismatched
     if config.method == "lora":
         from peft import LoraConfig, TaskType, get_peft_model
 
@@ -75,6 +79,13 @@ def load_model(source: str, label_map: dict[str, int], config: ModelConfig):
                           lora_dropout=config.lora_dropout)
         model = get_peft_model(model, lora)
     return model
+
+
+def canonical_parameter_name(name: str) -> str:
+    """A parameter's name in the plain transformers model, also when peft wraps it."""
+    for wrapper in ("base_model.model.", "modules_to_save.default."):
+        name = name.replace(wrapper, "")
+    return name
 
 
 def save_model(model, tokenizer, folder: Path) -> Path:

@@ -74,11 +74,26 @@ def select_device(preference: str) -> torch.device:
 
 
 def build_optimizer(model: torch.nn.Module, config: TrainingConfig, device: torch.device) -> torch.optim.Optimizer:
-    """Fused AdamW with weight decay on matrices only (biases and LayerNorm weights are 1-D)."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    groups = [{"params": [p for p in params if p.ndim >= 2], "weight_decay": config.weight_decay},
-              {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
-    fused = device.type in ("cuda", "cpu") and all(p.dtype.is_floating_point for p in params)
+    """Fused AdamW with weight decay on matrices only (biases and LayerNorm weights are 1-D).
+
+    Parameters the model loader initialised afresh (``model.pipeline_new_parameters``: the new head) learn
+    at ``learning_rate * head_learning_rate_factor``: Adam moves every weight by about the learning rate
+    per step whatever its gradient, so a head starting from zero-ish logits at the body's rate needs
+    hundreds of steps before its classes separate (measured: bench/results/accuracy.md).
+    """
+    from pipeline.modeling import canonical_parameter_name
+
+    new = getattr(model, "pipeline_new_parameters", frozenset())
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    groups = []
+    for is_new in (False, True):
+        factor = config.head_learning_rate_factor if is_new else 1.0
+        members = [p for n, p in named if (canonical_parameter_name(n) in new) == is_new]
+        groups += [{"params": [p for p in members if p.ndim >= 2], "weight_decay": config.weight_decay,
+                    "lr": config.learning_rate * factor},
+                   {"params": [p for p in members if p.ndim < 2], "weight_decay": 0.0, "lr": config.learning_rate * factor}]
+    groups = [g for g in groups if g["params"]]
+    fused = device.type in ("cuda", "cpu") and all(p.dtype.is_floating_point for _, p in named)
     return torch.optim.AdamW(groups, lr=config.learning_rate, fused=fused)
 
 

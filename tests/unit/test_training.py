@@ -90,6 +90,19 @@ def test_weight_decay_only_on_matrices_and_fused_adamw():
     assert optimizer.defaults["fused"]
 
 
+def test_new_head_learns_faster_and_lora_keeps_the_rule(tiny_model_dir):
+    config = TrainingConfig(learning_rate=1e-4, head_learning_rate_factor=10)
+    for method in ("full", "lora"):
+        model = load_model(tiny_model_dir, {"a": 0, "b": 1, "c": 2}, ModelConfig(method=method))
+        assert model.pipeline_new_parameters == {"classifier.weight", "classifier.bias"}
+        optimizer = build_optimizer(model, config, torch.device("cpu"))
+        head = {id(p) for n, p in model.named_parameters() if "classifier" in n and p.requires_grad}
+        for group in optimizer.param_groups:
+            in_head = {id(p) for p in group["params"]} <= head
+            assert group["lr"] == pytest.approx(1e-3 if in_head else 1e-4)
+        assert sum(len(g["params"]) for g in optimizer.param_groups if g["lr"] > 2e-4) == 2
+
+
 def test_clip_gradients_limits_the_global_norm():
     params = [torch.nn.Parameter(torch.zeros(3)), torch.nn.Parameter(torch.zeros(4))]
     params[0].grad = torch.tensor([3.0, 0.0, 0.0])

@@ -45,6 +45,7 @@ def test_warm_start_loads_the_champion_weights(champion_store, tiny_model_dir, t
                               tmp_path / "download")
     assert warm.warm and warm.champion_uri == f"models:/{MODEL_NAME}/1"
     loaded = load_model(warm.source, champion_store["label_map"], ModelConfig())
+    assert loaded.pipeline_new_parameters == set()  # a trained head: no head learning-rate boost
     expected = champion_store["champion"].state_dict()
     assert all(torch.equal(v, expected[k]) for k, v in loaded.state_dict().items())
 
