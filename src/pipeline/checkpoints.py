@@ -3,6 +3,10 @@
 Each checkpoint is a folder ``step-NNNNNNNN`` written under a temporary name and renamed, so a run
 killed mid-write leaves the previous checkpoint intact. A checkpoint carries the fingerprint of the
 configuration and data that made it; loading it for anything else is refused.
+
+``CheckpointWriter`` copies the state to host memory at the step boundary and writes it in a background
+thread, so training goes on while a few hundred MB reach the disk (on a GPU that write would otherwise
+cost as much as hundreds of training steps).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import os
 import random
 import shutil
 import tempfile
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -43,14 +48,20 @@ def restore_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def save_checkpoint(folder: Path, step: int, fingerprint: dict, state: dict, keep: int) -> Path:
-    """Write ``folder/step-<step>`` atomically and prune all but the ``keep`` newest checkpoints."""
+def save_checkpoint(folder: Path, step: int, fingerprint: dict, state: dict, keep: int,
+                    rng: dict | None = None) -> Path:
+    """Write ``folder/step-<step>`` atomically and prune all but the ``keep`` newest checkpoints.
+
+    ``rng`` defaults to the RNG states of this moment; pass the ones taken at the step boundary when
+    writing later (as ``CheckpointWriter`` does).
+    """
     folder.mkdir(parents=True, exist_ok=True)
     final = folder / f"step-{step:08d}"
     staging = Path(tempfile.mkdtemp(dir=folder, prefix=".partial-"))
     try:
-        torch.save({**state, "rng": rng_state()}, staging / STATE_FILE)
-        (staging / META_FILE).write_text(json.dumps({"step": step, "fingerprint": fingerprint}, indent=2))
+        torch.save({**state, "rng": rng if rng is not None else rng_state()}, staging / STATE_FILE)
+        meta = {"step": step, "epoch": state.get("epoch"), "next_batch": state.get("next_batch"), "fingerprint": fingerprint}
+        (staging / META_FILE).write_text(json.dumps(meta, indent=2))
         if final.exists():
             shutil.rmtree(final)
         os.replace(staging, final)
@@ -60,6 +71,55 @@ def save_checkpoint(folder: Path, step: int, fingerprint: dict, state: dict, kee
     for old in list_checkpoints(folder)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+def copy_to_host(value):
+    """A copy of ``value`` (nested dicts, lists, tensors) whose tensors live in host memory and are not
+    shared with the caller's, so training may go on changing the originals."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().to("cpu", copy=True)
+    if isinstance(value, dict):
+        return {k: copy_to_host(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(copy_to_host(v) for v in value)
+    if isinstance(value, np.ndarray):
+        return value.copy()
+    return value
+
+
+class CheckpointWriter:
+    """Saves checkpoints in a background thread, one at a time; ``wait()`` before relying on the files.
+
+    ``save`` snapshots the state (a host copy) and the RNG states at once, then returns; a write error
+    is raised by the next ``save`` or ``wait``.
+    """
+
+    def __init__(self, folder: Path, fingerprint: dict, keep: int):
+        self.folder, self.fingerprint, self.keep = folder, fingerprint, keep
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    def save(self, step: int, state: dict, shared: dict | None = None) -> None:
+        """Checkpoint ``state`` (copied now) plus ``shared`` (values never modified in place later: not copied)."""
+        snapshot, rng = {**copy_to_host(state), **(shared or {})}, rng_state()
+        self.wait()
+        self._thread = threading.Thread(target=self._write, args=(step, snapshot, rng), name="checkpoint-writer",
+                                        daemon=True)
+        self._thread.start()
+
+    def _write(self, step: int, snapshot: dict, rng: dict) -> None:
+        try:
+            save_checkpoint(self.folder, step, self.fingerprint, snapshot, self.keep, rng=rng)
+        except BaseException as exc:  # handed to the training thread by wait()
+            self._error = exc
+
+    def wait(self) -> None:
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
 
 
 def list_checkpoints(folder: Path) -> list[Path]:

@@ -41,7 +41,9 @@ def build_config(config_file: Path | None, overrides: list[str] | None, data: li
         fail(str(exc), as_json, code=2)
     if data:
         config.data.paths = list(data)
-    apply_environment_defaults(Workspace.resolve(config.workspace))
+    workspace = Workspace.resolve(config.workspace)
+    workspace.prefect_home.mkdir(parents=True, exist_ok=True)  # the temporary Prefect server needs it at start
+    apply_environment_defaults(workspace)
     return config
 
 

@@ -115,6 +115,10 @@ class TrainingConfig(_Section):
     gradient_accumulation_steps: int = Field(1, ge=1, le=256, description="Micro-batches per optimizer step.")
     eval_batch_size: int = Field(128, ge=1, le=8192, description="Examples per evaluation batch.")
     learning_rate: float = Field(5e-5, gt=0.0, le=1.0, description="Peak learning rate of AdamW.")
+    head_learning_rate_factor: float = Field(
+        1.0, ge=1.0, le=1000.0, description="The newly initialised classification head learns this many times "
+        "faster than the pretrained body (a fresh head at the body's rate needs many steps to separate classes); "
+        "1 disables. Not applied to a warm start, whose head is trained.")
     weight_decay: float = Field(0.01, ge=0.0, le=1.0, description="AdamW weight decay (never on biases or LayerNorm).")
     warmup_ratio: float = Field(0.06, ge=0.0, lt=1.0, description="Share of steps spent warming the learning rate up.")
     max_grad_norm: float = Field(1.0, gt=0.0, description="Gradient clipping norm.")

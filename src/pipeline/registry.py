@@ -90,12 +90,18 @@ def log_metric_series(mlflow_client, run_id: str, records: list[dict], step_key:
 
 
 def log_dataset(run_id: str, frame: pd.DataFrame, name: str, source: str, context: str) -> None:
-    """Record a data set (its digest and schema) as an input of the run."""
+    """Record a data set (its digest and schema) as an input of the run.
+
+    Through the client, not ``with mlflow.start_run(...)``: leaving that block would mark the run
+    FINISHED while it is still training (and a killed run would then look finished).
+    """
     import mlflow
+    from mlflow.entities import DatasetInput, InputTag
+    from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
     dataset = mlflow.data.from_pandas(frame[["text", "label"]], source=source, name=name)
-    with mlflow.start_run(run_id=run_id):
-        mlflow.log_input(dataset, context=context)
+    entry = DatasetInput(dataset._to_mlflow_entity(), tags=[InputTag(MLFLOW_DATASET_CONTEXT, context)])
+    mlflow.MlflowClient().log_inputs(run_id, datasets=[entry])
 
 
 def end_run(mlflow_client, run_id: str, status: str = "FINISHED") -> None:
