@@ -24,10 +24,13 @@ PY="${PYTHON:-python3}"
 DEVICE="${DEVICE:-cuda}"
 if [ -n "${QUICK:-}" ]; then  # tiny sizes: checks the script, measures nothing
   TESTS="tests/gpu"; SPEED_ARGS="--samples 256 --steps 3 --repeats 1"; ACC_ARGS="--datasets banking77 --max-train-samples 200 --epochs 1"
-  EXP_ARGS="--max-train-samples 200 --epochs 1"; EXPERIMENTS="banking77:training.learning_rate=2e-4"
+  EXP_ARGS="--max-train-samples 200 --epochs 1"; EXPERIMENTS="banking77:training.learning_rate=5e-5,training.head_learning_rate_factor=1"
 else
   TESTS="tests/gpu tests/unit/test_training.py"; SPEED_ARGS="--samples 2048 --steps 60 --repeats 5"; ACC_ARGS=""; EXP_ARGS=""
-  EXPERIMENTS="banking77:training.learning_rate=5e-5 banking77:training.learning_rate=2e-4 banking77:training.epochs=5 sst2:training.learning_rate=5e-5"
+  # the foundation's old defaults (lr 5e-5, no head factor) on both sets, then neighbours of the new defaults
+  EXPERIMENTS="banking77:training.learning_rate=5e-5,training.head_learning_rate_factor=1
+               sst2:training.learning_rate=5e-5,training.head_learning_rate_factor=1
+               banking77:training.head_learning_rate_factor=30 banking77:training.epochs=5"
 fi
 LOG="$OUT/run.log"
 exec > >(tee -a "$LOG") 2>&1
@@ -72,8 +75,9 @@ stage "4b. learning-rate experiments (not the defaults' result; evidence for cho
 for spec in $EXPERIMENTS; do
   budget=$(( $(left) - 10 ))
   if [ "$budget" -lt 40 ]; then echo "skipped (time): $spec"; continue; fi
+  sets=(); IFS=, read -ra pairs <<< "${spec#*:}"; for pair in "${pairs[@]}"; do sets+=(--set "$pair"); done
   timeout -k 5 "$budget" "$PY" bench/accuracy.py --data "$DATA_DIR" --datasets "${spec%%:*}" --device "$DEVICE" \
-    --set "${spec#*:}" $EXP_ARGS --no-progress --json 2>/dev/null | tail -1 >> "$OUT/experiments.jsonl"
+    "${sets[@]}" $EXP_ARGS --no-progress --json 2>/dev/null | tail -1 >> "$OUT/experiments.jsonl"
   echo "done: $spec"
 done
 

@@ -114,9 +114,10 @@ class TrainingConfig(_Section):
     batch_size: int = Field(32, ge=1, le=4096, description="Examples per micro-batch.")
     gradient_accumulation_steps: int = Field(1, ge=1, le=256, description="Micro-batches per optimizer step.")
     eval_batch_size: int = Field(128, ge=1, le=8192, description="Examples per evaluation batch.")
-    learning_rate: float = Field(5e-5, gt=0.0, le=1.0, description="Peak learning rate of AdamW.")
+    learning_rate: float = Field(1e-4, gt=0.0, le=1.0, description="Peak learning rate of AdamW for the pretrained "
+                                 "body (1e-4 suits small models like the packaged MiniLM; use 2e-5 to 5e-5 for base/large ones).")
     head_learning_rate_factor: float = Field(
-        1.0, ge=1.0, le=1000.0, description="The newly initialised classification head learns this many times "
+        100.0, ge=1.0, le=1000.0, description="The newly initialised classification head learns this many times "
         "faster than the pretrained body (a fresh head at the body's rate needs many steps to separate classes); "
         "1 disables. Not applied to a warm start, whose head is trained.")
     weight_decay: float = Field(0.01, ge=0.0, le=1.0, description="AdamW weight decay (never on biases or LayerNorm).")
