@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -41,14 +42,14 @@ def build_config(config_file: Path | None, overrides: list[str] | None, data: li
         fail(str(exc), as_json, code=2)
     if data:
         config.data.paths = list(data)
-    workspace = Workspace.resolve(config.workspace)
-    workspace.prefect_home.mkdir(parents=True, exist_ok=True)  # the temporary Prefect server needs it at start
-    apply_environment_defaults(workspace)
+    apply_environment_defaults(Workspace.resolve(config.workspace))
     return config
 
 
 def run_flow(module: str, attribute: str, as_json: bool, **kwargs) -> dict:
     """Run a Prefect flow in this process; returns its result or exits non-zero with the reason."""
+    if os.environ.get("PREFECT_HOME"):  # the temporary Prefect server needs it at start
+        Path(os.environ["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)
     flow = getattr(importlib.import_module(module), attribute)
     state = flow(return_state=True, **kwargs)
     result = state.result(raise_on_failure=False)
