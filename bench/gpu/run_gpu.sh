@@ -40,7 +40,7 @@ stage() { echo; echo "=== [$(elapsed)s] $*"; }
 
 export PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false HF_HUB_OFFLINE=1 TRANSFORMERS_VERBOSITY=error
 export PIPELINE_PACKAGED_MODEL_DIR="$MODEL_DIR" PYTHONPATH="$PWD/src:$PWD${PYTHONPATH:+:$PYTHONPATH}"
-if ! "$PY" -c "import pydantic" 2>/dev/null; then
+if ! "$PY" -c "from pydantic import ConfigDict, field_validator" 2>/dev/null; then  # pydantic 2 needed
   stage "pydantic from carried wheels ($WHEELS) into /tmp/site"
   "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site "$WHEELS"/*.whl \
     || { echo "no pydantic and no usable wheels in $WHEELS: run bench/gpu/prepare_carry.sh and carry .gpu_carry"; exit 2; }
