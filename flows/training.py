@@ -1,4 +1,4 @@
-"""The training flow: ingest -> validate -> split -> tokenize -> fine-tune -> evaluate -> register."""
+"""The training flow: ingest -> validate -> split -> tokenize -> fine-tune -> evaluate -> compare -> register."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from prefect import flow
 from pipeline.config import PipelineConfig
 from tasks.data import check_data_gate, ingest_data, prepare_workspace, split_data
 from tasks.evaluation import evaluate_model
-from tasks.registry import register_model
+from tasks.registry import compare_with_champion, register_model
 from tasks.training import fail_tracking, fine_tune, start_tracking, tokenize_data
 
 
@@ -23,7 +23,8 @@ def training_flow(config: PipelineConfig = PipelineConfig()) -> dict:
     try:
         trained = fine_tune(config, workspace, tracking, data.snapshot_id, tokenizer, label_map, tokenized)
         evaluation = evaluate_model(trained["model_dir"], splits["test"], config, workspace, tracking)
-        registered = register_model(config, tracking, trained["model_dir"], data.snapshot_id, evaluation)
+        comparison = compare_with_champion(config, tracking, splits["test"], evaluation)
+        registered = register_model(config, tracking, trained["model_dir"], data.snapshot_id, evaluation, comparison)
     except BaseException as exc:
         fail_tracking(tracking, f"{type(exc).__name__}: {exc}")
         raise

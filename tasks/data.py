@@ -9,7 +9,7 @@ from pipeline import steps
 from pipeline.config import PipelineConfig
 from pipeline.validation import ContractResult
 from pipeline.workspace import Workspace
-from tasks.reporting import data_markdown
+from tasks.reporting import contracts_markdown, data_markdown
 
 
 @task(name="prepare-workspace")
@@ -21,6 +21,8 @@ def prepare_workspace(config: PipelineConfig) -> Workspace:
 def ingest_data(config: PipelineConfig, workspace: Workspace) -> steps.DataOutcome:
     outcome = steps.ingest_and_validate(config, workspace)
     create_markdown_artifact(key="data-ingestion", markdown=data_markdown(outcome), description="Ingested files")
+    create_markdown_artifact(key="data-contract", markdown=contracts_markdown(outcome),
+                             description="Each expectation's result and observed value, per file")
     return outcome
 
 

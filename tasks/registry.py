@@ -1,19 +1,28 @@
-"""Task for registering the model version in MLflow and moving aliases."""
+"""Tasks for the promotion gate (compare with the champion) and registering the version in MLflow."""
 
 from __future__ import annotations
 
+import pandas as pd
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
 
 from pipeline import steps
 from pipeline.config import PipelineConfig
-from tasks.reporting import registration_markdown
+from tasks.reporting import comparison_markdown, registration_markdown
+
+
+@task(name="compare-with-champion")
+def compare_with_champion(config: PipelineConfig, tracking: dict, test_frame: pd.DataFrame, evaluation: dict) -> dict:
+    comparison = steps.compare_with_champion(config, tracking, test_frame, evaluation)
+    create_markdown_artifact(key="champion-comparison", markdown=comparison_markdown(comparison),
+                             description="Candidate vs the live champion on the same test split, and the gate")
+    return comparison
 
 
 @task(name="register-model", retries=2, retry_delay_seconds=5)
 def register_model(config: PipelineConfig, tracking: dict, model_dir: str, snapshot_id: str, evaluation: dict,
-                   gate: dict | None = None) -> dict:
-    registered = steps.register_model(config, tracking, model_dir, snapshot_id, evaluation, gate)
+                   comparison: dict | None = None) -> dict:
+    registered = steps.register_model(config, tracking, model_dir, snapshot_id, evaluation, comparison)
     create_markdown_artifact(key="registration", markdown=registration_markdown(registered),
-                             description="Registered model version")
+                             description="Registered model version and its model card")
     return registered

@@ -25,6 +25,17 @@ def data_markdown(outcome) -> str:
             f"\n## Skipped (already ingested)\n{_table(skipped, ['file', 'reason'])}")
 
 
+def contracts_markdown(outcome) -> str:
+    """Every expectation's result and observed value, one table per file validated in this run."""
+    from pipeline.validation import ContractResult
+
+    if not outcome.contracts:
+        return "# Data contract\n\nNo new files were validated in this run.\n"
+    sections = [ContractResult.from_dict(contract).to_markdown(f"Data contract: {Path(uri).name}")
+                for uri, contract in outcome.contracts.items()]
+    return "# Data contract\n\n" + "\n".join(sections)
+
+
 def training_markdown(trained: dict) -> str:
     rows = [{k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in r.items()} for r in trained["history"]]
     columns = sorted({k for r in rows for k in r}, key=lambda k: (k != "epoch", k))
@@ -43,8 +54,37 @@ def evaluation_markdown(evaluation: dict) -> str:
             f"{_table(per_class, ['label', 'precision', 'recall', 'f1', 'support'])}")
 
 
+def comparison_markdown(comparison: dict) -> str:
+    """The comparison report (built by the library, so the run's artifact and this one are the same text)."""
+    from pipeline.model_card import render_comparison
+
+    return comparison.get("report") or render_comparison(comparison)
+
+
 def registration_markdown(registered: dict) -> str:
     gate = registered["gate"]
-    return (f"# Registered {registered['model_name']} version {registered['model_version']}\n\n"
+    head = (f"# Registered {registered['model_name']} version {registered['model_version']}\n\n"
             f"aliases: {', '.join(registered['aliases']) or '(none)'}\n\n"
             f"gate: {'passed' if gate['passed'] else 'failed'}: {gate['reason']}\n")
+    if registered.get("promotion_note"):
+        head += f"\nnot promoted to champion: {registered['promotion_note']}\n"
+    return head + ("\n---\n\n" + registered["model_card"] if registered.get("model_card") else "")
+
+
+def new_data_markdown(new_data: dict, decision: dict) -> str:
+    """Retraining's check: what arrived since the last training and whether the run trains."""
+    files = ([{"file": Path(u).name, "where": "landing zone (pending)"} for u in new_data["pending_files"]]
+             + [{"file": Path(u).name, "where": "ingested, not trained yet"} for u in new_data["untrained_files"]]
+             + [{"file": Path(u["uri"]).name, "where": f"unreadable: {u['rule']}"} for u in new_data["unreadable_files"]])
+    verdict = "train" if decision["train"] else "skip"
+    return (f"# New data: {verdict}\n\n{decision['reason']}\n\n"
+            f"head snapshot `{new_data['head_snapshot']}`, last trained snapshot `{new_data['trained_snapshot']}`\n\n"
+            f"## Files\n{_table(files, ['file', 'where'])}")
+
+
+def failure_markdown(flow_name: str, run_name: str, state: str, reason: str, run_url: str | None,
+                     webhook: str | None) -> str:
+    """What a failed or crashed deployed run says about itself."""
+    link = f"\n\n[Open the run]({run_url})" if run_url else ""
+    return (f"# {flow_name} run {run_name}: {state}\n\n```\n{reason.strip()[:4000]}\n```\n\n"
+            f"webhook: {webhook or 'not configured (retraining.webhook_url)'}{link}\n")

@@ -51,9 +51,12 @@ def demo(batch: Annotated[Optional[list[int]], typer.Option("--batch", "-b", hel
 
 def _register_subcommands() -> None:
     """Each command group lives in its own module (``pipeline.cli_<group>``)."""
-    from pipeline import cli_data
+    from pipeline import cli_data, cli_models, cli_serve, cli_validate
 
     app.add_typer(cli_data.app, name="data")
+    app.add_typer(cli_models.app, name="models")
+    app.add_typer(cli_serve.app, name="serve")
+    app.command("validate")(cli_validate.validate)
 
 
 _register_subcommands()

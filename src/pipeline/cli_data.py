@@ -15,14 +15,25 @@ app = typer.Typer(help="Landing zone, ledger and snapshots.", no_args_is_help=Tr
 
 
 @app.command("ingest")
-def data_ingest(paths: Annotated[Optional[list[str]], typer.Argument(help="Files, folders or URLs (default: landing zone).")] = None,
+def data_ingest(paths: Annotated[Optional[list[str]], typer.Argument(help="Files, folders, fsspec URLs or hf:NAME[:CONFIG] (default: the landing zone).")] = None,
                 config: ConfigOpt = None, set_: SetOpt = None, as_json: JsonOpt = False) -> None:
     """Ingest new files into a snapshot, running the data contract on each (bad files are quarantined)."""
     from pipeline import steps
+    from pipeline.datastore import DataStoreBusy
+    from pipeline.deduplication import ConflictError
+    from pipeline.sources import IngestionError
 
     cfg = build_config(config, set_, paths, as_json)
     workspace = steps.prepare_workspace(cfg)
-    outcome = steps.ingest_and_validate(cfg, workspace)
+    try:
+        outcome = steps.ingest_and_validate(cfg, workspace)
+    except ConflictError as exc:
+        fail(f"{exc} (all conflicting rows: {exc.report})", as_json, code=1, rule="label_conflicts",
+             conflict_rows=len(exc.conflicts), report=exc.report)
+    except DataStoreBusy as exc:
+        fail(str(exc), as_json, code=3, rule="busy")
+    except IngestionError as exc:
+        fail(str(exc), as_json, code=2, rule=exc.rule)
     payload = {k: v for k, v in outcome.to_dict().items() if k != "contracts"}
     if as_json:
         typer.echo(json.dumps(payload, default=str))
@@ -37,29 +48,37 @@ def data_ingest(paths: Annotated[Optional[list[str]], typer.Argument(help="Files
 
 @app.command("status")
 def data_status(config: ConfigOpt = None, set_: SetOpt = None, as_json: JsonOpt = False) -> None:
-    """Current snapshot and files waiting in the landing zone (cheap: hashes only changed files)."""
+    """Current snapshot and files waiting to be ingested (cheap: size and mtime first, hashes only changed
+    files, parses only pending ones). ``pending_rows`` counts the rows of the pending files that parse;
+    ``unreadable`` lists those that would be quarantined."""
     from pipeline.datastore import DataStore
+    from pipeline.sources import IngestionError
 
     cfg = build_config(config, set_, None, as_json)
     store = DataStore(Workspace.resolve(cfg.workspace), cfg.data)
-    ledger = store.read_ledger()
-    pending = store.pending(cfg.data.paths or None)
-    payload = {"snapshot_id": ledger["head"], "pending_files": [p["uri"] for p in pending],
-               "pending_rows": None if not pending else _count_rows(pending, cfg)}
+    try:
+        pending = store.pending(cfg.data.paths or None)
+    except IngestionError as exc:
+        fail(str(exc), as_json, code=2, rule=exc.rule)
+    rows, unreadable = _count_rows(pending, cfg)
+    payload = {"snapshot_id": store.read_ledger()["head"], "pending_files": [p["uri"] for p in pending],
+               "pending_rows": rows, "unreadable": unreadable}
     typer.echo(json.dumps(payload) if as_json else
-               f"snapshot {payload['snapshot_id']}; {len(pending)} pending files ({payload['pending_rows']} rows)")
+               f"snapshot {payload['snapshot_id']}; {len(pending)} pending files ({rows} rows)")
 
 
-def _count_rows(pending: list[dict], cfg: PipelineConfig) -> int:
-    from pipeline.ingestion import IngestionError, read_labeled_file
+def _count_rows(pending: list[dict], cfg: PipelineConfig) -> tuple[int, list[dict]]:
+    if not pending:
+        return 0, []
+    from pipeline.ingestion import IngestionError, count_rows
 
-    total = 0
+    total, unreadable = 0, []
     for item in pending:
         try:
-            total += len(read_labeled_file(item["uri"], cfg.data))
-        except IngestionError:
-            continue
-    return total
+            total += count_rows(item["uri"], cfg.data)
+        except IngestionError as exc:
+            unreadable.append(exc.to_dict())
+    return total, unreadable
 
 
 @app.command("show")

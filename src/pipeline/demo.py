@@ -1,13 +1,15 @@
 """A small support-ticket topic data set that the project generates itself (no public corpus).
 
 Four intents (billing, shipping, account, technical), written from templates with a seeded RNG so
-every machine gets the same files. A few label-ambiguous sentences keep the task from being trivial.
+every machine gets the same files. Label-ambiguous sentences and a little label noise (as real
+annotation has) keep the task from being trivial, so test metrics say something.
 """
 
 from __future__ import annotations
 
 import json
 import random
+import zlib
 from pathlib import Path
 
 import pandas as pd
@@ -50,21 +52,54 @@ AMBIGUOUS = [
 ]
 
 
-def generate_demo_rows(rows: int, seed: int = 0) -> pd.DataFrame:
-    """Return ``rows`` labeled support tickets (columns ``text``, ``label``), reproducible from ``seed``."""
+LABEL_NOISE = 0.03
+
+
+def _ticket(rng: random.Random, labels: list[str], label_noise: float) -> tuple[str, str]:
+    if rng.random() < 0.05:
+        text, label = rng.choice(AMBIGUOUS)
+        text = f"{rng.choice(OPENERS)} {text}. {rng.choice(CLOSERS)}"
+    else:
+        label = rng.choice(labels)
+        parts = TOPICS[label]
+        text = f"{rng.choice(OPENERS)} {rng.choice(parts['subject'])} {rng.choice(parts['verb'])}. {rng.choice(CLOSERS)}"
+    text = " ".join(text.split())
+    # Noise is a function of the text, so a repeated text keeps one label (no conflicts).
+    digest = zlib.crc32(text.encode())
+    if digest % 10_000 < label_noise * 10_000:
+        label = labels[(labels.index(label) + 1 + digest % (len(labels) - 1)) % len(labels)]
+    return text, label
+
+
+def generate_demo_rows(rows: int, seed: int = 0, label_noise: float = LABEL_NOISE,
+                       exclude: set[str] | None = None) -> pd.DataFrame:
+    """Return ``rows`` labeled support tickets (columns ``text``, ``label``), reproducible from ``seed``.
+
+    Texts in ``exclude`` are never produced (later batches use it so that a text never arrives twice,
+    which would otherwise repeat texts of the frozen test split). A few exact repeats remain inside
+    one batch, as real exports have.
+    """
     rng = random.Random(seed)
     labels = list(TOPICS)
+    exclude = exclude if exclude is not None else set()
     records = []
-    for _ in range(rows):
-        if rng.random() < 0.03:
-            text, label = rng.choice(AMBIGUOUS)
-            text = f"{rng.choice(OPENERS)} {text}. {rng.choice(CLOSERS)}"
-        else:
-            label = rng.choice(labels)
-            parts = TOPICS[label]
-            text = f"{rng.choice(OPENERS)} {rng.choice(parts['subject'])} {rng.choice(parts['verb'])}. {rng.choice(CLOSERS)}"
-        records.append({"text": " ".join(text.split()), "label": label})
+    while len(records) < rows:
+        text, label = _ticket(rng, labels, label_noise)
+        if text in exclude:
+            continue
+        records.append({"text": text, "label": label})
     return pd.DataFrame.from_records(records)
+
+
+def generate_demo_batches(batches: tuple[int, ...], rows_per_batch: int) -> dict[int, pd.DataFrame]:
+    """Batches 1..max(batches) generated in order, each avoiding every text of the batches before it."""
+    seen: set[str] = set()
+    out = {}
+    for batch in range(1, max(batches) + 1):
+        frame = generate_demo_rows(rows_per_batch, seed=batch, exclude=seen)
+        seen |= set(frame["text"])
+        out[batch] = frame
+    return {b: out[b] for b in batches}
 
 
 def write_demo_files(folder: str | Path, batches: tuple[int, ...] = (1, 2), rows_per_batch: int = 1200) -> list[Path]:
@@ -75,10 +110,12 @@ def write_demo_files(folder: str | Path, batches: tuple[int, ...] = (1, 2), rows
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     written = []
+    unknown = [b for b in batches if b not in (1, 2, 3)]
+    if unknown:
+        raise ValueError(f"demo batch must be 1, 2 or 3, not {unknown[0]}")
+    frames = generate_demo_batches(tuple(batches), rows_per_batch)
     for batch in batches:
-        if batch not in (1, 2, 3):
-            raise ValueError(f"demo batch must be 1, 2 or 3, not {batch}")
-        frame = generate_demo_rows(rows_per_batch, seed=batch)
+        frame = frames[batch]
         if batch == 1:
             path = folder / "demo_batch_1.csv"
             frame.to_csv(path, index=False)

@@ -34,8 +34,17 @@ def per_class_table(y_true: np.ndarray, y_pred: np.ndarray, label_names: list[st
 
 def expected_calibration_error(proba: np.ndarray, y_true: np.ndarray, bins: int = 10) -> tuple[float, pd.DataFrame]:
     """ECE over equal-width confidence bins, and the per-bin table behind the reliability plot."""
-    confidence = proba.max(axis=1)
-    correct = proba.argmax(axis=1) == y_true
+    return expected_calibration_error_from_confidence(proba.max(axis=1), proba.argmax(axis=1) == y_true, bins)
+
+
+def expected_calibration_error_from_confidence(confidence: np.ndarray, correct: np.ndarray,
+                                               bins: int = 10) -> tuple[float, pd.DataFrame]:
+    """ECE from the top-class confidence and whether each prediction was right.
+
+    What a model that only returns its label and score (a served pyfunc) allows; equal to
+    ``expected_calibration_error`` when the score is the top-class probability.
+    """
+    confidence, correct = np.asarray(confidence, dtype=float), np.asarray(correct, dtype=bool)
     edges = np.linspace(0.0, 1.0, bins + 1)
     which = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, bins - 1)
     rows, ece = [], 0.0
@@ -157,6 +166,7 @@ def evaluate_predictions(frame: pd.DataFrame, proba: np.ndarray, y_true: np.ndar
     per_class = per_class_table(y_true, pred, label_names)
     ece, reliability = expected_calibration_error(proba, y_true)
     metrics["ece"] = ece
+    metrics["mean_confidence"] = float(proba.max(axis=1).mean()) if len(proba) else 0.0
     metrics["test_rows"] = int(len(y_true))
     matrix = confusion_matrix(y_true, pred, labels=list(range(len(label_names))))
     mistakes = confident_mistakes(frame, proba, y_true, label_names)

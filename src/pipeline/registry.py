@@ -1,9 +1,8 @@
 """MLflow tracking and the Model Registry: runs, lineage, the pyfunc model and its aliases.
 
-Policy of the foundation gate (refined by ``pipeline.promotion``): every registered version that
-passes the gate gets alias ``challenger``; when the model has no ``champion`` yet, the first version
-above ``registry.min_metric`` becomes ``champion`` too. Aliases are resolved at call time, never cached,
-so a promotion made by hand in the MLflow UI is what the next run sees.
+The promotion policy lives in ``pipeline.promotion`` (the gate) and ``pipeline.aliases`` (moves that
+cannot race, with their audit history). Aliases are resolved at call time, never cached, so a
+promotion made by hand in the MLflow UI is what the next run sees.
 """
 
 from __future__ import annotations
@@ -110,14 +109,18 @@ def end_run(mlflow_client, run_id: str, status: str = "FINISHED") -> None:
 
 
 def code_version() -> str:
-    """git commit of the working tree when available, else the installed package version."""
+    """git commit of the working tree when available (``+dirty`` when tracked files differ from it),
+    else the installed package version."""
     import subprocess
 
+    here = Path(__file__).parent
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
-                                cwd=Path(__file__).parent).stdout.strip()
+                                cwd=here).stdout.strip()
         if commit:
-            return f"git:{commit}"
+            dirty = subprocess.run(["git", "diff", "--quiet", "HEAD", "--"], capture_output=True, timeout=10,
+                                   cwd=here).returncode == 1
+            return f"git:{commit}{'+dirty' if dirty else ''}"
     except (OSError, subprocess.SubprocessError):
         pass
     try:
@@ -166,9 +169,11 @@ def register_version(mlflow_client, model_uri: str, name: str, run_id: str, tags
     except MlflowException as exc:
         if "RESOURCE_ALREADY_EXISTS" not in str(exc.error_code):
             raise
-    version = mlflow_client.create_model_version(name, model_uri, run_id=run_id,
-                                                 tags={k: str(v)[:5000] for k, v in tags.items()},
-                                                 description=description)
+    # A logged model's URI (``models:/m-...``) must travel with its id, or a tracking server refuses it.
+    remainder = model_uri.removeprefix("models:/") if model_uri.startswith("models:/") else ""
+    version = mlflow_client.create_model_version(name, model_uri, run_id=run_id, tags={k: str(v) for k, v in tags.items()},
+                                                 description=description,
+                                                 model_id=remainder if remainder and "/" not in remainder else None)
     return version
 
 
@@ -177,13 +182,62 @@ def alias_version(mlflow_client, name: str, alias: str) -> str | None:
     from mlflow.exceptions import MlflowException
 
     try:
-        return mlflow_client.get_model_version_by_alias(name, alias).version
-    except MlflowException:
-        return None
+        return str(mlflow_client.get_model_version_by_alias(name, alias).version)
+    except MlflowException as exc:
+        if "RESOURCE_DOES_NOT_EXIST" in str(exc.error_code) or "INVALID_PARAMETER_VALUE" in str(exc.error_code):
+            return None
+        raise
 
 
 def aliases_of(mlflow_client, name: str, version: str) -> list[str]:
     return sorted(mlflow_client.get_model_version(name, version).aliases)
+
+
+def load_version(model_uri: str):
+    """Load a registered version (``models:/NAME/VERSION``) as a pyfunc; downloads its artifacts."""
+    import mlflow
+
+    return mlflow.pyfunc.load_model(model_uri)
+
+
+def predict_with(model, texts: list[str]) -> tuple[list[str], list[float], list[str] | None]:
+    """(labels, scores, the classes the model knows or None) for ``texts`` with a loaded pyfunc."""
+    out = model.predict(pd.DataFrame({"text": texts}))
+    known = None
+    inner = getattr(model, "unwrap_python_model", lambda: None)()
+    config = getattr(getattr(inner, "model", None), "config", None)
+    if config is not None and getattr(config, "id2label", None):
+        known = [str(config.id2label[i]) for i in sorted(config.id2label)]
+    return out["label"].astype(str).tolist(), out["score"].astype(float).tolist(), known
+
+
+def file_sha256(path: Path) -> str | None:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else None
+
+
+def collect_lineage(mlflow_client, run_id: str, model_dir: Path, manifest_path: Path, base_model: str) -> dict:
+    """Where a model came from: run, data snapshot and its digests, code, base model, labels, training."""
+    from datetime import datetime, timezone
+
+    run = mlflow_client.get_run(run_id)
+    meta_path = Path(model_dir) / "pipeline.json"
+    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+    tags, metrics, params = run.data.tags, run.data.metrics, run.data.params
+    return {
+        "source_run": run_id, "run_name": run.info.run_name, "experiment_id": run.info.experiment_id,
+        "snapshot_id": tags.get("snapshot_id") or meta.get("snapshot_id"),
+        "snapshot_sha256": tags.get("snapshot_digest") or manifest.get("content_sha256"),
+        "manifest_sha256": file_sha256(manifest_path), "snapshot_rows": manifest.get("rows"),
+        "code_version": code_version(), "base_model": base_model,
+        "label_map": meta.get("label_map", {}), "max_length": meta.get("max_length"),
+        "method": params.get("model.method"), "device": tags.get("device"),
+        "optimizer_steps": metrics.get("optimizer_steps"), "train_seconds": metrics.get("train_seconds"),
+        "epochs": params.get("training.epochs"), "learning_rate": params.get("training.learning_rate"),
+        "trained_at": datetime.fromtimestamp(run.info.start_time / 1000, timezone.utc).isoformat(timespec="seconds"),
+    }
 
 
 def write_model_meta(model_dir: Path, meta: dict) -> None:

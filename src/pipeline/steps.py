@@ -15,12 +15,13 @@ import pandas as pd
 
 from pipeline import registry
 from pipeline.config import PipelineConfig
+from pipeline.contract_columns import ContractReference
+from pipeline.data_docs import DataDocs
 from pipeline.datastore import DataStore, StagedBatch
-from pipeline.ingestion import IngestionError, normalise_text, read_labeled_file
-from pipeline.snapshots import Snapshot, load_snapshot
+from pipeline.ingestion import IngestionError, file_sha256, normalise_text, read_labeled_file
+from pipeline.snapshots import COLUMNS, Snapshot, load_snapshot
 from pipeline.splits import split_frame
-from pipeline.validation import (ContractResult, DataValidationError, class_balance_frame, load_suite_dict, run_contract,
-                                 suite_parameters, validate_frame)
+from pipeline.validation import ContractResult, DataValidationError, combine_results, validate_frame, validate_snapshot
 from pipeline.workspace import Workspace, apply_environment_defaults
 
 logger = logging.getLogger(__name__)
@@ -68,17 +69,27 @@ def allowed_labels_for(config: PipelineConfig, head: Snapshot | None) -> list[st
     return None
 
 
-def contract_checker(config: PipelineConfig, tokenizer, contracts: dict):
+def contract_inputs(config: PipelineConfig, head: Snapshot | None) -> dict:
+    """What the contract compares a batch with: allowed labels, the current snapshot, its test texts."""
+    reference = head.load() if head is not None else None
+    return {"allowed_labels": allowed_labels_for(config, head), "reference": ContractReference.from_frame(reference),
+            "test_texts": load_test_texts(head, config)}
+
+
+def data_docs_for(config: PipelineConfig, workspace: Workspace) -> DataDocs | None:
+    return DataDocs.in_reports(workspace.reports) if config.validation.data_docs else None
+
+
+def contract_checker(config: PipelineConfig, tokenizer, contracts: dict, docs: DataDocs | None = None):
     """The per-file data contract as a DataStore ``check`` callback; records every result in ``contracts``."""
 
     def check(batch: StagedBatch, head: Snapshot | None) -> dict[str, dict]:
-        reference = head.load() if head is not None else None
-        allowed = allowed_labels_for(config, head)
-        test_texts = load_test_texts(head, config)
+        inputs = contract_inputs(config, head)
         rejected = {}
         for staged in batch.files:
-            result = validate_frame(staged.frame, config.validation, allowed_labels=allowed, tokenizer=tokenizer,
-                                    max_length=config.model.max_length, reference=reference, test_texts=test_texts)
+            result = validate_frame(staged.frame, config.validation, tokenizer=tokenizer,
+                                    max_length=config.model.max_length, max_conflict_share=config.data.max_conflict_share,
+                                    docs=docs, run_name=Path(staged.uri).name, **inputs)
             contracts[staged.uri] = result.to_dict()
             if not result.success:
                 rejected[staged.uri] = {"rule": result.failures[0]["rule"], "message": result.summary(staged.uri),
@@ -88,36 +99,83 @@ def contract_checker(config: PipelineConfig, tokenizer, contracts: dict):
     return check
 
 
+def validate_file(config: PipelineConfig, workspace: Workspace, uri: str, docs: DataDocs | None = None) -> ContractResult:
+    """Run the contract on one file as ingestion would (against the current snapshot, if the workspace has
+    one), without ingesting it; the snapshot suite judges the snapshot the file would make.
+
+    Raises IngestionError when the file cannot be read.
+    """
+    from pipeline.modeling import load_tokenizer
+
+    frame = read_labeled_file(uri, config.data)
+    store = DataStore(workspace, config.data) if (workspace.ledger / "ledger.json").exists() else None
+    head = store.head() if store is not None else None
+    tokenizer = load_tokenizer(config.model.name_or_path)
+    batch = validate_frame(frame, config.validation, tokenizer=tokenizer, max_length=config.model.max_length,
+                           max_conflict_share=config.data.max_conflict_share, docs=docs, run_name=Path(uri).name,
+                           **contract_inputs(config, head))
+    rows = pd.concat([head.load()[COLUMNS] if head is not None else None, frame[COLUMNS]], ignore_index=True)
+    rows = rows.dropna(subset=["text", "label"]).drop_duplicates(subset=["text", "label"])
+    snapshot = validate_snapshot(rows, config.validation, docs, run_name=f"{Path(uri).name}-snapshot")
+    result = combine_results([batch, snapshot])
+    result.rows = len(frame)
+    known = store.read_ledger()["files"].get(file_sha256(uri)) if store is not None else None
+    if known:
+        result.notes.append(f"this content is already in the ledger ({known['status']}): ingestion would skip it, "
+                            "and the snapshot it was compared with may already hold its rows")
+    return result
+
+
 def ingest_and_validate(config: PipelineConfig, workspace: Workspace) -> DataOutcome:
     """Ingest new files (configured paths, else the landing zone), run the contract on each, quarantine
-    what fails it and snapshot the rest. Does not raise on bad files: ``check_data_gate`` decides."""
+    what fails it and snapshot the rest. Does not raise on bad files: ``check_data_gate`` decides.
+    Accepted files' contract reports go to ``reports/contracts/<snapshot id>/`` (logged to MLflow later)."""
     from pipeline.modeling import load_tokenizer
 
     store = DataStore(workspace, config.data)
     contracts: dict[str, dict] = {}
     tokenizer = load_tokenizer(config.model.name_or_path)
-    result = store.ingest(config.data.paths or None, contract_checker(config, tokenizer, contracts))
-    return DataOutcome(result.snapshot_id, result.new_files, result.skipped_files, result.quarantined,
-                       result.rows_added, result.snapshot_changed, contracts)
+    result = store.ingest(config.data.paths or None,
+                          contract_checker(config, tokenizer, contracts, data_docs_for(config, workspace)))
+    outcome = DataOutcome(result.snapshot_id, result.new_files, result.skipped_files, result.quarantined,
+                          result.rows_added, result.snapshot_changed, contracts)
+    for uri in outcome.new_files:
+        write_contract_report(workspace, outcome.snapshot_id, Path(uri).name, ContractResult.from_dict(contracts[uri]))
+    return outcome
+
+
+def write_contract_report(workspace: Workspace, snapshot_id: str, name: str, result: ContractResult) -> Path:
+    """``reports/contracts/<snapshot id>/<name>.json`` and ``.md``; returns the folder."""
+    folder = workspace.reports / "contracts" / snapshot_id
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{name}.json").write_text(json.dumps(result.to_dict(), indent=2, default=str), encoding="utf-8")
+    (folder / f"{name}.md").write_text(result.to_markdown(f"Data contract: {name}"), encoding="utf-8")
+    return folder
 
 
 def check_data_gate(outcome: DataOutcome, config: PipelineConfig, workspace: Workspace) -> ContractResult:
     """Stop the run when a file of this batch was quarantined or the snapshot breaks the snapshot suite.
 
-    Raises DataValidationError (contract) or IngestionError (unreadable file), or NoDataError.
+    Raises DataValidationError (contract; its message names the rule, the observed value and example
+    rows, and ``result`` holds every check) or IngestionError (unreadable file), or NoDataError.
     """
     for item in outcome.quarantined:
-        failures = json.loads(Path(item["report"].replace(".report.md", ".report.json")).read_text()).get("failures")
-        if failures:
-            result = ContractResult(success=False, failures=failures, rows=0)
-            raise DataValidationError(result, source=item["uri"])
-        raise IngestionError(item["uri"], item["rule"] or "unreadable", item.get("message") or "")
+        others = len(outcome.quarantined) - 1
+        contract = outcome.contracts.get(item["uri"])
+        if contract is None and item.get("report"):
+            report = json.loads(Path(item["report"].replace(".report.md", ".report.json")).read_text())
+            contract = {"success": False, "failures": report["failures"]} if report.get("failures") else None
+        source = item["uri"] + (f" (and {others} more quarantined files)" if others else "")
+        if contract is not None:
+            raise DataValidationError(ContractResult.from_dict(contract), source=source)
+        raise IngestionError(source, item["rule"] or "unreadable", item.get("message") or "")
     if outcome.snapshot_id is None:
         raise NoDataError(f"no labeled data: drop CSV/TSV/JSONL/Parquet files into {workspace.landing}, "
                           "pass --data PATH, or run `pipeline demo` for the demo data set")
     snapshot = load_snapshot(workspace.snapshots, outcome.snapshot_id)
-    params = suite_parameters(config.validation, None, None, None)
-    result = run_contract(class_balance_frame(snapshot.load()), load_suite_dict(f"{config.validation.suite}_snapshot"), params)
+    result = validate_snapshot(snapshot.load(), config.validation, data_docs_for(config, workspace),
+                               run_name=f"snapshot-{snapshot.id}")
+    write_contract_report(workspace, snapshot.id, "snapshot", result)
     if not result.success:
         raise DataValidationError(result, source=f"snapshot {snapshot.id}")
     return result
@@ -172,6 +230,9 @@ def start_tracking(config: PipelineConfig, workspace: Workspace, snapshot_id: st
         "base_model": config.model.name_or_path, "code_version": registry.code_version(),
         "registered_model": config.registry.model_name})
     client.log_text(run_id, json.dumps(snapshot.manifest.to_dict(), indent=2, default=str), "data/manifest.json")
+    contract_reports = workspace.reports / "contracts" / snapshot_id
+    if contract_reports.is_dir():
+        client.log_artifacts(run_id, str(contract_reports), "data_contract")
     registry.log_dataset(run_id, snapshot.load(), name=f"snapshot-{snapshot_id}", source=str(snapshot.data_path),
                          context="training")
     return {"tracking_uri": tracking_uri, "run_id": run_id, "experiment_id": experiment_id}
@@ -296,40 +357,102 @@ def evaluate_model(model_dir: str, test_frame: pd.DataFrame, config: PipelineCon
         client.log_artifact(tracking["run_id"], str(path), "evaluation")
     return {"metrics": report["metrics"], "per_class": report["per_class"].to_dict("records"),
             "slices": report["slices"].to_dict("records"), "out_dir": str(out_dir),
-            "probabilities": str(out_dir / "probabilities.npy")}
+            "probabilities": str(out_dir / "probabilities.npy"), "label_names": names}
+
+
+def compare_with_champion(config: PipelineConfig, tracking: dict, test_frame: pd.DataFrame, evaluation: dict) -> dict:
+    """Re-score the live champion on this run's test split, compare it with the candidate and decide the gate.
+
+    The champion is whatever ``models:/NAME@champion`` points to now (never cached, so a promotion made
+    in the MLflow UI counts); the exact version it resolves to is loaded and named in the report. A
+    champion that cannot be loaded or scored fails the gate (the run goes on and registers the version
+    without an alias). Logs the outcome (metrics, tags, ``registry/comparison.{md,json}``) to the run.
+    """
+    import numpy as np
+
+    from pipeline import model_card, promotion, registration
+
+    client = registry.client(tracking["tracking_uri"])
+    name, policy = config.registry.model_name, config.registry
+    names = evaluation["label_names"]
+    proba = np.load(evaluation["probabilities"])
+    candidate = [names[i] for i in proba.argmax(axis=1)]
+    truth, texts = test_frame["label"].astype(str).tolist(), test_frame["text"].astype(str).tolist()
+    now = lambda: datetime.now(timezone.utc).isoformat(timespec="seconds")  # noqa: E731
+    champion_version = registry.alias_version(client, name, registry.CHAMPION)
+    champion, comparison = None, None
+    if champion_version is not None:
+        champion = {"version": champion_version, "uri": f"models:/{name}/{champion_version}",
+                    "resolved_from": f"models:/{name}@{registry.CHAMPION}", "resolved_at": now(),
+                    "run_id": client.get_model_version(name, champion_version).run_id}
+        try:
+            labels, scores, known = registry.predict_with(registry.load_version(champion["uri"]), texts)
+            comparison = promotion.compare_predictions(truth, candidate, labels, policy, champion_confidence=scores,
+                                                       label_names=names, champion_labels=known,
+                                                       candidate_confidence=proba.max(axis=1), seed=config.training.seed)
+        except Exception as exc:  # any failure to re-score fails the gate, never the run
+            logger.exception("could not re-score champion %s", champion["uri"])
+            comparison = {"error": f"{type(exc).__name__}: {exc}"[:1000]}
+        comparison["champion"] = champion
+    outcome = {"model_name": name, "primary_metric": policy.primary_metric,
+               "candidate": {"run_id": tracking["run_id"], "metrics": evaluation["metrics"]},
+               "champion": champion, "comparison": comparison,
+               "gate": promotion.decide_promotion(policy, evaluation["metrics"], comparison),
+               "test_rows": len(truth), "test_split_digest": promotion.split_digest(texts, truth),
+               "compared_at": now(), "policy": policy.model_dump(include=promotion.POLICY_KEYS)}
+    report = model_card.render_comparison(outcome)
+    registration.log_comparison(client, tracking["run_id"], outcome, report)
+    return {**outcome, "report": report}
 
 
 def register_model(config: PipelineConfig, tracking: dict, model_dir: str, snapshot_id: str, evaluation: dict,
-                   gate: dict | None = None) -> dict:
-    """Log the pyfunc, register a version with lineage tags, and move aliases by the gate's decision.
+                   comparison: dict | None = None) -> dict:
+    """Log the pyfunc, register a version with its lineage, gate outcome and model card, then move aliases.
 
-    Without a ``gate`` decision the foundation policy applies: challenger when above ``min_metric``,
-    and champion too when the model has none yet.
+    ``comparison`` is ``compare_with_champion``'s outcome. A version that passes the gate gets
+    ``challenger``; ``become_champion`` (first version, or ``auto_promote``) moves ``champion`` by
+    compare-and-set against the champion it was compared with, so when two runs finish together only
+    one becomes champion and the other records why it was not promoted. Every move is audited.
     """
+    from pipeline import aliases, model_card, registration
+    from pipeline.workspace import Workspace
+
     client = registry.client(tracking["tracking_uri"])
-    name = config.registry.model_name
-    examples = ["the app crashes on start", "my parcel has not arrived", "I was charged twice"]
-    model_uri = registry.log_model(tracking["run_id"], Path(model_dir), examples)
-    metrics = evaluation["metrics"]
-    primary = metrics[config.registry.primary_metric]
-    if gate is None:
-        passed = primary >= config.registry.min_metric
-        champion_now = registry.alias_version(client, name, registry.CHAMPION)
-        gate = {"passed": passed, "become_champion": passed and champion_now is None,
-                "reason": f"{config.registry.primary_metric}={primary:.4f} vs floor {config.registry.min_metric}"
-                          + ("" if champion_now else "; no champion yet")}
-    tags = {"snapshot_id": snapshot_id, "source_run": tracking["run_id"], "base_model": config.model.name_or_path,
-            "code_version": registry.code_version(), "gate_passed": str(gate["passed"]), "gate_reason": gate["reason"],
-            **{f"metric.{k}": f"{v:.6g}" for k, v in metrics.items() if isinstance(v, (int, float))}}
-    description = gate.get("model_card") or f"Trained on snapshot {snapshot_id}. Gate: {gate['reason']}"
-    version = registry.register_version(client, model_uri, name, tracking["run_id"], tags, description)
+    name, run_id = config.registry.model_name, tracking["run_id"]
+    outcome = comparison or registration.uncompared_outcome(config.registry, client, run_id, evaluation)
+    gate = outcome["gate"]
+    manifest = Workspace.resolve(config.workspace).snapshots / snapshot_id / "manifest.json"
+    lineage = registry.collect_lineage(client, run_id, Path(model_dir), manifest, config.model.name_or_path)
+    version = registration.find_version_of_run(client, name, run_id)  # a retried task reuses its version
+    if version is None:
+        model_uri = registry.log_model(run_id, Path(model_dir), EXAMPLE_TEXTS)
+        version = registry.register_version(client, model_uri, name, run_id,
+                                            registration.version_tags(lineage, evaluation["metrics"], outcome),
+                                            f"Registering. Gate: {gate['reason']}"[:5000])
+    number, actor = str(version.version), f"pipeline run {run_id} ({aliases.default_actor()})"
+    note = None
     if gate["passed"]:
-        client.set_registered_model_alias(name, registry.CHALLENGER, version.version)
-    if gate.get("become_champion"):
-        client.set_registered_model_alias(name, registry.CHAMPION, version.version)
-    registry.end_run(client, tracking["run_id"])
-    return {"model_name": name, "model_version": version.version, "model_uri": model_uri,
-            "aliases": registry.aliases_of(client, name, version.version), "gate": gate}
+        aliases.move_alias(client, name, registry.CHALLENGER, number, actor=actor, action="gate", reason=gate["reason"])
+    if gate["become_champion"]:
+        expected = outcome["champion"]["version"] if outcome["champion"] else None
+        try:
+            aliases.move_alias(client, name, registry.CHAMPION, number, expect_current=expected, actor=actor,
+                               action="first-champion" if expected is None else "auto-promote", reason=gate["reason"])
+        except aliases.AliasMovedError as exc:
+            note = f"the champion moved while this run was being evaluated ({exc}); compare again or promote by hand"
+            client.set_model_version_tag(name, number, "promotion_refused", note)
+            logger.warning("version %s not promoted: %s", number, note)
+    current = registry.aliases_of(client, name, number)
+    card = model_card.render_model_card(name, number, lineage, evaluation, outcome, current, note)
+    compact = model_card.render_model_card(name, number, lineage, evaluation, outcome, current, note, compact=True)
+    client.update_model_version(name, number, description=model_card.fit_description(card, compact))
+    client.log_text(run_id, card, "registry/model_card.md")
+    registry.end_run(client, run_id)
+    return {"model_name": name, "model_version": number, "model_uri": version.source, "aliases": current,
+            "gate": gate, "promotion_note": note, "model_card": card}
+
+
+EXAMPLE_TEXTS = ["the app crashes on start", "my parcel has not arrived", "I was charged twice"]
 
 
 def fail_tracking(tracking: dict | None, reason: str) -> None:

@@ -25,3 +25,17 @@ def test_holdout_is_the_test_split_and_removed_from_training():
     assert splits["test"]["text"].tolist() == ["t1", "t2"]
     assert not set(splits["train"]["text"]) & {"t1", "t2"}
     assert len(splits["train"]) + len(splits["validation"]) == 98
+
+
+def test_test_split_only_grows_as_snapshots_grow(tmp_path):
+    from pipeline.datastore import DataStore
+    from pipeline.workspace import Workspace
+
+    store = DataStore(Workspace(tmp_path / "ws"), DataConfig())
+    tests = []
+    for batch in range(3):
+        rows = pd.DataFrame({"text": [f"batch {batch} text {i}" for i in range(400)], "label": ["a", "b"] * 200})
+        rows.to_csv(store.workspace.landing / f"{batch}.csv", index=False)
+        store.ingest()
+        tests.append(set(split_frame(store.head().load(), DataConfig())["test"]["text"]))
+    assert tests[0] < tests[1] < tests[2]

@@ -1,0 +1,70 @@
+"""The deployments, built from one ``PipelineConfig``: what ``pipeline serve`` registers.
+
+- ``retraining``: on ``retraining.schedule_cron`` and on the ``pipeline.data.arrived`` event of this workspace;
+- ``training``: manual, the typed configuration as its parameter form;
+- ``ingestion``: manual, ingests the landing zone and announces a new snapshot.
+
+``deployments/prefect.yaml`` declares the same deployments for ``prefect deploy`` (a unit test keeps them
+in step). Entry points are module paths, so a worker runs them wherever the package is importable.
+"""
+
+from __future__ import annotations
+
+import re
+
+from prefect.deployments.runner import EntrypointType, RunnerDeployment
+from prefect.events import DeploymentEventTrigger
+from prefect.schedules import Cron
+
+from flows.ingestion import ingestion_flow
+from flows.retraining import manual_training_flow, retraining_flow
+from pipeline.config import PipelineConfig
+from pipeline.workspace import Workspace
+from tasks.events import DATA_ARRIVED, SNAPSHOT_RESOURCE_PREFIX
+
+RETRAINING, TRAINING, INGESTION = "retraining", "training", "ingestion"
+MODEL_LIMITED = (RETRAINING, TRAINING)
+ENTRYPOINTS = {RETRAINING: "flows.retraining.retraining_flow", TRAINING: "flows.retraining.manual_training_flow",
+               INGESTION: "flows.ingestion.ingestion_flow"}
+
+
+def model_limit_name(model_name: str) -> str:
+    """Name of the global concurrency limit shared by the training and retraining deployments of a model."""
+    return "pipeline-model-" + re.sub(r"[/%&<>]", "_", model_name)
+
+
+def pinned_config(config: PipelineConfig) -> PipelineConfig:
+    """The configuration with an absolute workspace: deployed runs start in a temporary folder."""
+    return config.model_copy(update={"workspace": str(Workspace.resolve(config.workspace).root)})
+
+
+def data_arrived_trigger(workspace: Workspace) -> DeploymentEventTrigger:
+    return DeploymentEventTrigger(
+        name="new data in this workspace", expect={DATA_ARRIVED},
+        match={"prefect.resource.id": f"{SNAPSHOT_RESOURCE_PREFIX}*", "pipeline.workspace": str(workspace.root)})
+
+
+def build_deployments(config: PipelineConfig) -> dict[str, RunnerDeployment]:
+    """``{name: RunnerDeployment}``; their default parameters are ``config`` (workspace made absolute)."""
+    config = pinned_config(config)
+    workspace = Workspace.resolve(config.workspace)
+    ops = config.retraining
+    common = dict(parameters={"config": config.model_dump(mode="json")}, enforce_parameter_schema=True,
+                  job_variables={"env": {"PIPELINE_HOME": str(workspace.root)}}, entrypoint_type=EntrypointType.MODULE_PATH,
+                  tags=["pipeline", f"model:{config.registry.model_name}"])
+    built = {
+        RETRAINING: retraining_flow.to_deployment(
+            name=RETRAINING, schedules=[Cron(ops.schedule_cron, timezone=ops.timezone)],
+            triggers=[data_arrived_trigger(workspace)] if ops.trigger_on_new_data else [],
+            description=f"Retrain {config.registry.model_name} when at least {ops.min_new_rows} new labeled rows arrived "
+                        f"(schedule '{ops.schedule_cron}' {ops.timezone}, and on event {DATA_ARRIVED}).", **common),
+        TRAINING: manual_training_flow.to_deployment(
+            name=TRAINING, description="Train, evaluate and register a model now, with the parameters of the form.",
+            **common),
+        INGESTION: ingestion_flow.to_deployment(
+            name=INGESTION, description=f"Ingest new labeled files under the data contract; a new snapshot emits "
+                                        f"{DATA_ARRIVED}, which starts retraining.", **common),
+    }
+    for name, deployment in built.items():
+        deployment.entrypoint = ENTRYPOINTS[name]  # the flow object itself: with_options copies keep the base's function
+    return built

@@ -1,0 +1,26 @@
+"""The ingestion flow: ingest new labeled files under the data contract and announce a new snapshot.
+
+The ``pipeline.data.arrived`` event it emits starts the retraining deployment.
+"""
+
+from __future__ import annotations
+
+from prefect import flow
+
+from pipeline.config import PipelineConfig
+from tasks.data import check_data_gate, ingest_data, prepare_workspace
+from tasks.events import announce_new_data
+from tasks.notifications import report_failure
+
+
+@flow(name="ingestion", log_prints=True, validate_parameters=True,
+      on_failure=[report_failure], on_crashed=[report_failure])
+def ingestion_flow(config: PipelineConfig = PipelineConfig()) -> dict:
+    """Ingest the landing zone (or ``data.paths``); fails, after committing the good files, when one was quarantined."""
+    workspace = prepare_workspace(config)
+    outcome = ingest_data(config, workspace)
+    event_id = announce_new_data(outcome, workspace) if outcome.snapshot_changed else None
+    if outcome.quarantined:
+        check_data_gate(outcome, config, workspace)
+    return {"snapshot_id": outcome.snapshot_id, "snapshot_changed": outcome.snapshot_changed,
+            "new_files": outcome.new_files, "rows_added": outcome.rows_added, "event_id": event_id}

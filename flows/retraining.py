@@ -1,0 +1,38 @@
+"""The retraining flow: train only when enough new labeled data arrived since the last training.
+
+Deployed on a cron schedule and on the ``pipeline.data.arrived`` event (deployments/). ``manual_training_flow``
+is the training flow with failure notification: what the ``training`` deployment runs.
+"""
+
+from __future__ import annotations
+
+from prefect import flow
+from prefect.states import Completed
+
+from flows.training import training_flow
+from pipeline.config import PipelineConfig
+from tasks.data import prepare_workspace
+from tasks.notifications import report_failure
+from tasks.retraining import check_new_data
+
+manual_training_flow = training_flow.with_options(on_failure=[report_failure], on_crashed=[report_failure])
+
+
+@flow(name="retraining", log_prints=True, validate_parameters=True,
+      on_failure=[report_failure], on_crashed=[report_failure])
+def retraining_flow(config: PipelineConfig = PipelineConfig()):
+    """Retrain when at least ``retraining.min_new_rows`` new rows arrived; otherwise finish at once ("no new data").
+
+    Training runs as a subflow: it ingests and validates the new files itself and warm-starts from the
+    champion when ``model.warm_start`` is set.
+    """
+    workspace = prepare_workspace(config)
+    check = check_new_data(config, workspace)
+    if not check["train"]:
+        print(check["reason"])
+        return Completed(message=check["reason"], data={"status": "skipped", **check})
+    result = training_flow(config)
+    message = (f"registered {result['model_name']} version {result['model_version']} "
+               f"{result['aliases']} on snapshot {result['snapshot_id']} ({check['reason']})")
+    print(message)
+    return Completed(message=message, data={"status": "trained", **check, "training": result})

@@ -1,0 +1,67 @@
+"""Failure notification for deployed flows: a markdown artifact on the run and an optional webhook message.
+
+``report_failure`` is a Prefect state hook (``on_failure`` / ``on_crashed``); it never raises, so a broken
+webhook cannot hide the original failure.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from prefect.artifacts import MarkdownArtifact
+from prefect.settings import PREFECT_UI_URL
+from pydantic import ValidationError
+
+from pipeline import notify
+from pipeline.config import PipelineConfig
+from tasks.reporting import failure_markdown
+
+logger = logging.getLogger(__name__)
+
+
+def config_of(parameters: dict) -> PipelineConfig:
+    """The run's configuration parameter (defaults when it is missing or invalid)."""
+    value = parameters.get("config")
+    if isinstance(value, PipelineConfig):
+        return value
+    try:
+        return PipelineConfig.model_validate(value or {})
+    except ValidationError:
+        return PipelineConfig()
+
+
+def failure_reason(state) -> str:
+    """``ExceptionType: message`` of the failed state when the exception is at hand, else its message."""
+    try:
+        exc = state.result(raise_on_failure=False)
+    except Exception:  # the result may live in storage this process cannot read
+        exc = None
+    if isinstance(exc, BaseException):
+        return f"{type(exc).__name__}: {exc}"
+    return state.message or state.name
+
+
+def run_url(flow_run_id) -> str | None:
+    base = PREFECT_UI_URL.value()
+    return f"{base.rstrip('/')}/runs/flow-run/{flow_run_id}" if base else None
+
+
+def report_failure(flow, flow_run, state) -> None:
+    """State hook: publish the reason as artifact ``run-failure`` and post it to ``retraining.webhook_url``."""
+    config = config_of(flow_run.parameters or {})
+    reason = failure_reason(state)
+    url = run_url(flow_run.id)
+    webhook = config.retraining.webhook_url
+    try:
+        MarkdownArtifact(key="run-failure", description="Why the run failed", flow_run_id=flow_run.id,
+                         markdown=failure_markdown(flow.name, flow_run.name, state.name, reason, url, webhook)).create()
+    except Exception:
+        logger.exception("could not publish the failure artifact of %s", flow_run.name)
+    if not webhook:
+        return
+    message = notify.failure_message(flow.name, flow_run.name, str(flow_run.id), state.name, reason,
+                                     config.registry.model_name, url)
+    try:
+        notify.post_json(webhook, message, config.retraining.webhook_timeout_seconds)
+    except notify.NotificationError as exc:
+        logger.warning("failure notification not delivered: %s", exc)
