@@ -30,7 +30,8 @@ else
   # the foundation's old defaults (lr 5e-5, no head factor) on both sets, then neighbours of the new defaults
   EXPERIMENTS="banking77:training.learning_rate=5e-5,training.head_learning_rate_factor=1
                sst2:training.learning_rate=5e-5,training.head_learning_rate_factor=1
-               banking77:training.head_learning_rate_factor=30 banking77:training.epochs=5"
+               banking77:training.head_learning_rate_factor=300 banking77:training.head_learning_rate_factor=30
+               sst2:training.head_learning_rate_factor=300 banking77:training.epochs=5"
 fi
 LOG="$OUT/run.log"
 exec > >(tee -a "$LOG") 2>&1
