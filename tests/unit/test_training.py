@@ -191,6 +191,16 @@ def test_every_example_seen_once_per_epoch(tiny_model_dir, tiny_data, tmp_path):
     assert len(result.history) == 2 and "val_macro_f1" in result.history[-1]
 
 
+def test_progress_bar_shows_samples_per_second_and_time_left(tiny_model_dir, tiny_data, tmp_path, capsys):
+    tokenizer, label_map, train, validation = tiny_data
+    model = load_model(tiny_model_dir, label_map, ModelConfig())
+    fine_tune(model, train, None, tokenizer.pad_token_id, TrainingConfig(max_steps=4, batch_size=16), tmp_path, {},
+              progress=True)
+    err = capsys.readouterr().err
+    assert "fine-tune" in err and "4/4" in err and "samples_per_s=" in err
+    assert "<00:00" in err  # tqdm's [elapsed<remaining] time left
+
+
 def test_cpu_training_is_deterministic(tiny_model_dir, tiny_data, tmp_path):
     a = train_tiny(tiny_model_dir, tiny_data, tmp_path / "a")
     b = train_tiny(tiny_model_dir, tiny_data, tmp_path / "b")
