@@ -127,33 +127,32 @@ def acquire_lease(client, name: str, holder: str, ttl_s: float = 60.0, wait_s: f
         pause = min(pause * 2, 1.0)
 
 
-def _break_lease(client, name: str, stale: dict) -> None:
+def _delete_lock(client, name: str) -> None:
+    """Delete the lock model; one that is already gone is fine."""
     from mlflow.exceptions import MlflowException
 
+    try:
+        client.delete_registered_model(lock_name(name))
+    except MlflowException as exc:
+        if "RESOURCE_DOES_NOT_EXIST" not in _error_code(exc):
+            raise
+
+
+def _break_lease(client, name: str, stale: dict) -> None:
     current = _read_lease(client, name)
     if current is None or current.get("token") != stale.get("token"):
         return
     logger.warning("breaking the expired alias lease of %s held by %s", name, stale.get("holder"))
-    try:
-        client.delete_registered_model(lock_name(name))
-    except MlflowException as exc:
-        if "RESOURCE_DOES_NOT_EXIST" not in _error_code(exc):
-            raise
+    _delete_lock(client, name)
 
 
 def release_lease(client, name: str, token: str) -> None:
     """Delete the lease if it is still ours (never someone else's)."""
-    from mlflow.exceptions import MlflowException
-
     lease = _read_lease(client, name)
     if lease is None or lease.get("token") != token:
         logger.warning("alias lease of %s was no longer ours at release", name)
         return
-    try:
-        client.delete_registered_model(lock_name(name))
-    except MlflowException as exc:
-        if "RESOURCE_DOES_NOT_EXIST" not in _error_code(exc):
-            raise
+    _delete_lock(client, name)
 
 
 def verify_lease(client, name: str, token: str) -> None:
