@@ -5,7 +5,7 @@
 
 SST-2: train on sst2/train.tsv, report sst2/validation.tsv (the pinned holdout). BANKING77: train on
 banking77/train.tsv, report banking77/test.tsv. Each runs the pipeline's own stages as a training run
-does (pipeline.steps.split_snapshot / tokenize_splits / train_model), without the MLflow and Prefect
+does (pipeline.data.steps.split_snapshot, pipeline.training.steps.tokenize_splits / train_model), without the MLflow and Prefect
 layers and without the snapshot store: the file is split by text hash into train and validation
 (``data.validation_share``) with the holdout pinned as the test split (its texts removed from training),
 tokenized, fine-tuned with early stopping on the validation split, and the best epoch scored on the
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 import time
@@ -76,12 +75,12 @@ def build_settings(args: argparse.Namespace) -> list[str]:
 
 
 def run_dataset(name: str, args: argparse.Namespace) -> dict:
-    from pipeline.evaluation import classification_metrics
-    from pipeline.inference import predict_proba
-    from pipeline.modeling import build_label_map, load_model, load_tokenizer
-    from pipeline.splits import split_frame
-    from pipeline.tokenization import tokenize_split
-    from pipeline.training import fine_tune, seed_everything, select_device
+    from pipeline.data.splits import split_frame
+    from pipeline.evaluation.metrics import classification_metrics
+    from pipeline.training.inference import predict_proba
+    from pipeline.training.loop import fine_tune, seed_everything, select_device
+    from pipeline.training.modeling import build_label_map, load_model, load_tokenizer
+    from pipeline.training.tokenization import tokenize_split
 
     spec = DATASETS[name]
     config = load_config(overrides=build_settings(args), environ={})

@@ -46,7 +46,7 @@ def peak_rss_mb() -> float:
 
 def child_ingest(args) -> None:
     from pipeline.config import DataConfig
-    from pipeline.datastore import DataStore
+    from pipeline.data.store import DataStore
     from pipeline.workspace import Workspace
 
     config = DataConfig(chunk_rows=args.chunk_rows, max_rows_in_memory=args.max_rows_in_memory)
@@ -54,7 +54,9 @@ def child_ingest(args) -> None:
     import pandas  # noqa: F401  (count the libraries in the baseline, not in ingestion)
     import pyarrow.parquet  # noqa: F401
 
-    from pipeline import deduplication, ingestion, snapshots  # noqa: F401
+    from pipeline.data import (
+        snapshots,  # noqa: F401
+    )
 
     baseline = peak_rss_mb()
     start = time.perf_counter()
@@ -66,7 +68,7 @@ def child_ingest(args) -> None:
 
 def child_pending(args) -> None:
     from pipeline.config import DataConfig
-    from pipeline.datastore import DataStore
+    from pipeline.data.store import DataStore
     from pipeline.workspace import Workspace
 
     store = DataStore(Workspace(Path(args.workspace)), DataConfig())
@@ -113,7 +115,7 @@ def bench_status(folder: Path, files: int) -> dict:
                                                                           for j in range(20)))
     start = time.perf_counter()
     subprocess.run([sys.executable, "-c", "import sys; from pathlib import Path; from pipeline.config import DataConfig;"
-                    "from pipeline.datastore import DataStore; from pipeline.workspace import Workspace;"
+                    "from pipeline.data.store import DataStore; from pipeline.workspace import Workspace;"
                     "DataStore(Workspace(Path(sys.argv[1])), DataConfig()).ingest()", str(workspace)],
                    env=ENV, check=True)
     ingest_s = time.perf_counter() - start

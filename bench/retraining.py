@@ -24,9 +24,9 @@ from pathlib import Path
 sys.path[:0] = [str(Path(__file__).resolve().parents[1] / "src"), str(Path(__file__).resolve().parents[1])]
 
 from pipeline.config import PipelineConfig  # noqa: E402
-from pipeline.demo import generate_demo_rows, write_demo_files  # noqa: E402
-from pipeline.ingestion import normalise_text  # noqa: E402
-from pipeline.steps import load_test_texts  # noqa: E402
+from pipeline.data.demo import generate_demo_rows, write_demo_files  # noqa: E402
+from pipeline.data.readers import normalise_text  # noqa: E402
+from pipeline.validation.steps import load_test_texts  # noqa: E402
 from pipeline.workspace import Workspace  # noqa: E402
 from tests.integration.prefect_stack import PrefectStack  # noqa: E402
 
@@ -36,7 +36,7 @@ POOL = "pipeline-bench"
 def write_batch_3(workspace: Workspace, rows: int) -> tuple[Path, int]:
     """Demo batch 3 without the rows that repeat a text of the frozen test split (the contract refuses
     a file holding any); returns the path and how many rows were left out."""
-    from pipeline.datastore import DataStore
+    from pipeline.data.store import DataStore
 
     frame = generate_demo_rows(rows, seed=3)
     test_texts = load_test_texts(DataStore(workspace, PipelineConfig().data).head(), PipelineConfig())

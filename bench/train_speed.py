@@ -12,7 +12,7 @@ first step is a warm-up and is not timed. The variants:
                          up front (batched), then Trainer (its defaults: fp32, fused AdamW, clipping)
   (c) bare_dynamic       the floor of overhead: a bare loop (forward, backward, AdamW defaults) on the
                          same token batches as (d), dynamically padded, nothing else
-  (d) pipeline           pipeline.training.fine_tune with the pipeline's default TrainingConfig
+  (d) pipeline           pipeline.training.loop.fine_tune with the pipeline's default TrainingConfig
                          (length-grouped batches, dynamic padding, fused AdamW, clipping, schedule;
                          on CUDA bf16 autocast and TF32)
 
@@ -46,8 +46,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from pipeline.batching import collate, epoch_batches  # noqa: E402
 from pipeline.config import PACKAGED_MODEL, DataConfig, ModelConfig, TrainingConfig  # noqa: E402
+from pipeline.training.batching import collate, epoch_batches  # noqa: E402
 
 PAD_TO = 128
 H200_BF16_TFLOPS = 790.0
@@ -198,8 +198,8 @@ def run_bare_dynamic(model, ids, labels, batches, pad_id, device, lr) -> float:
 
 
 def run_pipeline(model, tokenized, pad_id, config: TrainingConfig, steps: int) -> float:
-    """(d) pipeline.training.fine_tune: a 1-step warm-up call on a copy, then ``steps`` timed steps."""
-    from pipeline.training import fine_tune
+    """(d) pipeline.training.loop.fine_tune: a 1-step warm-up call on a copy, then ``steps`` timed steps."""
+    from pipeline.training.loop import fine_tune
 
     with tempfile.TemporaryDirectory() as folder:
         warm = config.model_copy(update={"max_steps": 1})
@@ -210,7 +210,7 @@ def run_pipeline(model, tokenized, pad_id, config: TrainingConfig, steps: int) -
 
 
 def load_subset(folder: Path, samples: int, seed: int):
-    from pipeline.ingestion import read_labeled_file
+    from pipeline.data.readers import read_labeled_file
 
     frame = read_labeled_file(str(folder / "train.tsv"), DataConfig())
     if samples < len(frame):
@@ -245,9 +245,9 @@ def main(argv=None) -> dict:
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
-    from pipeline.modeling import build_label_map, load_model, load_tokenizer
-    from pipeline.tokenization import tokenize_split
-    from pipeline.training import select_device, seed_everything
+    from pipeline.training.loop import seed_everything, select_device
+    from pipeline.training.modeling import build_label_map, load_model, load_tokenizer
+    from pipeline.training.tokenization import tokenize_split
 
     if args.threads:
         torch.set_num_threads(args.threads)

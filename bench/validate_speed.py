@@ -24,8 +24,8 @@ def build_batch(path: Path | None, rows: int):
     import pandas as pd
 
     from pipeline.config import DataConfig
-    from pipeline.demo import generate_demo_rows
-    from pipeline.ingestion import read_labeled_file
+    from pipeline.data.demo import generate_demo_rows
+    from pipeline.data.readers import read_labeled_file
 
     source = read_labeled_file(str(path), DataConfig()) if path else generate_demo_rows(rows, seed=5)
     source = source[["text", "label"]].reset_index(drop=True)
@@ -68,11 +68,11 @@ def main() -> None:
     import great_expectations  # noqa: F401
 
     from pipeline.config import DataConfig, ValidationConfig
-    from pipeline.contract_columns import ContractReference, derive_columns
-    from pipeline.modeling import load_tokenizer
-    from pipeline.splits import split_frame
-    from pipeline.ingestion import normalise_text
-    from pipeline.validation import validate_frame
+    from pipeline.data.readers import normalise_text
+    from pipeline.data.splits import split_frame
+    from pipeline.training.modeling import load_tokenizer
+    from pipeline.validation.columns import ContractReference, derive_columns
+    from pipeline.validation.contract import validate_frame
     imports = time.perf_counter() - start
     start = time.perf_counter()
     tokenizer = load_tokenizer("packaged:all-minilm-l6-v2")
@@ -101,7 +101,7 @@ def main() -> None:
     measure("contract, token checks on every row", ValidationConfig(token_check_rows=None), True)
     import tempfile
 
-    from pipeline.data_docs import DataDocs
+    from pipeline.validation.data_docs import DataDocs
     with tempfile.TemporaryDirectory() as folder:
         measure("default contract + offline Data Docs", ValidationConfig(), True, DataDocs.in_reports(Path(folder)))
 

@@ -16,16 +16,16 @@ from prefect.deployments.runner import EntrypointType, RunnerDeployment
 from prefect.events import DeploymentEventTrigger
 from prefect.schedules import Cron
 
-from flows.ingestion import ingestion_flow
-from flows.retraining import manual_training_flow, retraining_flow
 from pipeline.config import PipelineConfig
+from pipeline.flows.ingestion import ingestion_flow
+from pipeline.flows.retraining import manual_training_flow, retraining_flow
+from pipeline.tasks.events import DATA_ARRIVED, SNAPSHOT_RESOURCE_PREFIX
 from pipeline.workspace import Workspace
-from tasks.events import DATA_ARRIVED, SNAPSHOT_RESOURCE_PREFIX
 
 RETRAINING, TRAINING, INGESTION = "retraining", "training", "ingestion"
 MODEL_LIMITED = (RETRAINING, TRAINING)
-ENTRYPOINTS = {RETRAINING: "flows.retraining.retraining_flow", TRAINING: "flows.retraining.manual_training_flow",
-               INGESTION: "flows.ingestion.ingestion_flow"}
+ENTRYPOINTS = {RETRAINING: "pipeline.flows.retraining.retraining_flow", TRAINING: "pipeline.flows.retraining.manual_training_flow",
+               INGESTION: "pipeline.flows.ingestion.ingestion_flow"}
 
 
 def model_limit_name(model_name: str) -> str:

@@ -2,7 +2,7 @@
 
 Needs the Debian packages ``chromium`` and ``chromium-driver`` and the ``browser`` extra (selenium)::
 
-    python -m deployments.screenshot --ui http://127.0.0.1:4200 --deployment retraining/retraining \
+    python -m pipeline.deployments.screenshot --ui http://127.0.0.1:4200 --deployment retraining/retraining \
         --expect retraining --out .pipeline/reports/prefect-ui/retraining.png
 """
 

@@ -6,7 +6,7 @@ the training and retraining deployments, so at most one of them runs per registe
 that collides waits (state AwaitingConcurrencySlot) or is cancelled, per ``retraining.collision_strategy``.
 Then the process is replaced by ``prefect worker start``, which stops cleanly on SIGTERM or Ctrl-C.
 
-Run it directly with ``python -m deployments.serve [--config FILE] [--set KEY=VALUE ...]``.
+Run it directly with ``python -m pipeline.deployments.serve [--config FILE] [--set KEY=VALUE ...]``.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 from prefect.settings import PREFECT_API_URL
 from prefect.workers.process import ProcessWorker
 
-from deployments.definitions import MODEL_LIMITED, build_deployments, model_limit_name, pinned_config
 from pipeline.config import PipelineConfig
+from pipeline.deployments.definitions import MODEL_LIMITED, build_deployments, model_limit_name, pinned_config
 
 logger = logging.getLogger(__name__)
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 from prefect import flow
 
 from pipeline.config import PipelineConfig
-from tasks.data import check_data_gate, ingest_data, prepare_workspace
-from tasks.events import announce_new_data
-from tasks.notifications import report_failure
+from pipeline.tasks.data import check_data_gate, ingest_data, prepare_workspace
+from pipeline.tasks.events import announce_new_data
+from pipeline.tasks.notifications import report_failure
 
 
 @flow(name="ingestion", log_prints=True, validate_parameters=True,

@@ -9,11 +9,11 @@ from __future__ import annotations
 from prefect import flow
 from prefect.states import Completed
 
-from flows.training import training_flow
 from pipeline.config import PipelineConfig
-from tasks.data import prepare_workspace
-from tasks.notifications import report_failure
-from tasks.retraining import check_new_data
+from pipeline.flows.training import training_flow
+from pipeline.tasks.data import prepare_workspace
+from pipeline.tasks.notifications import report_failure
+from pipeline.tasks.retraining import check_new_data
 
 manual_training_flow = training_flow.with_options(on_failure=[report_failure], on_crashed=[report_failure])
 

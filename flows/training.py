@@ -5,10 +5,10 @@ from __future__ import annotations
 from prefect import flow
 
 from pipeline.config import PipelineConfig
-from tasks.data import check_data_gate, ingest_data, prepare_workspace, split_data
-from tasks.evaluation import evaluate_model
-from tasks.registry import compare_with_champion, register_model
-from tasks.training import fail_tracking, fine_tune, start_tracking, tokenize_data
+from pipeline.tasks.data import check_data_gate, ingest_data, prepare_workspace, split_data
+from pipeline.tasks.evaluation import evaluate_model
+from pipeline.tasks.registry import compare_with_champion, register_model
+from pipeline.tasks.training import fail_tracking, fine_tune, start_tracking, tokenize_data
 
 
 @flow(name="training", log_prints=True, validate_parameters=True)

@@ -6,15 +6,15 @@ import pandas as pd
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
 
-from pipeline import steps
 from pipeline.config import PipelineConfig
+from pipeline.evaluation import steps as evaluation_steps
+from pipeline.tasks.reporting import evaluation_markdown
 from pipeline.workspace import Workspace
-from tasks.reporting import evaluation_markdown
 
 
 @task(name="evaluate-model")
 def evaluate_model(model_dir: str, test_frame: pd.DataFrame, config: PipelineConfig, workspace: Workspace,
                    tracking: dict) -> dict:
-    evaluation = steps.evaluate_model(model_dir, test_frame, config, workspace, tracking)
+    evaluation = evaluation_steps.evaluate_model(model_dir, test_frame, config, workspace, tracking)
     create_markdown_artifact(key="evaluation", markdown=evaluation_markdown(evaluation), description="Test metrics")
     return evaluation

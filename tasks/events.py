@@ -5,7 +5,7 @@ from __future__ import annotations
 from prefect import task
 from prefect.events import emit_event
 
-from pipeline import steps
+from pipeline.results import DataOutcome
 from pipeline.workspace import Workspace
 
 DATA_ARRIVED = "pipeline.data.arrived"
@@ -20,7 +20,7 @@ def snapshot_resource(snapshot_id: str, workspace: Workspace) -> dict[str, str]:
 
 
 @task(name="announce-new-data")
-def announce_new_data(outcome: steps.DataOutcome, workspace: Workspace) -> str | None:
+def announce_new_data(outcome: DataOutcome, workspace: Workspace) -> str | None:
     """Emit ``pipeline.data.arrived`` for a new snapshot; returns the event id (None when events are off)."""
     event = emit_event(DATA_ARRIVED, resource=snapshot_resource(outcome.snapshot_id, workspace),
                        payload={"snapshot_id": outcome.snapshot_id, "rows_added": outcome.rows_added,

@@ -12,9 +12,9 @@ from prefect.artifacts import MarkdownArtifact
 from prefect.settings import PREFECT_UI_URL
 from pydantic import ValidationError
 
-from pipeline import notify
 from pipeline.config import PipelineConfig
-from tasks.reporting import failure_markdown
+from pipeline.ops import notifications as notify
+from pipeline.tasks.reporting import failure_markdown
 
 logger = logging.getLogger(__name__)
 

@@ -27,7 +27,7 @@ def data_markdown(outcome) -> str:
 
 def contracts_markdown(outcome) -> str:
     """Every expectation's result and observed value, one table per file validated in this run."""
-    from pipeline.validation import ContractResult
+    from pipeline.validation.contract import ContractResult
 
     if not outcome.contracts:
         return "# Data contract\n\nNo new files were validated in this run.\n"
@@ -56,7 +56,7 @@ def evaluation_markdown(evaluation: dict) -> str:
 
 def comparison_markdown(comparison: dict) -> str:
     """The comparison report (built by the library, so the run's artifact and this one are the same text)."""
-    from pipeline.model_card import render_comparison
+    from pipeline.registry.model_card import render_comparison
 
     return comparison.get("report") or render_comparison(comparison)
 

@@ -7,10 +7,10 @@ from dataclasses import asdict
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
 
-from pipeline import retraining
 from pipeline.config import PipelineConfig
+from pipeline.ops import retraining
+from pipeline.tasks.reporting import new_data_markdown
 from pipeline.workspace import Workspace
-from tasks.reporting import new_data_markdown
 
 
 @task(name="check-new-data")

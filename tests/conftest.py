@@ -23,7 +23,7 @@ def tiny_model_dir(tmp_path_factory) -> str:
     """A 2-layer, 32-wide randomly initialised BERT saved with the packaged MiniLM tokenizer."""
     from transformers import BertConfig, BertForSequenceClassification
 
-    from pipeline.modeling import load_tokenizer
+    from pipeline.training.modeling import load_tokenizer
 
     folder = tmp_path_factory.mktemp("tiny-bert")
     tokenizer = load_tokenizer("packaged:all-minilm-l6-v2")

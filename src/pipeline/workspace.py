@@ -125,3 +125,10 @@ def apply_environment_defaults(workspace: Workspace | None = None, environ: dict
             environ[key] = value
             applied[key] = value
     return applied
+
+
+def prepare_workspace(config) -> Workspace:
+    """Resolve and create ``config.workspace`` and set the offline environment defaults."""
+    workspace = Workspace.resolve(config.workspace).ensure()
+    apply_environment_defaults(workspace)
+    return workspace

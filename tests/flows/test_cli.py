@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from pipeline.demo import write_demo_files
+from pipeline.data.demo import write_demo_files
 from tests.conftest import FIXTURES
 
 ROOT = Path(__file__).resolve().parents[2]

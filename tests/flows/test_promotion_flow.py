@@ -6,9 +6,9 @@ from mlflow import MlflowClient
 from prefect import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey, FlowRunFilter, FlowRunFilterId
 
-from flows.training import training_flow
-from pipeline.aliases import read_history
-from pipeline.demo import write_demo_files
+from pipeline.data.demo import write_demo_files
+from pipeline.flows.training import training_flow
+from pipeline.registry.aliases import read_history
 from pipeline.workspace import Workspace
 
 

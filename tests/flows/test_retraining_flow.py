@@ -11,9 +11,9 @@ import pytest
 from mlflow import MlflowClient
 from prefect.artifacts import Artifact
 
-from flows.ingestion import ingestion_flow
-from flows.retraining import manual_training_flow, retraining_flow
-from pipeline.demo import write_demo_files
+from pipeline.data.demo import write_demo_files
+from pipeline.flows.ingestion import ingestion_flow
+from pipeline.flows.retraining import manual_training_flow, retraining_flow
 from pipeline.workspace import Workspace
 from tests.conftest import FIXTURES
 

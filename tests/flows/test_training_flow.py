@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from flows.training import training_flow
-from pipeline.demo import write_demo_files
-from pipeline.validation import DataValidationError
+from pipeline.data.demo import write_demo_files
+from pipeline.flows.training import training_flow
+from pipeline.validation.contract import DataValidationError
 from pipeline.workspace import Workspace
 from tests.conftest import FIXTURES
 

@@ -5,18 +5,18 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.checkpoints import list_checkpoints
 from pipeline.config import ModelConfig, TrainingConfig
-from pipeline.modeling import build_label_map, load_model, load_tokenizer
-from pipeline.tokenization import tokenize_split
-from pipeline.training import fine_tune, seed_everything
+from pipeline.training.checkpoints import list_checkpoints
+from pipeline.training.loop import fine_tune, seed_everything
+from pipeline.training.modeling import build_label_map, load_model, load_tokenizer
+from pipeline.training.tokenization import tokenize_split
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
 
 
 @pytest.fixture(scope="module")
 def tiny_data(tiny_model_dir):
-    from pipeline.demo import generate_demo_rows
+    from pipeline.data.demo import generate_demo_rows
 
     tokenizer = load_tokenizer(tiny_model_dir)
     frame = generate_demo_rows(200, seed=3)
@@ -56,7 +56,7 @@ def test_cuda_checkpoint_resumes_on_cuda_and_on_cpu(tiny_model_dir, tiny_data, t
 
 
 def test_cuda_bf16_predictions_match_fp32(tiny_model_dir, tiny_data):
-    from pipeline.inference import predict_proba
+    from pipeline.training.inference import predict_proba
 
     tokenizer, label_map, _, validation = tiny_data
     model = load_model(tiny_model_dir, label_map, ModelConfig()).cuda()

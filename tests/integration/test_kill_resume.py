@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.demo import write_demo_files
+from pipeline.data.demo import write_demo_files
 
 REPO = Path(__file__).resolve().parents[2]
 EPOCHS, BATCH = 6, 4

@@ -9,7 +9,7 @@ import pytest
 from mlflow import MlflowClient
 
 from pipeline.config import load_config
-from pipeline.demo import write_demo_files
+from pipeline.data.demo import write_demo_files
 from pipeline.workspace import Workspace
 from tests.integration.prefect_stack import PrefectStack, stop
 
@@ -101,7 +101,7 @@ def test_deployments_train_retrain_skip_and_take_turns(stack, tiny_model_dir):
     training = client.read_deployment_by_name("training/training")
     assert retraining.schedules[0].schedule.cron == YEARLY
     assert training.enforce_parameter_schema and retraining.enforce_parameter_schema
-    assert training.entrypoint == "flows.retraining.manual_training_flow"  # with failure notification
+    assert training.entrypoint == "pipeline.flows.retraining.manual_training_flow"  # with failure notification
     form = training.parameter_openapi_schema["definitions"]["RetrainingConfig"]["properties"]["min_new_rows"]
     assert form["minimum"] == 1 and form["description"]
     assert retraining.global_concurrency_limit.name == training.global_concurrency_limit.name == f"pipeline-model-{MODEL}"
@@ -150,7 +150,7 @@ def test_deployments_train_retrain_skip_and_take_turns(stack, tiny_model_dir):
 def test_ui_shows_the_deployment_its_last_run_and_the_parameter_form(stack):
     """Headless Chromium opens the retraining deployment and the training run form; screenshots land under
     the workspace (reports/prefect-ui/)."""
-    from deployments.screenshot import browser_available, capture_page, deployment_page
+    from pipeline.deployments.screenshot import browser_available, capture_page, deployment_page
 
     if not browser_available():
         pytest.skip("chromium, chromium-driver or selenium is not installed")

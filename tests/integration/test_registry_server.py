@@ -16,10 +16,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from pipeline import steps
 from pipeline.config import load_config
-from pipeline.demo import write_demo_files
-from pipeline.workspace import Workspace
+from pipeline.data import steps as data_steps
+from pipeline.data.demo import write_demo_files
+from pipeline.evaluation import steps as evaluation_steps
+from pipeline.registry import steps as registry_steps
+from pipeline.training import steps as training_steps
+from pipeline.validation import steps as validation_steps
+from pipeline.workspace import Workspace, prepare_workspace
 
 pytestmark = pytest.mark.integration
 
@@ -89,17 +93,17 @@ def pipeline_cli(*args: str, uri: str, actor: str = "ops@test") -> subprocess.Co
 
 def train_and_register(config) -> dict:
     """The training flow's steps, in its order, without Prefect."""
-    workspace = steps.prepare_workspace(config)
-    data = steps.ingest_and_validate(config, workspace)
-    steps.check_data_gate(data, config, workspace)
-    splits = steps.split_snapshot(data.snapshot_id, config, workspace)
-    tokenizer, label_map, tokenized = steps.tokenize_splits(splits, config, workspace)
-    tracking = steps.start_tracking(config, workspace, data.snapshot_id)
-    trained = steps.train_model(config, workspace, tracking, data.snapshot_id, tokenizer, label_map, tokenized,
+    workspace = prepare_workspace(config)
+    data = data_steps.ingest_and_validate(config, workspace)
+    validation_steps.check_data_gate(data, config, workspace)
+    splits = data_steps.split_snapshot(data.snapshot_id, config, workspace)
+    tokenizer, label_map, tokenized = training_steps.tokenize_splits(splits, config, workspace)
+    tracking = registry_steps.start_tracking(config, workspace, data.snapshot_id)
+    trained = training_steps.train_model(config, workspace, tracking, data.snapshot_id, tokenizer, label_map, tokenized,
                                 progress=False)
-    evaluation = steps.evaluate_model(trained["model_dir"], splits["test"], config, workspace, tracking)
-    comparison = steps.compare_with_champion(config, tracking, splits["test"], evaluation)
-    registered = steps.register_model(config, tracking, trained["model_dir"], data.snapshot_id, evaluation, comparison)
+    evaluation = evaluation_steps.evaluate_model(trained["model_dir"], splits["test"], config, workspace, tracking)
+    comparison = evaluation_steps.compare_with_champion(config, tracking, splits["test"], evaluation)
+    registered = registry_steps.register_model(config, tracking, trained["model_dir"], data.snapshot_id, evaluation, comparison)
     return {**registered, "comparison": comparison, "test_rows": len(splits["test"])}
 
 

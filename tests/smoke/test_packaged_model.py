@@ -3,11 +3,11 @@
 import pytest
 
 from pipeline.config import ModelConfig, TrainingConfig
-from pipeline.demo import generate_demo_rows
-from pipeline.inference import predict_texts
-from pipeline.modeling import build_label_map, load_model, load_tokenizer
-from pipeline.tokenization import tokenize_split
-from pipeline.training import fine_tune, seed_everything
+from pipeline.data.demo import generate_demo_rows
+from pipeline.training.inference import predict_texts
+from pipeline.training.loop import fine_tune, seed_everything
+from pipeline.training.modeling import build_label_map, load_model, load_tokenizer
+from pipeline.training.tokenization import tokenize_split
 
 
 @pytest.mark.smoke

@@ -6,8 +6,8 @@ import time
 import pytest
 from mlflow import MlflowClient
 
-from pipeline import aliases
-from pipeline.aliases import AliasMovedError, RegistryLockTimeout, move_alias, read_history, rollback_champion
+from pipeline.registry import aliases
+from pipeline.registry.aliases import AliasMovedError, RegistryLockTimeout, move_alias, read_history, rollback_champion
 from tests.unit.registry_db import fresh_registry_uri, migrated_registry_db  # noqa: F401
 
 NAME = "clf"

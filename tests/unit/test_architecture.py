@@ -25,7 +25,7 @@ def test_library_never_imports_prefect():
 
 
 def test_flow_modules_import_without_torch():
-    code = ("import sys, importlib; import flows.training; "
+    code = ("import sys, importlib; import pipeline.flows.training; "
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120,
                          env={"PYTHONPATH": f"{ROOT / 'src'}:{ROOT}", "PATH": "/usr/bin:/bin",

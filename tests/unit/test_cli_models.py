@@ -6,7 +6,7 @@ import pytest
 from mlflow import MlflowClient
 from typer.testing import CliRunner
 
-from pipeline.cli import app
+from pipeline.cli.main import app
 from tests.unit.registry_db import fresh_registry_uri, migrated_registry_db  # noqa: F401
 
 NAME = "clf"

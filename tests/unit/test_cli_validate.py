@@ -4,7 +4,7 @@ import json
 
 from typer.testing import CliRunner
 
-from pipeline.cli import app
+from pipeline.cli.main import app
 from tests.conftest import FIXTURES
 
 CONTRACT = FIXTURES / "contract"

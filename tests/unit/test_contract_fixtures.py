@@ -1,11 +1,11 @@
 """One failing fixture file per contract check, run the way `pipeline validate` and ingestion run them
-(steps.validate_file against a workspace whose snapshot is tests/fixtures/contract/reference.csv)."""
+(validation_steps.validate_file against a workspace whose snapshot is tests/fixtures/contract/reference.csv)."""
 
 import pytest
 
-from pipeline import steps
 from pipeline.config import load_config
-from pipeline.datastore import DataStore
+from pipeline.data.store import DataStore
+from pipeline.validation import steps as validation_steps
 from pipeline.workspace import Workspace
 from tests.conftest import FIXTURES
 
@@ -45,7 +45,7 @@ def reference_workspace(tmp_path_factory):
 
 def run_fixture(name, workspace_root, overrides=()):
     config = load_config(overrides=[f"workspace={workspace_root}", *overrides])
-    return steps.validate_file(config, Workspace.resolve(workspace_root), str(CONTRACT / f"{name}.csv"))
+    return validation_steps.validate_file(config, Workspace.resolve(workspace_root), str(CONTRACT / f"{name}.csv"))
 
 
 @pytest.mark.parametrize("with_reference", [False, True], ids=["first-batch", "against-snapshot"])
@@ -73,7 +73,7 @@ def test_each_check_has_a_failing_fixture(name, reference_workspace, tmp_path):
 
 
 def test_every_rule_of_the_default_suites_has_a_fixture():
-    from pipeline.validation import load_suite_dict
+    from pipeline.validation.contract import load_suite_dict
 
     rules = {e["meta"]["rule"] for name in ("labeled_text", "labeled_text_snapshot")
              for e in load_suite_dict(name)["expectations"]}

@@ -5,12 +5,14 @@ import shutil
 
 import pytest
 
-from pipeline import steps
 from pipeline.config import load_config
-from pipeline.data_docs import local_references, remote_references, rewrite_page
-from pipeline.validation import DataValidationError
-from pipeline.workspace import Workspace
-from tasks.reporting import contracts_markdown
+from pipeline.data import steps as data_steps
+from pipeline.registry import steps as registry_steps
+from pipeline.tasks.reporting import contracts_markdown
+from pipeline.validation import steps as validation_steps
+from pipeline.validation.contract import DataValidationError
+from pipeline.validation.data_docs import local_references, remote_references, rewrite_page
+from pipeline.workspace import Workspace, prepare_workspace
 from tests.conftest import FIXTURES
 
 CONTRACT = FIXTURES / "contract"
@@ -20,10 +22,10 @@ CONTRACT = FIXTURES / "contract"
 def landed(tmp_path):
     """A workspace with a good file and a file with control characters in the landing zone, ingested."""
     config = load_config(overrides=[f"workspace={tmp_path / 'ws'}"])
-    workspace = steps.prepare_workspace(config)
+    workspace = prepare_workspace(config)
     shutil.copy(CONTRACT / "good.csv", workspace.landing / "good.csv")
     shutil.copy(CONTRACT / "control_characters.csv", workspace.landing / "bad.csv")
-    return config, workspace, steps.ingest_and_validate(config, workspace)
+    return config, workspace, data_steps.ingest_and_validate(config, workspace)
 
 
 def test_a_failing_file_is_quarantined_and_the_gate_names_rule_observed_and_rows(landed):
@@ -33,7 +35,7 @@ def test_a_failing_file_is_quarantined_and_the_gate_names_rule_observed_and_rows
     assert list(workspace.quarantine.glob("*bad.csv.report.md"))
     assert len(outcome.new_files) == 1 and outcome.new_files[0].endswith("good.csv")
     with pytest.raises(DataValidationError) as info:
-        steps.check_data_gate(outcome, config, workspace)
+        validation_steps.check_data_gate(outcome, config, workspace)
     message = str(info.value)
     assert "bad.csv" in message and "rule control_characters" in message
     assert "observed 3 of 63 rows (4.76%)" in message and "row 61" in message and "beeps" in message
@@ -88,16 +90,16 @@ def test_the_contract_report_is_logged_to_the_mlflow_run(landed):
 
     config, workspace, outcome = landed
     with pytest.raises(DataValidationError):
-        steps.check_data_gate(outcome, config, workspace)
+        validation_steps.check_data_gate(outcome, config, workspace)
     (workspace.landing / "more.csv").write_text("text,label\nmy parcel is late again,shipping\n", encoding="utf-8")
-    outcome = steps.ingest_and_validate(config, workspace)
+    outcome = data_steps.ingest_and_validate(config, workspace)
     assert not outcome.quarantined
-    steps.check_data_gate(outcome, config, workspace)
-    tracking = steps.start_tracking(config, workspace, outcome.snapshot_id, run_name="contract-report")
+    validation_steps.check_data_gate(outcome, config, workspace)
+    tracking = registry_steps.start_tracking(config, workspace, outcome.snapshot_id, run_name="contract-report")
     client = MlflowClient(tracking["tracking_uri"])
     logged = {a.path for a in client.list_artifacts(tracking["run_id"], "data_contract")}
     assert logged == {f"data_contract/{name}" for name in ("more.csv.json", "more.csv.md", "snapshot.json", "snapshot.md")}
     local = client.download_artifacts(tracking["run_id"], "data_contract/more.csv.md", str(workspace.root / "dl"))
     assert "Data contract: more.csv: PASSED" in open(local, encoding="utf-8").read()
-    steps.fail_tracking(tracking, "test over")
+    registry_steps.fail_tracking(tracking, "test over")
     assert Workspace.resolve(config.workspace).root == workspace.root

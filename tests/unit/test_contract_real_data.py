@@ -3,9 +3,9 @@
 
 import pytest
 
-from pipeline import steps
 from pipeline.config import load_config
-from pipeline.datastore import DataStore
+from pipeline.data.store import DataStore
+from pipeline.validation import steps as validation_steps
 from pipeline.workspace import Workspace
 
 pytestmark = pytest.mark.realdata
@@ -13,7 +13,7 @@ pytestmark = pytest.mark.realdata
 
 def validate(path, root):
     config = load_config(overrides=[f"workspace={root}"])
-    return steps.validate_file(config, Workspace.resolve(root), str(path))
+    return validation_steps.validate_file(config, Workspace.resolve(root), str(path))
 
 
 @pytest.mark.parametrize("name", ["sst2/train.tsv", "sst2/validation.tsv", "banking77/train.tsv",

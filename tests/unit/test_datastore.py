@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 
 from pipeline.config import DataConfig
-from pipeline.datastore import DataStore, DataStoreBusy
-from pipeline.sources import file_sha256
-from pipeline.snapshots import ConflictError
+from pipeline.data.snapshots import ConflictError
+from pipeline.data.sources import file_sha256
+from pipeline.data.store import DataStore, DataStoreBusy
 from pipeline.workspace import Workspace
 from tests.conftest import FIXTURES
 
@@ -207,14 +207,14 @@ def test_symlinked_folder_in_landing_is_not_followed(store, tmp_path):
 
 
 def test_status_check_does_not_rehash_unchanged_files(store, monkeypatch):
-    import pipeline.datastore
+    import pipeline.data.store
 
     for i in range(30):
         write(store.workspace.landing / f"f{i}.csv", [(f"text {i}", "a"), (f"other {i}", "b")])
     store.ingest()
     calls = []
-    real = pipeline.datastore.file_sha256
-    monkeypatch.setattr(pipeline.datastore, "file_sha256", lambda uri: calls.append(uri) or real(uri))
+    real = pipeline.data.store.file_sha256
+    monkeypatch.setattr(pipeline.data.store, "file_sha256", lambda uri: calls.append(uri) or real(uri))
     assert store.pending() == [] and calls == []
     changed = write(store.workspace.landing / "f3.csv", [("text 3", "a"), ("changed", "b"), ("more", "a")])
     new = write(store.workspace.landing / "new.csv", [("fresh", "a")])
@@ -268,7 +268,7 @@ INGEST = """
 import json, sys, time
 from pathlib import Path
 from pipeline.config import DataConfig
-from pipeline.datastore import DataStore
+from pipeline.data.store import DataStore
 from pipeline.workspace import Workspace
 go = Path(sys.argv[2])
 while not go.exists():

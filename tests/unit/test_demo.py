@@ -1,5 +1,5 @@
-from pipeline.demo import generate_demo_batches, write_demo_files
-from pipeline.ingestion import normalise_text
+from pipeline.data.demo import generate_demo_batches, write_demo_files
+from pipeline.data.readers import normalise_text
 
 
 def test_batches_never_repeat_a_text_of_an_earlier_batch():

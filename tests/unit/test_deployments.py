@@ -6,15 +6,15 @@ from pathlib import Path
 
 import yaml
 
-from deployments.definitions import INGESTION, RETRAINING, TRAINING, build_deployments, model_limit_name
 from pipeline.config import load_config
+from pipeline.deployments.definitions import INGESTION, RETRAINING, TRAINING, build_deployments, model_limit_name
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def file_entrypoint(module_entrypoint: str) -> str:
-    """``flows.retraining.retraining_flow`` -> ``flows/retraining.py:retraining_flow``."""
-    module, _, attribute = module_entrypoint.rpartition(".")
+    """``pipeline.flows.retraining.retraining_flow`` -> ``flows/retraining.py:retraining_flow``."""
+    module, _, attribute = module_entrypoint.removeprefix("pipeline.").rpartition(".")
     return f"{module.replace('.', '/')}.py:{attribute}"
 
 
@@ -67,7 +67,7 @@ def test_prefect_yaml_declares_the_same_deployments():
 
 
 def test_deployment_modules_import_without_torch():
-    code = "import sys, flows.retraining, flows.ingestion, deployments.definitions; print('torch' in sys.modules)"
+    code = "import sys, pipeline.flows.retraining, pipeline.flows.ingestion, pipeline.deployments.definitions; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120,
                          env={"PYTHONPATH": f"{ROOT / 'src'}:{ROOT}", "PATH": "/usr/bin:/bin", "HOME": str(ROOT),
                               "PREFECT_SERVER_ANALYTICS_ENABLED": "false"})

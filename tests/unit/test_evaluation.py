@@ -1,7 +1,7 @@
 import numpy as np
 import pandas as pd
 
-from pipeline.evaluation import classification_metrics, evaluate_predictions, expected_calibration_error
+from pipeline.evaluation.metrics import classification_metrics, evaluate_predictions, expected_calibration_error
 
 
 def test_metrics_known_values():

@@ -3,9 +3,9 @@
 import pytest
 
 from pipeline.config import DataConfig
-from pipeline.datastore import DataStore
-from pipeline.ingestion import IngestionError, read_labeled_file
-from pipeline.sources import parse_hf_uri
+from pipeline.data.readers import IngestionError, read_labeled_file
+from pipeline.data.sources import parse_hf_uri
+from pipeline.data.store import DataStore
 from pipeline.workspace import Workspace
 
 datasets = pytest.importorskip("datasets")

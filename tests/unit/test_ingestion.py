@@ -5,8 +5,14 @@ import pandas as pd
 import pytest
 
 from pipeline.config import DataConfig
-from pipeline.ingestion import (IngestionError, count_rows, detect_format, iter_labeled_chunks, normalise_text,
-                                read_labeled_file)
+from pipeline.data.readers import (
+    IngestionError,
+    count_rows,
+    detect_format,
+    iter_labeled_chunks,
+    normalise_text,
+    read_labeled_file,
+)
 from tests.conftest import FIXTURES
 
 

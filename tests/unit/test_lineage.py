@@ -3,9 +3,10 @@
 import json
 import shutil
 
-from pipeline import registry, steps
 from pipeline.config import load_config
-from pipeline.datastore import DataStore
+from pipeline.data.store import DataStore
+from pipeline.registry import steps as registry_steps
+from pipeline.registry import tracking as registry
 from pipeline.workspace import Workspace
 from tests.conftest import FIXTURES
 
@@ -19,7 +20,7 @@ def test_start_tracking_logs_snapshot_manifest_with_file_list(workspace_dir, tmp
     (workspace.landing / "second.csv").write_text("text,label\nsomething new,billing\nand more,shipping\n")
     snapshot_id = store.ingest().snapshot_id
 
-    tracking = steps.start_tracking(config, workspace, snapshot_id)
+    tracking = registry_steps.start_tracking(config, workspace, snapshot_id)
     client = registry.client(tracking["tracking_uri"])
     run = client.get_run(tracking["run_id"])
     assert run.data.tags["snapshot_id"] == snapshot_id

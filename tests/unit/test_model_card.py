@@ -3,8 +3,8 @@
 import numpy as np
 
 from pipeline.config import RegistryConfig
-from pipeline.model_card import DESCRIPTION_LIMIT, fit_description, render_comparison, render_model_card
-from pipeline.promotion import compare_predictions, decide_promotion
+from pipeline.registry.gate import compare_predictions, decide_promotion
+from pipeline.registry.model_card import DESCRIPTION_LIMIT, fit_description, render_comparison, render_model_card
 
 POLICY = RegistryConfig(bootstrap_samples=200)
 

@@ -6,7 +6,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 
-from pipeline.notify import NotificationError, failure_message, post_json
+from pipeline.ops.notifications import NotificationError, failure_message, post_json
 
 
 @pytest.fixture

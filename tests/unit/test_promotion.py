@@ -6,9 +6,15 @@ from scipy import stats
 from sklearn.metrics import f1_score
 
 from pipeline.config import RegistryConfig
-from pipeline.evaluation import classification_metrics
-from pipeline.promotion import (compare_predictions, decide_promotion, macro_f1_rows, mcnemar_test, paired_bootstrap,
-                                split_digest)
+from pipeline.evaluation.metrics import classification_metrics
+from pipeline.registry.gate import (
+    compare_predictions,
+    decide_promotion,
+    macro_f1_rows,
+    mcnemar_test,
+    paired_bootstrap,
+    split_digest,
+)
 
 LABELS = ["billing", "shipping", "technical"]
 

@@ -5,9 +5,9 @@ import shutil
 import pytest
 
 from pipeline.config import ConfigError, PipelineConfig, load_config
-from pipeline.datastore import DataStore
-from pipeline.demo import write_demo_files
-from pipeline.retraining import decide_retraining, measure_new_data
+from pipeline.data.demo import write_demo_files
+from pipeline.data.store import DataStore
+from pipeline.ops.retraining import decide_retraining, measure_new_data
 from pipeline.workspace import Workspace
 from tests.conftest import FIXTURES
 

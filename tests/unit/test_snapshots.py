@@ -11,9 +11,9 @@ import pytest
 
 import pipeline.atomic
 from pipeline.config import DataConfig
-from pipeline.datastore import DataStore
-from pipeline.deduplication import ConflictError
-from pipeline.snapshots import build_snapshot_frame, content_digest
+from pipeline.data.deduplication import ConflictError
+from pipeline.data.snapshots import build_snapshot_frame, content_digest
+from pipeline.data.store import DataStore
 from pipeline.workspace import Workspace
 from tests.conftest import FIXTURES
 

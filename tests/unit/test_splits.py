@@ -1,7 +1,7 @@
 import pandas as pd
 
 from pipeline.config import DataConfig
-from pipeline.splits import assign_splits, split_frame
+from pipeline.data.splits import assign_splits, split_frame
 
 
 def test_split_of_a_text_never_changes_as_data_grows():
@@ -28,7 +28,7 @@ def test_holdout_is_the_test_split_and_removed_from_training():
 
 
 def test_test_split_only_grows_as_snapshots_grow(tmp_path):
-    from pipeline.datastore import DataStore
+    from pipeline.data.store import DataStore
     from pipeline.workspace import Workspace
 
     store = DataStore(Workspace(tmp_path / "ws"), DataConfig())

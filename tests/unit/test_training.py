@@ -2,14 +2,26 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.batching import collate, epoch_batches, evaluation_batches, pad_batch
-from pipeline.checkpoints import (CheckpointMismatch, CheckpointWriter, list_checkpoints, load_checkpoint,
-                                  save_checkpoint)
 from pipeline.config import ModelConfig, TrainingConfig
-from pipeline.modeling import build_label_map, load_model, load_tokenizer, save_model
-from pipeline.tokenization import tokenize_split
-from pipeline.training import (build_optimizer, build_scheduler, class_weight_tensor, clip_gradients, fine_tune,
-                               plan_steps, seed_everything)
+from pipeline.training.batching import collate, epoch_batches, evaluation_batches, pad_batch
+from pipeline.training.checkpoints import (
+    CheckpointMismatch,
+    CheckpointWriter,
+    list_checkpoints,
+    load_checkpoint,
+    save_checkpoint,
+)
+from pipeline.training.loop import (
+    build_optimizer,
+    build_scheduler,
+    class_weight_tensor,
+    clip_gradients,
+    fine_tune,
+    plan_steps,
+    seed_everything,
+)
+from pipeline.training.modeling import build_label_map, load_model, load_tokenizer, save_model
+from pipeline.training.tokenization import tokenize_split
 
 
 def test_epoch_batches_cover_every_index_once_and_group_lengths():
@@ -162,9 +174,8 @@ def test_background_checkpoint_writer_snapshots_state_at_save_time(tmp_path):
 
 @pytest.fixture(scope="module")
 def tiny_data(tiny_model_dir):
-    import pandas as pd
 
-    from pipeline.demo import generate_demo_rows
+    from pipeline.data.demo import generate_demo_rows
 
     tokenizer = load_tokenizer(tiny_model_dir)
     frame = generate_demo_rows(160, seed=3)
@@ -246,7 +257,7 @@ def test_checkpoints_are_pruned_and_refused_for_other_fingerprints(tiny_model_di
 def test_lora_trains_only_adapters_and_saves_a_plain_merged_model(tiny_model_dir, tiny_data, tmp_path):
     from transformers import AutoModelForSequenceClassification
 
-    from pipeline.inference import predict_proba
+    from pipeline.training.inference import predict_proba
 
     tokenizer, label_map, train, validation = tiny_data
     model = load_model(tiny_model_dir, label_map, ModelConfig(method="lora", lora_r=4))
@@ -274,7 +285,7 @@ def test_half_precision_checkpoints_load_as_fp32_and_packaged_alias_honours_env(
                                                                                  monkeypatch):
     from transformers import AutoModelForSequenceClassification
 
-    from pipeline.modeling import PACKAGED_MODEL_ENV, resolve_model_path
+    from pipeline.training.modeling import PACKAGED_MODEL_ENV, resolve_model_path
 
     half = AutoModelForSequenceClassification.from_pretrained(tiny_model_dir).half()
     half.save_pretrained(tmp_path / "half")
@@ -287,7 +298,7 @@ def test_half_precision_checkpoints_load_as_fp32_and_packaged_alias_honours_env(
 
 
 def test_tokenize_cache_hit(tiny_model_dir, tmp_path):
-    from pipeline.demo import generate_demo_rows
+    from pipeline.data.demo import generate_demo_rows
 
     tokenizer = load_tokenizer(tiny_model_dir)
     frame = generate_demo_rows(50)

@@ -4,10 +4,10 @@ import pandas as pd
 import pytest
 
 from pipeline.config import PipelineConfig, ValidationConfig, load_config
-from pipeline.datastore import DataStore
-from pipeline.ingestion import normalise_text
-from pipeline.steps import allowed_labels_for
-from pipeline.validation import (ContractResult, load_suite_dict, validate_frame, validate_snapshot)
+from pipeline.data.readers import normalise_text
+from pipeline.data.store import DataStore
+from pipeline.validation.contract import ContractResult, load_suite_dict, validate_frame, validate_snapshot
+from pipeline.validation.steps import allowed_labels_for
 from pipeline.workspace import Workspace
 
 
@@ -28,7 +28,7 @@ def failed_rules(result):
 
 @pytest.fixture(scope="module")
 def tokenizer():
-    from pipeline.modeling import load_tokenizer
+    from pipeline.training.modeling import load_tokenizer
 
     return load_tokenizer("packaged:all-minilm-l6-v2")
 
@@ -223,8 +223,8 @@ def test_allowed_labels_come_from_config_else_the_current_snapshot(tmp_path):
 
 
 def test_committed_suite_files_match_the_builder(tmp_path):
-    from expectations.build_suites import write_suites
-    from pipeline.validation import suites_dir
+    from pipeline.expectations.build_suites import write_suites
+    from pipeline.validation.contract import suites_dir
 
     for path in write_suites(tmp_path):
         committed = json.loads((suites_dir() / path.name).read_text(encoding="utf-8"))

@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline import registry
 from pipeline.config import ModelConfig, load_config
-from pipeline.demo import generate_demo_rows
-from pipeline.modeling import build_label_map, load_model, load_tokenizer, save_model
-from pipeline.tokenization import tokenize_split
-from pipeline.warm_start import resolve_warm_start
+from pipeline.data.demo import generate_demo_rows
+from pipeline.registry import tracking as registry
+from pipeline.training.modeling import build_label_map, load_model, load_tokenizer, save_model
+from pipeline.training.tokenization import tokenize_split
+from pipeline.training.warm_start import resolve_warm_start
 from pipeline.workspace import Workspace
 
 MODEL_NAME = "warm-classifier"
@@ -67,7 +67,7 @@ def test_warm_start_falls_back_to_the_base_model_when_it_does_not_fit(champion_s
 
 
 def test_train_model_with_warm_start_trains_from_the_champion(champion_store, tiny_model_dir, tmp_path):
-    from pipeline.steps import train_model
+    from pipeline.training.steps import train_model
 
     config = load_config(overrides=[
         f"workspace={tmp_path / 'ws'}", f"model.name_or_path={tiny_model_dir}", "model.max_length=64",

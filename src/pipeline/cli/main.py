@@ -1,0 +1,75 @@
+"""The ``pipeline`` command line: run the flows, manage data, models and deployments.
+
+Flow commands import ``flows.*`` lazily (that is where Prefect lives); the library stays Prefect-free.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from pipeline.cli.common import ConfigOpt, JsonOpt, SetOpt, build_config, configure_logging, run_flow
+from pipeline.workspace import Workspace
+
+app = typer.Typer(help="Continuous fine-tuning pipeline for transformer text classifiers.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+
+@app.command()
+def run(data: Annotated[Optional[list[str]], typer.Option("--data", "-d", help="File, folder or URL to ingest (repeatable).")] = None,
+        config: ConfigOpt = None, set_: SetOpt = None, as_json: JsonOpt = False) -> None:
+    """Run the training flow end to end: ingest, validate, fine-tune, evaluate, register."""
+    cfg = build_config(config, set_, data, as_json)
+    configure_logging()
+    result = run_flow("pipeline.flows.training", "training_flow", as_json, config=cfg)
+    if as_json:
+        keys = ["status", "run_id", "tracking_uri", "snapshot_id", "model_name", "model_version", "aliases", "metrics",
+                "resumed_from_step", "gate", "training"]
+        typer.echo(json.dumps({k: result.get(k) for k in keys}, default=str))
+    else:
+        m = result["metrics"]
+        typer.echo(f"registered {result['model_name']} v{result['model_version']} {result['aliases']} "
+                   f"accuracy={m['accuracy']:.4f} macro_f1={m['macro_f1']:.4f} (snapshot {result['snapshot_id']})")
+
+
+@app.command()
+def demo(batch: Annotated[Optional[list[int]], typer.Option("--batch", "-b", help="Demo batch 1, 2 or 3 (repeatable).")] = None,
+         to: Annotated[Optional[Path], typer.Option(help="Folder to write to (default: the landing zone).")] = None,
+         rows: Annotated[int, typer.Option(help="Rows per batch.")] = 1200,
+         config: ConfigOpt = None) -> None:
+    """Write the generated demo data set (support-ticket topics) into the landing zone."""
+    from pipeline.data.demo import write_demo_files
+
+    cfg = build_config(config, None)
+    folder = to or Workspace.resolve(cfg.workspace).ensure().landing
+    for path in write_demo_files(folder, tuple(batch or (1, 2)), rows):
+        typer.echo(str(path))
+
+
+def _register_subcommands() -> None:
+    """Each command group lives in its own module (``pipeline.cli_<group>``)."""
+    from pipeline.cli import data as cli_data
+    from pipeline.cli import models as cli_models
+    from pipeline.cli import serve as cli_serve
+    from pipeline.cli import validate as cli_validate
+    app.add_typer(cli_data.app, name="data")
+    app.add_typer(cli_models.app, name="models")
+    app.add_typer(cli_serve.app, name="serve")
+    app.command("validate")(cli_validate.validate)
+
+
+_register_subcommands()
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

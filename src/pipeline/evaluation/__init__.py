@@ -1,0 +1,1 @@
+"""Metrics on the frozen test split and comparison with the champion."""

@@ -1,0 +1,1 @@
+"""Operating the pipeline: the retraining decision and notifications."""

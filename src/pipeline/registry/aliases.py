@@ -1,0 +1,272 @@
+"""Alias moves that cannot race or lose history: a registry lease, compare-and-set, an audit trail.
+
+MLflow has no compare-and-set: ``set_registered_model_alias`` is last-writer-wins, so two runs that
+both read "no champion" would both write one. The design:
+
+1. **Lease.** Mutual exclusion rests on the one atomic primitive every MLflow registry has:
+   creating a registered model whose name exists fails (a primary key in the SQL stores, checked by
+   the database behind a tracking server too). The lease for model ``NAME`` is the registered model
+   ``NAME--alias-lock``; its tags name the holder, a random token and an expiry. Only the holder
+   deletes it. A lease past its expiry (a crashed holder) is broken by whoever finds it; this is the
+   one timing assumption: a holder finishes within ``ttl_s`` (its critical section is a few requests).
+   Works the same for SQLite files and for remote tracking servers, across processes and machines,
+   which a file lock could not.
+2. **Compare-and-set under the lease.** Read the alias live, refuse with ``AliasMovedError`` when it is
+   not what the caller expected, check that the lease is still ours, write, read back.
+3. **Audit history.** Each move appends one registered-model tag ``audit.NNNNNN`` holding a JSON entry
+   (who, when, alias, from, to, action, why), numbered under the lease, so concurrent writers cannot
+   overwrite each other's entries; one tag per entry keeps every value far below the stores' limits.
+
+Moves made by hand in the MLflow UI bypass this module: they are honoured (aliases are always read
+live) and ``history`` reports when the live alias differs from the last recorded move.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import logging
+import os
+import random
+import socket
+import time
+import uuid
+from contextlib import contextmanager
+from datetime import datetime, timezone
+
+from pipeline.registry.tracking import CHAMPION, alias_version
+
+logger = logging.getLogger(__name__)
+
+LOCK_SUFFIX = "--alias-lock"
+LOCK_TAG = "pipeline.alias_lock"
+AUDIT_PREFIX = "audit."
+ANY = object()
+MAX_REASON = 1000
+
+
+class AliasMovedError(RuntimeError):
+    """The alias no longer points where the caller expected (someone moved it since they looked)."""
+
+    def __init__(self, name: str, alias: str, expected, current):
+        self.name, self.alias, self.expected, self.current = name, alias, expected, current
+        super().__init__(f"refused: {name}@{alias} is now {_show(current)}, not {_show(expected)} as expected "
+                         f"(it moved since you looked); re-read with `pipeline models list {name}` and retry")
+
+
+class RegistryLockTimeout(RuntimeError):
+    """Another writer held the model's alias lease for longer than we were willing to wait."""
+
+
+class LockLostError(RuntimeError):
+    """Our lease expired and was taken over before we wrote; nothing was written."""
+
+
+def _show(version) -> str:
+    return "unset" if version is None else f"version {version}"
+
+
+def default_actor() -> str:
+    """Who is acting: ``$PIPELINE_ACTOR``, else ``user@host``."""
+    if os.environ.get("PIPELINE_ACTOR"):
+        return os.environ["PIPELINE_ACTOR"]
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    return f"{user}@{socket.gethostname()}"
+
+
+def lock_name(name: str) -> str:
+    return f"{name}{LOCK_SUFFIX}"
+
+
+def is_lock_model(model) -> bool:
+    return model.name.endswith(LOCK_SUFFIX) and model.tags.get(LOCK_TAG) == "true"
+
+
+def _error_code(exc) -> str:
+    return str(getattr(exc, "error_code", ""))
+
+
+def _read_lease(client, name: str) -> dict | None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return dict(client.get_registered_model(lock_name(name)).tags)
+    except MlflowException as exc:
+        if "RESOURCE_DOES_NOT_EXIST" in _error_code(exc):
+            return None
+        raise
+
+
+def acquire_lease(client, name: str, holder: str, ttl_s: float = 60.0, wait_s: float = 30.0) -> str:
+    """Take the alias lease of model ``name``; returns its token. Raises RegistryLockTimeout after ``wait_s``."""
+    from mlflow.exceptions import MlflowException
+
+    token, deadline, pause = uuid.uuid4().hex, time.monotonic() + wait_s, 0.05
+    while True:
+        tags = {LOCK_TAG: "true", "token": token, "holder": holder, "expires": f"{time.time() + ttl_s:.3f}"}
+        try:
+            client.create_registered_model(lock_name(name), tags=tags,
+                                           description=f"Alias lease of {name} held by {holder}; deleted when done.")
+            return token
+        except MlflowException as exc:
+            # Exists, or vanished between the failed insert and the store's follow-up read: contended.
+            if not any(code in _error_code(exc) for code in ("RESOURCE_ALREADY_EXISTS", "RESOURCE_DOES_NOT_EXIST")):
+                raise
+        lease = _read_lease(client, name)
+        if lease is not None and float(lease.get("expires", 0)) < time.time():
+            _break_lease(client, name, lease)
+            continue
+        if time.monotonic() > deadline:
+            who = lease.get("holder", "?") if lease else "?"
+            raise RegistryLockTimeout(f"{name}: alias lease held by {who} for more than {wait_s:.0f} s; "
+                                      f"retry, or delete the registered model {lock_name(name)!r} if its holder died")
+        time.sleep(pause * (1 + random.random()))
+        pause = min(pause * 2, 1.0)
+
+
+def _delete_lock(client, name: str) -> None:
+    """Delete the lock model; one that is already gone is fine."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.delete_registered_model(lock_name(name))
+    except MlflowException as exc:
+        if "RESOURCE_DOES_NOT_EXIST" not in _error_code(exc):
+            raise
+
+
+def _break_lease(client, name: str, stale: dict) -> None:
+    current = _read_lease(client, name)
+    if current is None or current.get("token") != stale.get("token"):
+        return
+    logger.warning("breaking the expired alias lease of %s held by %s", name, stale.get("holder"))
+    _delete_lock(client, name)
+
+
+def release_lease(client, name: str, token: str) -> None:
+    """Delete the lease if it is still ours (never someone else's)."""
+    lease = _read_lease(client, name)
+    if lease is None or lease.get("token") != token:
+        logger.warning("alias lease of %s was no longer ours at release", name)
+        return
+    _delete_lock(client, name)
+
+
+def verify_lease(client, name: str, token: str) -> None:
+    lease = _read_lease(client, name)
+    if lease is None or lease.get("token") != token or float(lease.get("expires", 0)) < time.time():
+        raise LockLostError(f"{name}: the alias lease expired or was taken over before the write; nothing written")
+
+
+@contextmanager
+def alias_lease(client, name: str, holder: str, ttl_s: float = 60.0, wait_s: float = 30.0):
+    """Hold the alias lease of ``name`` for the ``with`` block; yields the token."""
+    token = acquire_lease(client, name, holder, ttl_s, wait_s)
+    try:
+        yield token
+    finally:
+        release_lease(client, name, token)
+
+
+def read_history(client, name: str) -> list[dict]:
+    """Every recorded alias move of ``name``, oldest first."""
+    tags = client.get_registered_model(name).tags
+    entries = [json.loads(v) for k, v in tags.items() if k.startswith(AUDIT_PREFIX)]
+    return sorted(entries, key=lambda e: e["seq"])
+
+
+def _append_history(client, name: str, entry: dict) -> dict:
+    tags = client.get_registered_model(name).tags
+    seq = 1 + max((int(k[len(AUDIT_PREFIX):]) for k in tags if k.startswith(AUDIT_PREFIX)), default=0)
+    entry = {"seq": seq, **entry}
+    key = f"{AUDIT_PREFIX}{seq:06d}"
+    client.set_registered_model_tag(name, key, json.dumps(entry, sort_keys=True))
+    if json.loads(client.get_registered_model(name).tags[key])["id"] != entry["id"]:
+        raise LockLostError(f"{name}: audit entry {key} was overwritten by another writer")
+    return entry
+
+
+def move_alias(client, name: str, alias: str, version, *, expect_current=ANY, actor: str | None = None,
+               reason: str = "", action: str = "promote", details: dict | None = None,
+               ttl_s: float = 60.0, wait_s: float = 30.0) -> dict:
+    """Point ``name@alias`` at ``version`` if it still points at ``expect_current`` (None: unset).
+
+    ``expect_current=ANY`` skips the comparison (the move is still serialised and audited). Raises
+    AliasMovedError (nothing written) when the alias moved, MlflowException for an unknown version,
+    RegistryLockTimeout / LockLostError when the lease cannot be had or kept. Returns the audit entry,
+    or ``unchanged: True`` (nothing recorded) when the alias already points at ``version``.
+    """
+    version = str(version)
+    actor = actor or default_actor()
+    client.get_model_version(name, version)
+    with alias_lease(client, name, actor, ttl_s, wait_s) as token:
+        current = alias_version(client, name, alias)
+        if current == version:  # already there (e.g. a retried task): nothing to write or record
+            return {"alias": alias, "from": current, "to": version, "action": action, "unchanged": True, "seq": None}
+        expected = None if expect_current is None or expect_current is ANY else str(expect_current)
+        if expect_current is not ANY and current != expected:
+            raise AliasMovedError(name, alias, expected, current)
+        verify_lease(client, name, token)
+        client.set_registered_model_alias(name, alias, version)
+        written = alias_version(client, name, alias)
+        if written != version:
+            raise LockLostError(f"{name}@{alias} reads {_show(written)} right after writing {_show(version)}")
+        entry = {"id": uuid.uuid4().hex, "alias": alias, "from": current, "to": version, "action": action,
+                 "actor": actor, "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                 "reason": (reason or "")[:MAX_REASON], **(details or {})}
+        return _append_history(client, name, entry)
+
+
+def champion_stack(history: list[dict], live: str | None) -> list[str]:
+    """Champions in the order they served, replaying promotions (push) and rollbacks (pop).
+
+    A live champion that differs from the last recorded one (set by hand in the UI) goes on top.
+    """
+    stack: list[str] = []
+    for entry in (e for e in history if e["alias"] == CHAMPION):
+        if entry["action"] == "rollback":
+            while stack and stack[-1] != entry["to"]:
+                stack.pop()
+            if not stack:
+                stack.append(entry["to"])
+            continue
+        if entry["from"] is not None and (not stack or stack[-1] != entry["from"]):
+            stack.append(entry["from"])
+        if not stack or stack[-1] != entry["to"]:
+            stack.append(entry["to"])
+    if live is not None and (not stack or stack[-1] != live):
+        stack.append(live)
+    return stack
+
+
+def previous_champion(history: list[dict], live: str | None) -> str | None:
+    """The champion a rollback returns to, or None when there was none before the current one."""
+    stack = champion_stack(history, live)
+    return stack[-2] if len(stack) >= 2 else None
+
+
+def rollback_champion(client, name: str, actor: str | None = None, reason: str = "", **lease) -> dict:
+    """Move ``champion`` back to the previous champion (compare-and-set against the live one)."""
+    live = alias_version(client, name, CHAMPION)
+    target = previous_champion(read_history(client, name), live)
+    if target is None:
+        raise ValueError(f"{name}: no previous champion to roll back to (champion is {_show(live)})")
+    return move_alias(client, name, CHAMPION, target, expect_current=live, actor=actor, reason=reason,
+                      action="rollback", **lease)
+
+
+def untracked_moves(client, name: str, history: list[dict]) -> list[str]:
+    """Aliases whose live version differs from their last recorded move (changed outside the pipeline)."""
+    last: dict[str, str] = {}
+    for entry in history:
+        last[entry["alias"]] = entry["to"]
+    live = {alias: str(version) for alias, version in client.get_registered_model(name).aliases.items()}
+    notes = []
+    for alias in sorted(set(last) | set(live)):
+        if last.get(alias) != live.get(alias):
+            notes.append(f"{alias} is {_show(live.get(alias))} but the last recorded move set "
+                         f"{_show(last.get(alias))}: changed outside the pipeline (e.g. the MLflow UI)")
+    return notes

@@ -1,0 +1,1 @@
+"""Fine-tuning: tokenization, batching, the model, the training loop, checkpoints and warm start."""

@@ -1,0 +1,1 @@
+"""The data contract (Great Expectations): suites, derived columns and offline Data Docs."""
