@@ -85,7 +85,7 @@ def main() -> None:
     stack = PrefectStack.start_server(root, workspace.root)
     results: dict = {"rows_per_batch": args.rows}
     try:
-        stack.start_serve(root, ["--set", f"retraining.work_pool={POOL}"])
+        stack.start_serve(root, ["--set", f"deployment.work_pool={POOL}"])
         with temporary_settings({PREFECT_API_URL: stack.api_url}), get_client(sync_client=True) as client:
             stack.wait_for_worker(client, POOL)
             registry = MlflowClient(workspace.default_tracking_uri(), workspace.default_tracking_uri())

@@ -28,6 +28,20 @@ ENTRYPOINTS = {RETRAINING: "pipeline.flows.retraining.retraining_flow", TRAINING
                INGESTION: "pipeline.flows.ingestion.ingestion_flow"}
 
 
+# Titles of the run form's fields in the Prefect UI (the flows' docstrings give the descriptions).
+FORM_TITLES = {"data_paths": "Data files", "base_model": "Base model", "method": "Fine-tuning method",
+               "epochs": "Epochs", "learning_rate": "Learning rate", "promote": "Promote to champion",
+               "config": "Advanced settings"}
+
+
+def title_run_form(deployment: RunnerDeployment) -> RunnerDeployment:
+    """Give the top-level form fields readable titles (Prefect titles them with the parameter's name)."""
+    for name, prop in deployment._parameter_openapi_schema.properties.items():
+        if name in FORM_TITLES:
+            prop["title"] = FORM_TITLES[name]
+    return deployment
+
+
 def model_limit_name(model_name: str) -> str:
     """Name of the global concurrency limit shared by the training and retraining deployments of a model."""
     return "pipeline-model-" + re.sub(r"[/%&<>]", "_", model_name)
@@ -67,4 +81,5 @@ def build_deployments(config: PipelineConfig) -> dict[str, RunnerDeployment]:
     }
     for name, deployment in built.items():
         deployment.entrypoint = ENTRYPOINTS[name]  # the flow object itself: with_options copies keep the base's function
+        title_run_form(deployment)
     return built

@@ -3,7 +3,7 @@
 Every step is idempotent: the process work pool is created when missing, the deployments are created or
 updated, and the global concurrency limit ``pipeline-model-<model>`` (1 slot) is created and shared by
 the training and retraining deployments, so at most one of them runs per registered model; a run
-that collides waits (state AwaitingConcurrencySlot) or is cancelled, per ``retraining.collision_strategy``.
+that collides waits (state AwaitingConcurrencySlot) or is cancelled, per ``deployment.collision_strategy``.
 Then the process is replaced by ``prefect worker start``, which stops cleanly on SIGTERM or Ctrl-C.
 
 Run it directly with ``python -m pipeline.deployments.serve [--config FILE] [--set KEY=VALUE ...]``.
@@ -88,7 +88,7 @@ def unlink_existing(client, full_name: str) -> None:
 
 def deploy_all(config: PipelineConfig) -> dict[str, UUID]:
     """Work pool, deployments and the shared concurrency limit; returns ``{deployment name: id}``."""
-    pool = config.retraining.work_pool
+    pool = config.deployment.work_pool
     with get_client(sync_client=True) as client:
         ensure_work_pool(client, pool)
         deployments = build_deployments(config)
@@ -97,7 +97,7 @@ def deploy_all(config: PipelineConfig) -> dict[str, UUID]:
         ids = {name: deployment.apply(work_pool_name=pool) for name, deployment in deployments.items()}
         limit_id = ensure_model_limit(client, config.registry.model_name)
         for name in MODEL_LIMITED:
-            link_model_limit(client, ids[name], limit_id, config.retraining.collision_strategy)
+            link_model_limit(client, ids[name], limit_id, config.deployment.collision_strategy)
     return ids
 
 
@@ -114,7 +114,7 @@ def start_worker(config: PipelineConfig, worker_name: str | None = None) -> None
     ignored SIGINT, and the worker turns SIGTERM into SIGINT to stop.
     """
     signal.signal(signal.SIGINT, signal.SIG_DFL)
-    command = worker_command(config.retraining.work_pool, worker_name)
+    command = worker_command(config.deployment.work_pool, worker_name)
     env = {**os.environ, "PIPELINE_HOME": pinned_config(config).workspace}
     sys.stdout.flush()
     sys.stderr.flush()
@@ -130,7 +130,7 @@ def serve(config: PipelineConfig, run_worker: bool = True, worker_name: str | No
     for name, deployment_id in ids.items():
         echo(f"deployment {name}: {ui}/deployments/deployment/{deployment_id}")
     if run_worker:
-        echo(f"starting a process worker on pool {config.retraining.work_pool!r} (Ctrl-C or SIGTERM stops it)")
+        echo(f"starting a process worker on pool {config.deployment.work_pool!r} (Ctrl-C or SIGTERM stops it)")
         start_worker(config, worker_name)
     return ids
 

@@ -13,7 +13,7 @@ from pipeline.config import PipelineConfig
 from pipeline.flows.training import training_flow
 from pipeline.tasks.data import prepare_workspace
 from pipeline.tasks.notifications import report_failure
-from pipeline.tasks.retraining import check_new_data
+from pipeline.tasks.ops import check_new_data
 
 manual_training_flow = training_flow.with_options(on_failure=[report_failure], on_crashed=[report_failure])
 
@@ -25,14 +25,17 @@ def retraining_flow(config: PipelineConfig = PipelineConfig()):
 
     Training runs as a subflow: it ingests and validates the new files itself and warm-starts from the
     champion when ``model.warm_start`` is set.
+
+    Args:
+        config: Settings: every configuration key, with its embedded default.
     """
     workspace = prepare_workspace(config)
     check = check_new_data(config, workspace)
-    if not check["train"]:
-        print(check["reason"])
-        return Completed(message=check["reason"], data={"status": "skipped", **check})
-    result = training_flow(config)
+    if not check.train:
+        print(check.reason)
+        return Completed(message=check.reason, data={"status": "skipped", **check.to_dict()})
+    result = training_flow(config=config)
     message = (f"registered {result['model_name']} version {result['model_version']} "
-               f"{result['aliases']} on snapshot {result['snapshot_id']} ({check['reason']})")
+               f"{result['aliases']} on snapshot {result['snapshot_id']} ({check.reason})")
     print(message)
-    return Completed(message=message, data={"status": "trained", **check, "training": result})
+    return Completed(message=message, data={"status": "trained", **check.to_dict(), "training": result})

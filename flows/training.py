@@ -2,33 +2,51 @@
 
 from __future__ import annotations
 
-from prefect import flow
+from typing import Annotated, Literal
 
-from pipeline.config import PipelineConfig
-from pipeline.tasks.data import check_data_gate, ingest_data, prepare_workspace, split_data
-from pipeline.tasks.evaluation import evaluate_model
-from pipeline.tasks.registry import compare_with_champion, register_model
-from pipeline.tasks.training import fail_tracking, fine_tune, start_tracking, tokenize_data
+from prefect import flow
+from pydantic import Field
+
+from pipeline.config import PipelineConfig, with_run_options
+from pipeline.results import training_summary
+from pipeline.tasks.data import ingest_data, prepare_workspace, split_data
+from pipeline.tasks.evaluation import compare_with_champion, evaluate_model
+from pipeline.tasks.registry import fail_tracking, register_model, start_tracking
+from pipeline.tasks.training import fine_tune, tokenize_data
+from pipeline.tasks.validation import check_data_gate
 
 
 @flow(name="training", log_prints=True, validate_parameters=True)
-def training_flow(config: PipelineConfig = PipelineConfig()) -> dict:
-    """Train, evaluate and register a text classifier on the newest data snapshot."""
+def training_flow(data_paths: list[str] | None = None, base_model: str | None = None,
+                  method: Literal["full", "lora"] | None = None,
+                  epochs: Annotated[int | None, Field(ge=1, le=100)] = None,
+                  learning_rate: Annotated[float | None, Field(gt=0.0, le=1.0)] = None,
+                  promote: bool | None = None, config: PipelineConfig = PipelineConfig()) -> dict:
+    """Train, evaluate and register a text classifier on the newest data snapshot.
+
+    Args:
+        data_paths: Labeled files, folders or URLs to ingest (CSV, TSV, JSONL, Parquet). Empty: the landing zone.
+        base_model: Pretrained model to fine-tune: a hub id or a local folder. Empty: the packaged MiniLM.
+        method: full fine-tuning or LoRA adapters. Empty: full.
+        epochs: Passes over the training split (1-100). Empty: 3.
+        learning_rate: Peak AdamW learning rate. Empty: 1e-4 (suits the packaged MiniLM).
+        promote: Make the new version champion at once when it passes the gate. Empty: no (challenger only).
+        config: Advanced settings: every configuration key, with its embedded default.
+    """
+    config = with_run_options(config, data_paths=data_paths, base_model=base_model, method=method, epochs=epochs,
+                              learning_rate=learning_rate, promote=promote)
     workspace = prepare_workspace(config)
     data = ingest_data(config, workspace)
-    check_data_gate(data, config, workspace)
-    splits = split_data(data.snapshot_id, config, workspace)
-    tokenizer, label_map, tokenized = tokenize_data(splits, config, workspace)
-    tracking = start_tracking(config, workspace, data.snapshot_id)
+    check_data_gate(config, workspace, data)
+    splits = split_data(config, workspace, data)
+    tokenized = tokenize_data(config, workspace, splits)
+    tracking = start_tracking(config, workspace, data)
     try:
-        trained = fine_tune(config, workspace, tracking, data.snapshot_id, tokenizer, label_map, tokenized)
-        evaluation = evaluate_model(trained["model_dir"], splits["test"], config, workspace, tracking)
-        comparison = compare_with_champion(config, tracking, splits["test"], evaluation)
-        registered = register_model(config, tracking, trained["model_dir"], data.snapshot_id, evaluation, comparison)
+        trained = fine_tune(config, workspace, tracking, tokenized)
+        evaluation = evaluate_model(config, workspace, tracking, trained, splits)
+        comparison = compare_with_champion(config, workspace, tracking, evaluation, splits)
+        registration = register_model(config, workspace, tracking, trained, evaluation, comparison)
     except BaseException as exc:
         fail_tracking(tracking, f"{type(exc).__name__}: {exc}")
         raise
-    return {"status": "completed", "run_id": tracking["run_id"], "tracking_uri": tracking["tracking_uri"],
-            "snapshot_id": data.snapshot_id, "new_files": data.new_files, **registered,
-            "metrics": evaluation["metrics"], "resumed_from_step": trained["resumed_from_step"],
-            "training": {k: trained[k] for k in ("steps", "samples_per_s", "train_seconds", "device", "best_epoch")}}
+    return training_summary(data, tracking, trained, evaluation, registration)

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from pipeline.config import PipelineConfig
 from pipeline.ops import notifications as notify
-from pipeline.tasks.reporting import failure_markdown
+from pipeline.ops.reports import failure_markdown
 
 logger = logging.getLogger(__name__)
 
@@ -47,11 +47,11 @@ def run_url(flow_run_id) -> str | None:
 
 
 def report_failure(flow, flow_run, state) -> None:
-    """State hook: publish the reason as artifact ``run-failure`` and post it to ``retraining.webhook_url``."""
+    """State hook: publish the reason as artifact ``run-failure`` and post it to ``notifications.webhook_url``."""
     config = config_of(flow_run.parameters or {})
     reason = failure_reason(state)
     url = run_url(flow_run.id)
-    webhook = config.retraining.webhook_url
+    webhook = config.notifications.webhook_url
     try:
         MarkdownArtifact(key="run-failure", description="Why the run failed", flow_run_id=flow_run.id,
                          markdown=failure_markdown(flow.name, flow_run.name, state.name, reason, url, webhook)).create()
@@ -62,6 +62,6 @@ def report_failure(flow, flow_run, state) -> None:
     message = notify.failure_message(flow.name, flow_run.name, str(flow_run.id), state.name, reason,
                                      config.registry.model_name, url)
     try:
-        notify.post_json(webhook, message, config.retraining.webhook_timeout_seconds)
+        notify.post_json(webhook, message, config.notifications.webhook_timeout_seconds)
     except notify.NotificationError as exc:
         logger.warning("failure notification not delivered: %s", exc)

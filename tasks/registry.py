@@ -1,29 +1,31 @@
-"""Tasks for the promotion gate (compare with the champion) and registering the version in MLflow."""
+"""Tasks of the registry stage: the MLflow run of a training, and registering its model version."""
 
 from __future__ import annotations
 
-import pandas as pd
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
 
 from pipeline.config import PipelineConfig
-from pipeline.evaluation import steps as evaluation_steps
-from pipeline.registry import steps as registry_steps
-from pipeline.tasks.reporting import comparison_markdown, registration_markdown
+from pipeline.ops.reports import registration_markdown
+from pipeline.registry import steps
+from pipeline.results import Comparison, DataOutcome, Evaluation, Registration, TrackingRun, TrainedModel
+from pipeline.workspace import Workspace
 
 
-@task(name="compare-with-champion")
-def compare_with_champion(config: PipelineConfig, tracking: dict, test_frame: pd.DataFrame, evaluation: dict) -> dict:
-    comparison = evaluation_steps.compare_with_champion(config, tracking, test_frame, evaluation)
-    create_markdown_artifact(key="champion-comparison", markdown=comparison_markdown(comparison),
-                             description="Candidate vs the live champion on the same test split, and the gate")
-    return comparison
+@task(name="start-tracking", retries=2, retry_delay_seconds=5)
+def start_tracking(config: PipelineConfig, workspace: Workspace, data: DataOutcome) -> TrackingRun:
+    return steps.start_tracking(config, workspace, data.snapshot_id)
+
+
+@task(name="fail-tracking")
+def fail_tracking(tracking: TrackingRun | None, reason: str) -> None:
+    steps.fail_tracking(tracking, reason)
 
 
 @task(name="register-model", retries=2, retry_delay_seconds=5)
-def register_model(config: PipelineConfig, tracking: dict, model_dir: str, snapshot_id: str, evaluation: dict,
-                   comparison: dict | None = None) -> dict:
-    registered = registry_steps.register_model(config, tracking, model_dir, snapshot_id, evaluation, comparison)
-    create_markdown_artifact(key="registration", markdown=registration_markdown(registered),
+def register_model(config: PipelineConfig, workspace: Workspace, tracking: TrackingRun, trained: TrainedModel,
+                   evaluation: Evaluation, comparison: Comparison | None = None) -> Registration:
+    registration = steps.register_model(config, workspace, tracking, trained, evaluation, comparison)
+    create_markdown_artifact(key="registration", markdown=registration_markdown(registration),
                              description="Registered model version and its model card")
-    return registered
+    return registration

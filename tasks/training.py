@@ -1,4 +1,4 @@
-"""Tasks for tokenization, tracking and fine-tuning."""
+"""Tasks of the training stage: tokenization and fine-tuning."""
 
 from __future__ import annotations
 
@@ -6,30 +6,20 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact
 
 from pipeline.config import PipelineConfig
-from pipeline.registry import steps as registry_steps
-from pipeline.tasks.reporting import training_markdown
-from pipeline.training import steps as training_steps
+from pipeline.ops.reports import training_markdown
+from pipeline.results import Splits, TokenizedData, TrackingRun, TrainedModel
+from pipeline.training import steps
 from pipeline.workspace import Workspace
 
 
 @task(name="tokenize-data")
-def tokenize_data(splits: dict, config: PipelineConfig, workspace: Workspace):
-    return training_steps.tokenize_splits(splits, config, workspace)
-
-
-@task(name="start-tracking", retries=2, retry_delay_seconds=5)
-def start_tracking(config: PipelineConfig, workspace: Workspace, snapshot_id: str) -> dict:
-    return registry_steps.start_tracking(config, workspace, snapshot_id)
+def tokenize_data(config: PipelineConfig, workspace: Workspace, splits: Splits) -> TokenizedData:
+    return steps.tokenize_splits(config, workspace, splits)
 
 
 @task(name="fine-tune")
-def fine_tune(config: PipelineConfig, workspace: Workspace, tracking: dict, snapshot_id: str, tokenizer,
-              label_map: dict, tokenized: dict, warm_start_dir: str | None = None) -> dict:
-    trained = training_steps.train_model(config, workspace, tracking, snapshot_id, tokenizer, label_map, tokenized, warm_start_dir)
+def fine_tune(config: PipelineConfig, workspace: Workspace, tracking: TrackingRun, data: TokenizedData,
+              warm_start_dir: str | None = None) -> TrainedModel:
+    trained = steps.train_model(config, workspace, tracking, data, warm_start_dir)
     create_markdown_artifact(key="fine-tuning", markdown=training_markdown(trained), description="Training curve numbers")
     return trained
-
-
-@task(name="fail-tracking")
-def fail_tracking(tracking: dict | None, reason: str) -> None:
-    registry_steps.fail_tracking(tracking, reason)

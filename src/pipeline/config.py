@@ -7,11 +7,12 @@ typed form with the descriptions and bounds declared here.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 ENV_PREFIX = "PIPELINE__"
 PACKAGED_MODEL = "packaged:all-minilm-l6-v2"
@@ -139,14 +140,24 @@ class TrainingConfig(_Section):
         "None: the newest matching checkpoint in the workspace, if any.")
 
 
-class RegistryConfig(_Section):
-    """MLflow tracking, the model registry and the promotion policy."""
+class TrackingConfig(_Section):
+    """Where runs are recorded: the MLflow tracking server and experiment."""
 
-    model_name: str = Field("text-classifier", min_length=1, description="Registered model name.")
-    experiment: str = Field("text-classification", min_length=1, description="MLflow experiment name.")
     tracking_uri: str | None = Field(
         None, description="MLflow tracking URI. None: MLFLOW_TRACKING_URI, else SQLite in the workspace."
     )
+    experiment: str = Field("text-classification", min_length=1, description="MLflow experiment name.")
+
+
+class RegistryConfig(_Section):
+    """The MLflow Model Registry entry that versions are registered under."""
+
+    model_name: str = Field("text-classifier", min_length=1, description="Registered model name.")
+
+
+class PromotionConfig(_Section):
+    """The promotion gate: when a new version becomes challenger, and champion."""
+
     primary_metric: Literal["accuracy", "macro_f1"] = Field("macro_f1", description="Metric the promotion gate compares.")
     min_metric: float = Field(0.0, ge=0.0, le=1.0, description="Floor for any promotion, the first one included.")
     min_improvement: float = Field(0.0, ge=-1.0, le=1.0, description="Smallest gain over the champion to pass the gate.")
@@ -158,7 +169,7 @@ class RegistryConfig(_Section):
 
 
 class RetrainingConfig(_Section):
-    """Scheduled retraining and the deployed runs: when to retrain, when to run, how runs are limited and reported."""
+    """When scheduled retraining trains: how much new data, on which schedule, on which event."""
 
     min_new_rows: int = Field(
         1, ge=1, description="Fewest new labeled rows (pending in the landing zone, or ingested but not trained on "
@@ -169,15 +180,53 @@ class RetrainingConfig(_Section):
     timezone: str = Field("UTC", min_length=1, description="Time zone of the cron schedule (IANA name).")
     trigger_on_new_data: bool = Field(
         True, description="Also run retraining when ingestion announces a new snapshot (event pipeline.data.arrived).")
+
+
+class DeploymentConfig(_Section):
+    """How deployed runs are executed and limited on a Prefect server."""
+
+    work_pool: str = Field("pipeline", min_length=1, pattern=r"^[A-Za-z0-9_.-]+$",
+                           description="Prefect process work pool that runs the deployments (created when missing).")
     collision_strategy: Literal["ENQUEUE", "CANCEL_NEW"] = Field(
         "ENQUEUE", description="A deployed training or retraining run started while another one of the same registered "
         "model is active: wait for the slot (ENQUEUE) or be cancelled (CANCEL_NEW).")
-    work_pool: str = Field("pipeline", min_length=1, pattern=r"^[A-Za-z0-9_.-]+$",
-                           description="Prefect process work pool that runs the deployments (created when missing).")
+
+
+class NotificationsConfig(_Section):
+    """Who hears about a failed deployed run."""
+
     webhook_url: str | None = Field(
         None, pattern=r"^https?://\S+$",
         description="URL that receives a JSON message (with a Slack-style 'text') when a deployed run fails; None: no message.")
     webhook_timeout_seconds: float = Field(10.0, gt=0.0, le=120.0, description="Timeout of the webhook request.")
+
+
+# Keys that moved to another section: still read from their old place, with a deprecation warning.
+MOVED_KEYS = {
+    ("registry", "tracking_uri"): "tracking", ("registry", "experiment"): "tracking",
+    **{("registry", key): "promotion" for key in ("primary_metric", "min_metric", "min_improvement",
+                                                  "max_class_regression", "require_significance",
+                                                  "significance_level", "bootstrap_samples", "auto_promote")},
+    ("retraining", "work_pool"): "deployment", ("retraining", "collision_strategy"): "deployment",
+    ("retraining", "webhook_url"): "notifications", ("retraining", "webhook_timeout_seconds"): "notifications",
+}
+
+
+def move_deprecated_keys(raw: dict) -> list[str]:
+    """Move keys given under their old section to their new one (in place); returns ``old -> new`` notes.
+
+    A key given in both places keeps the new place's value.
+    """
+    moved = []
+    for (old_section, key), new_section in MOVED_KEYS.items():
+        section = raw.get(old_section)
+        if isinstance(section, dict) and key in section:
+            value = section.pop(key)
+            target = raw.setdefault(new_section, {})
+            if isinstance(target, dict):
+                target.setdefault(key, value)
+            moved.append(f"{old_section}.{key} -> {new_section}.{key}")
+    return moved
 
 
 class PipelineConfig(_Section):
@@ -188,13 +237,46 @@ class PipelineConfig(_Section):
     validation: ValidationConfig = Field(default_factory=ValidationConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
+    promotion: PromotionConfig = Field(default_factory=PromotionConfig)
     retraining: RetrainingConfig = Field(default_factory=RetrainingConfig)
+    deployment: DeploymentConfig = Field(default_factory=DeploymentConfig)
+    notifications: NotificationsConfig = Field(default_factory=NotificationsConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _accept_moved_keys(cls, value: Any) -> Any:
+        if isinstance(value, dict) and any(isinstance(value.get(s), dict) for s, _ in MOVED_KEYS):
+            value = {k: dict(v) if isinstance(v, dict) else v for k, v in value.items()}
+            for note in move_deprecated_keys(value):
+                warnings.warn(f"configuration key {note}: the old name is read for one more release",
+                              FutureWarning, stacklevel=2)
+        return value
 
     @field_validator("workspace")
     @classmethod
     def _expand(cls, value: str | None) -> str | None:
         return str(Path(value).expanduser()) if value else value
+
+
+# The run form's top-level choices (what a person starting a run changes most) and the keys they set.
+RUN_OPTIONS = {"data_paths": ("data", "paths"), "base_model": ("model", "name_or_path"), "method": ("model", "method"),
+               "epochs": ("training", "epochs"), "learning_rate": ("training", "learning_rate"),
+               "promote": ("promotion", "auto_promote")}
+
+
+def with_run_options(config: PipelineConfig, **options: Any) -> PipelineConfig:
+    """``config`` with the run form's choices applied (``RUN_OPTIONS``); None keeps the configured value.
+
+    Raises pydantic's ValidationError for a value outside a key's bounds.
+    """
+    raw = config.model_dump()
+    for name, value in options.items():
+        if value is not None:
+            section, key = RUN_OPTIONS[name]
+            raw[section][key] = value
+    return PipelineConfig.model_validate(raw)
 
 
 class ConfigError(ValueError):

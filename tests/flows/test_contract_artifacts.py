@@ -24,7 +24,7 @@ def test_a_bad_file_stops_the_flow_with_per_file_contract_artifacts(tiny_config)
     shutil.copy(FIXTURES / "contract" / "good.csv", workspace.landing / "good.csv")
     shutil.copy(FIXTURES / "contract" / "duplicate_rows.csv", workspace.landing / "dupes.csv")
     with pytest.raises(DataValidationError) as info:
-        training_flow(tiny_config)
+        training_flow(config=tiny_config)
     assert "dupes.csv" in str(info.value) and "rule duplicate_rows observed 15 of 75 rows (20.00%)" in str(info.value)
     assert "row 61" in str(info.value)
 

@@ -21,7 +21,7 @@ def artifact_text(flow_run_id, key: str) -> str:
 
 
 def run(config):
-    state = training_flow(config, return_state=True)
+    state = training_flow(config=config, return_state=True)
     return state.result(), state.state_details.flow_run_id
 
 
@@ -33,16 +33,16 @@ def test_first_champion_auto_promotion_and_a_failed_gate(tiny_config):
     assert "No champion yet" in artifact_text(flow_run, "champion-comparison")
     assert "# Model card: tiny-classifier version 1" in artifact_text(flow_run, "registration")
 
-    tiny_config.registry.auto_promote = True
-    tiny_config.registry.min_improvement = -1.0
-    tiny_config.registry.max_class_regression = 1.0
+    tiny_config.promotion.auto_promote = True
+    tiny_config.promotion.min_improvement = -1.0
+    tiny_config.promotion.max_class_regression = 1.0
     tiny_config.training.learning_rate = 0.002
     second, flow_run = run(tiny_config)
     assert second["aliases"] == ["challenger", "champion"], second["gate"]
     report = artifact_text(flow_run, "champion-comparison")
     assert "Champion: **version 1**" in report and "McNemar" in report and "Per-class F1" in report
 
-    tiny_config.registry.min_metric = 1.0
+    tiny_config.promotion.min_metric = 1.0
     third, flow_run = run(tiny_config)
     assert third["aliases"] == [] and third["gate"]["outcome"] == "rejected"
     client = MlflowClient(Workspace.resolve(tiny_config.workspace).tracking_uri())

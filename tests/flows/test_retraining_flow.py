@@ -86,7 +86,7 @@ def test_retrains_on_new_files_and_on_ingested_snapshots_only(tiny_config):
     assert skipped.result()["new_data"]["pending_rows"] == 100
 
     # Ingestion on its own takes the file in and announces the snapshot; retraining then trains on it.
-    ingested = ingestion_flow(tiny_config)
+    ingested = ingestion_flow(config=tiny_config)
     assert ingested["snapshot_changed"] and ingested["rows_added"] == 100
     trained = retraining_flow(tiny_config)
     assert trained["status"] == "trained"
@@ -99,7 +99,7 @@ def test_failed_run_publishes_the_reason_and_posts_the_webhook(tiny_config, webh
     landing = Workspace.resolve(tiny_config.workspace).ensure().landing
     shutil.copy(FIXTURES / "bad_blank_and_missing_label.csv", landing / "bad.csv")
     config = tiny_config.model_copy(deep=True)
-    config.retraining.webhook_url = webhook["url"]
+    config.notifications.webhook_url = webhook["url"]
 
     state = retraining_flow(config, return_state=True)
     assert state.is_failed()
@@ -119,9 +119,9 @@ def test_manual_training_flow_reports_failures_too(tiny_config, webhook):
     landing = Workspace.resolve(tiny_config.workspace).ensure().landing
     shutil.copy(FIXTURES / "bad_blank_and_missing_label.csv", landing / "bad.csv")
     config = tiny_config.model_copy(deep=True)
-    config.retraining.webhook_url = webhook["url"]
+    config.notifications.webhook_url = webhook["url"]
     assert manual_training_flow.name == "training"
-    state = manual_training_flow(config, return_state=True)
+    state = manual_training_flow(config=config, return_state=True)
     assert state.is_failed()
     assert [m["flow"] for m in webhook["received"]] == ["training"]
     assert "bad.csv" in artifact_of("run-failure", state.state_details.flow_run_id).data

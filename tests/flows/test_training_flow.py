@@ -22,7 +22,7 @@ def registry_client(config):
 
 def test_training_flow_registers_a_model_that_predicts(tiny_config):
     write_demo_files(Workspace.resolve(tiny_config.workspace).ensure().landing, (1,), rows_per_batch=300)
-    result = training_flow(tiny_config)
+    result = training_flow(config=tiny_config)
     assert result["status"] == "completed"
     assert result["model_version"] == "1" or result["model_version"] == 1
     assert set(result["aliases"]) == {"champion", "challenger"}
@@ -40,7 +40,7 @@ def test_training_flow_registers_a_model_that_predicts(tiny_config):
     assert run.info.status == "FINISHED" and "test_macro_f1" in run.data.metrics
 
     # A second run on the same data keeps the champion and adds a challenger.
-    second = training_flow(tiny_config)
+    second = training_flow(config=tiny_config)
     assert second["snapshot_id"] == result["snapshot_id"]
     assert second["aliases"] == ["challenger"]
     assert client.get_model_version_by_alias("tiny-classifier", "champion").version == version.version
@@ -50,7 +50,7 @@ def test_bad_data_stops_the_flow_and_registers_nothing(tiny_config):
     landing = Workspace.resolve(tiny_config.workspace).ensure().landing
     shutil.copy(FIXTURES / "bad_blank_and_missing_label.csv", landing / "bad.csv")
     with pytest.raises(DataValidationError) as info:
-        training_flow(tiny_config)
+        training_flow(config=tiny_config)
     message = str(info.value)
     assert "bad.csv" in message and ("label_not_null" in message or "text_not_blank" in message)
     assert list((Workspace.resolve(tiny_config.workspace).quarantine).glob("*bad.csv.report.md"))

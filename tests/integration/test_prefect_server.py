@@ -23,7 +23,7 @@ YEARLY = "30 4 1 1 *"  # a scheduled run must not fire in the middle of the test
 def tiny_overrides(model_dir: str, epochs: int = 1) -> list[str]:
     return [f"model.name_or_path={model_dir}", "model.max_length=64", f"training.epochs={epochs}",
             "training.batch_size=16", "training.learning_rate=0.001", "training.checkpoint_steps=1000",
-            f"registry.model_name={MODEL}", f"retraining.work_pool={POOL}",
+            f"registry.model_name={MODEL}", f"deployment.work_pool={POOL}",
             f"retraining.schedule_cron={YEARLY}"]
 
 
@@ -163,8 +163,11 @@ def test_ui_shows_the_deployment_its_last_run_and_the_parameter_form(stack):
     assert "retraining" in page["text"] and last.name in page["text"]
     training = client.read_deployment_by_name("training/training")
     form = capture_page(deployment_page(stack["stack"].ui_url, training.id) + "/run", shots / "training-run-form.png",
-                        expect=["Parameters", "Everything one pipeline run needs"], size=(1600, 1400))
-    assert "Workspace" in form["text"]
+                        expect=["Parameters", "Data files", "Advanced settings"], size=(1600, 1400))
+    text = form["text"]
+    order = [text.index(title) for title in ("Data files", "Base model", "Epochs", "Learning rate", "Advanced settings")]
+    assert order == sorted(order), "the common choices come first, the advanced section last"
+    assert "Passes over the training split" in text, "each field carries its description"
     assert (shots / "retraining-deployment.png").stat().st_size > 20_000
 
 

@@ -95,16 +95,15 @@ def train_and_register(config) -> dict:
     """The training flow's steps, in its order, without Prefect."""
     workspace = prepare_workspace(config)
     data = data_steps.ingest_and_validate(config, workspace)
-    validation_steps.check_data_gate(data, config, workspace)
-    splits = data_steps.split_snapshot(data.snapshot_id, config, workspace)
-    tokenizer, label_map, tokenized = training_steps.tokenize_splits(splits, config, workspace)
+    validation_steps.check_data_gate(config, workspace, data)
+    splits = data_steps.split_snapshot(config, workspace, data.snapshot_id)
+    tokenized = training_steps.tokenize_splits(config, workspace, splits)
     tracking = registry_steps.start_tracking(config, workspace, data.snapshot_id)
-    trained = training_steps.train_model(config, workspace, tracking, data.snapshot_id, tokenizer, label_map, tokenized,
-                                progress=False)
-    evaluation = evaluation_steps.evaluate_model(trained["model_dir"], splits["test"], config, workspace, tracking)
-    comparison = evaluation_steps.compare_with_champion(config, tracking, splits["test"], evaluation)
-    registered = registry_steps.register_model(config, tracking, trained["model_dir"], data.snapshot_id, evaluation, comparison)
-    return {**registered, "comparison": comparison, "test_rows": len(splits["test"])}
+    trained = training_steps.train_model(config, workspace, tracking, tokenized, progress=False)
+    evaluation = evaluation_steps.evaluate_model(config, workspace, tracking, trained, splits)
+    comparison = evaluation_steps.compare_with_champion(config, workspace, tracking, evaluation, splits)
+    registered = registry_steps.register_model(config, workspace, tracking, trained, evaluation, comparison)
+    return {**registered.to_dict(), "comparison": comparison.to_dict(), "test_rows": len(splits.test)}
 
 
 def test_gate_promotion_rollback_history_and_serving_against_a_real_server(mlflow_server, workspace_dir,
@@ -115,8 +114,8 @@ def test_gate_promotion_rollback_history_and_serving_against_a_real_server(mlflo
     config = load_config(overrides=[
         f"workspace={workspace_dir}", f"model.name_or_path={tiny_model_dir}", "model.max_length=64",
         "training.epochs=1", "training.batch_size=16", "training.learning_rate=0.001",
-        f"registry.model_name={NAME}", f"registry.tracking_uri={mlflow_server}",
-        "registry.min_improvement=-1.0", "registry.max_class_regression=1.0", "registry.bootstrap_samples=200"])
+        f"registry.model_name={NAME}", f"tracking.tracking_uri={mlflow_server}",
+        "promotion.min_improvement=-1.0", "promotion.max_class_regression=1.0", "promotion.bootstrap_samples=200"])
     landing = Workspace.resolve(config.workspace).ensure().landing
     write_demo_files(landing, (1,), rows_per_batch=300)
     first = train_and_register(config)

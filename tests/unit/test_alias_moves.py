@@ -8,7 +8,7 @@ from mlflow import MlflowClient
 
 from pipeline.registry import aliases
 from pipeline.registry.aliases import AliasMovedError, RegistryLockTimeout, move_alias, read_history, rollback_champion
-from tests.unit.registry_db import fresh_registry_uri, migrated_registry_db  # noqa: F401
+from tests.unit.registry_db import fresh_registry_uri
 
 NAME = "clf"
 

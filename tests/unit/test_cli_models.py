@@ -7,7 +7,7 @@ from mlflow import MlflowClient
 from typer.testing import CliRunner
 
 from pipeline.cli.main import app
-from tests.unit.registry_db import fresh_registry_uri, migrated_registry_db  # noqa: F401
+from tests.unit.registry_db import fresh_registry_uri
 
 NAME = "clf"
 

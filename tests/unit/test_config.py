@@ -51,3 +51,48 @@ def test_json_schema_has_descriptions_and_bounds():
     schema = PipelineConfig.model_json_schema()
     epochs = schema["$defs"]["TrainingConfig"]["properties"]["epochs"]
     assert epochs["minimum"] == 1 and epochs["description"]
+
+
+def test_moved_keys_are_read_from_their_old_place_with_a_warning():
+    with pytest.warns(FutureWarning, match="registry.tracking_uri -> tracking.tracking_uri"):
+        config = load_config(overrides=["registry.tracking_uri=sqlite:///x.db", "retraining.work_pool=gpu",
+                                        "retraining.webhook_url=https://hooks.example/x", "registry.auto_promote=true"],
+                             environ={})
+    assert config.tracking.tracking_uri == "sqlite:///x.db" and config.deployment.work_pool == "gpu"
+    assert config.notifications.webhook_url == "https://hooks.example/x" and config.promotion.auto_promote is True
+
+
+def test_a_moved_key_given_in_both_places_keeps_the_new_value():
+    with pytest.warns(FutureWarning):
+        config = load_config(overrides=["registry.min_metric=0.1", "promotion.min_metric=0.5"], environ={})
+    assert config.promotion.min_metric == 0.5
+
+
+def test_old_keys_in_an_environment_variable_still_work():
+    with pytest.warns(FutureWarning):
+        config = load_config(environ={"PIPELINE__REGISTRY__EXPERIMENT": "legacy"})
+    assert config.tracking.experiment == "legacy"
+
+
+def test_run_options_override_the_configuration_and_keep_bounds():
+    from pydantic import ValidationError
+
+    from pipeline.config import with_run_options
+
+    base = load_config(overrides=["training.epochs=7", "model.method=lora"], environ={})
+    chosen = with_run_options(base, epochs=2, data_paths=["a.csv"], promote=True, method=None)
+    assert (chosen.training.epochs, chosen.data.paths, chosen.promotion.auto_promote) == (2, ["a.csv"], True)
+    assert chosen.model.method == "lora", "an empty choice keeps the configured value"
+    assert base.training.epochs == 7, "the given configuration is not changed"
+    with pytest.raises(ValidationError):
+        with_run_options(base, epochs=0)
+
+
+def test_the_configuration_reference_page_is_current():
+    """docs/configuration.md is generated; a key added without regenerating it fails here."""
+    from pathlib import Path
+
+    from pipeline.config_reference import render_reference
+
+    page = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
+    assert page.read_text() == render_reference(), "run: python -m pipeline.config_reference > docs/configuration.md"

@@ -7,8 +7,8 @@ import pytest
 
 from pipeline.config import load_config
 from pipeline.data import steps as data_steps
+from pipeline.ops.reports import contracts_markdown
 from pipeline.registry import steps as registry_steps
-from pipeline.tasks.reporting import contracts_markdown
 from pipeline.validation import steps as validation_steps
 from pipeline.validation.contract import DataValidationError
 from pipeline.validation.data_docs import local_references, remote_references, rewrite_page
@@ -35,7 +35,7 @@ def test_a_failing_file_is_quarantined_and_the_gate_names_rule_observed_and_rows
     assert list(workspace.quarantine.glob("*bad.csv.report.md"))
     assert len(outcome.new_files) == 1 and outcome.new_files[0].endswith("good.csv")
     with pytest.raises(DataValidationError) as info:
-        validation_steps.check_data_gate(outcome, config, workspace)
+        validation_steps.check_data_gate(config, workspace, outcome)
     message = str(info.value)
     assert "bad.csv" in message and "rule control_characters" in message
     assert "observed 3 of 63 rows (4.76%)" in message and "row 61" in message and "beeps" in message
@@ -90,16 +90,16 @@ def test_the_contract_report_is_logged_to_the_mlflow_run(landed):
 
     config, workspace, outcome = landed
     with pytest.raises(DataValidationError):
-        validation_steps.check_data_gate(outcome, config, workspace)
+        validation_steps.check_data_gate(config, workspace, outcome)
     (workspace.landing / "more.csv").write_text("text,label\nmy parcel is late again,shipping\n", encoding="utf-8")
     outcome = data_steps.ingest_and_validate(config, workspace)
     assert not outcome.quarantined
-    validation_steps.check_data_gate(outcome, config, workspace)
+    validation_steps.check_data_gate(config, workspace, outcome)
     tracking = registry_steps.start_tracking(config, workspace, outcome.snapshot_id, run_name="contract-report")
-    client = MlflowClient(tracking["tracking_uri"])
-    logged = {a.path for a in client.list_artifacts(tracking["run_id"], "data_contract")}
+    client = MlflowClient(tracking.tracking_uri)
+    logged = {a.path for a in client.list_artifacts(tracking.run_id, "data_contract")}
     assert logged == {f"data_contract/{name}" for name in ("more.csv.json", "more.csv.md", "snapshot.json", "snapshot.md")}
-    local = client.download_artifacts(tracking["run_id"], "data_contract/more.csv.md", str(workspace.root / "dl"))
+    local = client.download_artifacts(tracking.run_id, "data_contract/more.csv.md", str(workspace.root / "dl"))
     assert "Data contract: more.csv: PASSED" in open(local, encoding="utf-8").read()
     registry_steps.fail_tracking(tracking, "test over")
     assert Workspace.resolve(config.workspace).root == workspace.root

@@ -57,13 +57,13 @@ def test_prefect_yaml_declares_the_same_deployments():
     for name, deployment in built.items():
         entry = declared[name]
         assert entry["entrypoint"] == file_entrypoint(deployment.entrypoint), name
-        assert entry["work_pool"]["name"] == config.retraining.work_pool
+        assert entry["work_pool"]["name"] == config.deployment.work_pool
         assert entry["enforce_parameter_schema"] is True
     schedule = declared[RETRAINING]["schedules"][0]
     assert (schedule["cron"], schedule["timezone"]) == (config.retraining.schedule_cron, config.retraining.timezone)
     assert declared[RETRAINING]["triggers"][0]["expect"] == ["pipeline.data.arrived"]
     for name in (RETRAINING, TRAINING):
-        assert declared[name]["concurrency_limit"] == {"limit": 1, "collision_strategy": config.retraining.collision_strategy}
+        assert declared[name]["concurrency_limit"] == {"limit": 1, "collision_strategy": config.deployment.collision_strategy}
 
 
 def test_deployment_modules_import_without_torch():
@@ -73,3 +73,17 @@ def test_deployment_modules_import_without_torch():
                               "PREFECT_SERVER_ANALYTICS_ENABLED": "false"})
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
+
+
+def test_run_form_puts_the_common_choices_first_with_titles_and_descriptions():
+    training = build_deployments(load_config(environ={}))[TRAINING]
+    schema = training._parameter_openapi_schema.model_dump()
+    fields = sorted(schema["properties"].items(), key=lambda item: item[1]["position"])
+    assert [name for name, _ in fields] == ["data_paths", "base_model", "method", "epochs", "learning_rate", "promote",
+                                            "config"]
+    assert [prop["title"] for _, prop in fields] == ["Data files", "Base model", "Fine-tuning method", "Epochs",
+                                                     "Learning rate", "Promote to champion", "Advanced settings"]
+    assert all(prop.get("description") for _, prop in fields)
+    assert schema["required"] == [] or not schema.get("required")
+    epochs = schema["properties"]["epochs"]["anyOf"][0]
+    assert (epochs["minimum"], epochs["maximum"]) == (1, 100)

@@ -21,12 +21,12 @@ def test_start_tracking_logs_snapshot_manifest_with_file_list(workspace_dir, tmp
     snapshot_id = store.ingest().snapshot_id
 
     tracking = registry_steps.start_tracking(config, workspace, snapshot_id)
-    client = registry.client(tracking["tracking_uri"])
-    run = client.get_run(tracking["run_id"])
+    client = registry.client(tracking.tracking_uri)
+    run = client.get_run(tracking.run_id)
     assert run.data.tags["snapshot_id"] == snapshot_id
-    path = client.download_artifacts(tracking["run_id"], "data/manifest.json", str(tmp_path))
+    path = client.download_artifacts(tracking.run_id, "data/manifest.json", str(tmp_path))
     manifest = json.loads(open(path).read())
     assert manifest["snapshot_id"] == snapshot_id and manifest["parent"]
     assert [f["uri"].rsplit("/", 1)[-1] for f in manifest["files"]] == ["first.csv", "second.csv"]
     assert all(len(f["sha256"]) == 64 and f["rows"] for f in manifest["files"])
-    client.set_terminated(tracking["run_id"])
+    client.set_terminated(tracking.run_id)

@@ -2,11 +2,11 @@
 
 import numpy as np
 
-from pipeline.config import RegistryConfig
+from pipeline.config import PromotionConfig
 from pipeline.registry.gate import compare_predictions, decide_promotion
 from pipeline.registry.model_card import DESCRIPTION_LIMIT, fit_description, render_comparison, render_model_card
 
-POLICY = RegistryConfig(bootstrap_samples=200)
+POLICY = PromotionConfig(bootstrap_samples=200)
 
 
 def outcome_for(labels: list[str], rows: int = 300, champion: bool = True, error: str | None = None) -> dict:

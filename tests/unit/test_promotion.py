@@ -5,7 +5,7 @@ import pytest
 from scipy import stats
 from sklearn.metrics import f1_score
 
-from pipeline.config import RegistryConfig
+from pipeline.config import PromotionConfig
 from pipeline.evaluation.metrics import classification_metrics
 from pipeline.registry.gate import (
     compare_predictions,
@@ -76,8 +76,8 @@ def test_mcnemar_exact_and_chi_square_known_values():
     assert mcnemar_test(cand, cand)["p_value"] == 1.0
 
 
-def policy(**overrides) -> RegistryConfig:
-    return RegistryConfig(**{"bootstrap_samples": 500, **overrides})
+def policy(**overrides) -> PromotionConfig:
+    return PromotionConfig(**{"bootstrap_samples": 500, **overrides})
 
 
 def compared(candidate_accuracy, champion_accuracy, rows=400, seed=0, **overrides):

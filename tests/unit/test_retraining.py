@@ -75,12 +75,13 @@ def test_an_unreadable_pending_file_makes_the_run_train_to_report_it(workspace):
 
 
 def test_retraining_config_defaults_and_bounds():
-    ops = PipelineConfig().retraining
-    assert (ops.min_new_rows, ops.schedule_cron, ops.collision_strategy, ops.webhook_url) == (1, "0 * * * *", "ENQUEUE", None)
+    config = PipelineConfig()
+    assert (config.retraining.min_new_rows, config.retraining.schedule_cron, config.deployment.collision_strategy,
+            config.notifications.webhook_url) == (1, "0 * * * *", "ENQUEUE", None)
     assert load_config(overrides=["retraining.schedule_cron=*/15 9-17 * * 1-5"], environ={}).retraining.schedule_cron
     for bad, key in [("retraining.min_new_rows=0", "min_new_rows"), ("retraining.schedule_cron=hourly", "schedule_cron"),
-                     ("retraining.webhook_url=mailto:ops@example.com", "webhook_url"),
-                     ("retraining.collision_strategy=DROP", "collision_strategy")]:
+                     ("notifications.webhook_url=mailto:ops@example.com", "webhook_url"),
+                     ("deployment.collision_strategy=DROP", "collision_strategy")]:
         with pytest.raises(ConfigError, match=key):
             load_config(overrides=[bad], environ={})
     schema = PipelineConfig.model_json_schema()["$defs"]["RetrainingConfig"]["properties"]

@@ -67,11 +67,12 @@ def test_warm_start_falls_back_to_the_base_model_when_it_does_not_fit(champion_s
 
 
 def test_train_model_with_warm_start_trains_from_the_champion(champion_store, tiny_model_dir, tmp_path):
+    from pipeline.results import TokenizedData, TrackingRun
     from pipeline.training.steps import train_model
 
     config = load_config(overrides=[
         f"workspace={tmp_path / 'ws'}", f"model.name_or_path={tiny_model_dir}", "model.max_length=64",
-        "model.warm_start=true", f"registry.model_name={MODEL_NAME}", f"registry.tracking_uri={champion_store['uri']}",
+        "model.warm_start=true", f"registry.model_name={MODEL_NAME}", f"tracking.tracking_uri={champion_store['uri']}",
         "training.max_steps=3", "training.batch_size=16", "training.learning_rate=0.001"])
     workspace = Workspace.resolve(config.workspace).ensure()
     client = registry.client(champion_store["uri"])
@@ -79,16 +80,17 @@ def test_train_model_with_warm_start_trains_from_the_champion(champion_store, ti
     tokenizer, label_map, frame = champion_store["tokenizer"], champion_store["label_map"], champion_store["frame"]
     tokenized = {"train": tokenize_split(frame.iloc[:96], tokenizer, label_map, 64, None),
                  "validation": tokenize_split(frame.iloc[96:], tokenizer, label_map, 64, None)}
-    trained = train_model(config, workspace, {"tracking_uri": champion_store["uri"], "run_id": run_id}, "snap",
-                          tokenizer, label_map, tokenized, progress=False)
-    assert trained["warm_start"] == f"models:/{MODEL_NAME}/1" and trained["steps"] == 3
+    tracking = TrackingRun(tracking_uri=champion_store["uri"], run_id=run_id, experiment_id=champion_store["experiment"])
+    trained = train_model(config, workspace, tracking, TokenizedData("snap", label_map, tokenizer, tokenized),
+                          progress=False)
+    assert trained.warm_start == f"models:/{MODEL_NAME}/1" and trained.steps == 3
     run = client.get_run(run_id)
     assert run.data.tags["warm_start"] == f"models:/{MODEL_NAME}/1" and run.data.tags["resumed"] == "false"
     from transformers import AutoModelForSequenceClassification
 
-    result = AutoModelForSequenceClassification.from_pretrained(trained["model_dir"])
+    result = AutoModelForSequenceClassification.from_pretrained(trained.model_dir)
     champion = champion_store["champion"].classifier.weight.detach()
     # Three small steps from the champion stay near it; a fresh head would be ~N(0, 0.02), far from it.
     assert torch.dist(result.classifier.weight.detach(), champion) < 0.1 * champion.norm()
     assert not torch.equal(result.classifier.weight.detach(), champion)
-    assert (np.load(trained["sample_counts"]) == 1).sum() == 48  # 3 steps of 16 examples, each seen once
+    assert (np.load(trained.sample_counts) == 1).sum() == 48  # 3 steps of 16 examples, each seen once

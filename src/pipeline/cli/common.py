@@ -1,4 +1,8 @@
-"""Options and helpers shared by the ``pipeline`` command groups."""
+"""Options and helpers shared by the ``pipeline`` command groups.
+
+This module is the CLI's one door to the Prefect side (``pipeline.flows``, ``pipeline.deployments``):
+``prefect_module`` imports it lazily, so the library itself never imports Prefect.
+"""
 
 from __future__ import annotations
 
@@ -46,11 +50,18 @@ def build_config(config_file: Path | None, overrides: list[str] | None, data: li
     return config
 
 
+def prefect_module(module: str):
+    """Import a module of the Prefect side (``pipeline.flows.*`` or ``pipeline.deployments.*``)."""
+    if not module.startswith(("pipeline.flows.", "pipeline.deployments.")):
+        raise ValueError(f"{module} is not a flows or deployments module")
+    return importlib.import_module(module)
+
+
 def run_flow(module: str, attribute: str, as_json: bool, **kwargs) -> dict:
     """Run a Prefect flow in this process; returns its result or exits non-zero with the reason."""
     if os.environ.get("PREFECT_HOME"):  # the temporary Prefect server needs it at start
         Path(os.environ["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)
-    flow = getattr(importlib.import_module(module), attribute)
+    flow = getattr(prefect_module(module), attribute)
     state = flow(return_state=True, **kwargs)
     result = state.result(raise_on_failure=False)
     if not state.is_completed() or isinstance(result, BaseException):

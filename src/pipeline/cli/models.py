@@ -26,7 +26,7 @@ ActorOpt = Annotated[Optional[str], typer.Option("--actor", help="Who (default: 
 def _client(config, set_, tracking_uri: str | None, as_json: bool):
     from pipeline.registry import tracking as registry
     cfg = build_config(config, set_, None, as_json)
-    uri = tracking_uri or Workspace.resolve(cfg.workspace).tracking_uri(cfg.registry.tracking_uri)
+    uri = tracking_uri or Workspace.resolve(cfg.workspace).tracking_uri(cfg.tracking.tracking_uri)
     return registry.client(uri), cfg
 
 

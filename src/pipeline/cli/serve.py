@@ -1,17 +1,16 @@
 """``pipeline serve``: register the deployments on a Prefect server and run them on this machine.
 
-The Prefect side lives in ``pipeline.deployments.serve`` (imported lazily: the library never imports Prefect).
+The Prefect side lives in ``pipeline.deployments.serve``, reached through ``cli.common.prefect_module``.
 """
 
 from __future__ import annotations
 
-import importlib
 import os
 from typing import Annotated, Optional
 
 import typer
 
-from pipeline.cli.common import ConfigOpt, SetOpt, build_config, configure_logging, fail
+from pipeline.cli.common import ConfigOpt, SetOpt, build_config, configure_logging, fail, prefect_module
 from pipeline.workspace import Workspace
 
 app = typer.Typer(help="Deploy the flows to a Prefect server and run them here.", invoke_without_command=True)
@@ -30,7 +29,7 @@ def serve(config: ConfigOpt = None, set_: SetOpt = None,
     if api_url:
         os.environ["PREFECT_API_URL"] = api_url
     configure_logging()
-    serving = importlib.import_module("pipeline.deployments.serve")
+    serving = prefect_module("pipeline.deployments.serve")
     try:
         serving.serve(cfg, run_worker=worker, worker_name=worker_name, echo=typer.echo)
     except serving.ServeError as exc:

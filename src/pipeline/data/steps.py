@@ -5,17 +5,13 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import pandas as pd
-
 from pipeline.config import PipelineConfig
 from pipeline.data.snapshots import load_snapshot
 from pipeline.data.splits import load_holdout, split_frame
 from pipeline.data.store import DataStore
-from pipeline.results import DataOutcome, NoDataError
-from pipeline.validation.contract import (
-    ContractResult,
-)
-from pipeline.validation.steps import contract_checker, data_docs_for, write_contract_report
+from pipeline.results import DataOutcome, NoDataError, Splits
+from pipeline.validation.contract import ContractResult
+from pipeline.validation.steps import contract_checker, contract_tokenizer, data_docs_for, write_contract_report
 from pipeline.workspace import Workspace
 
 logger = logging.getLogger(__name__)
@@ -25,11 +21,9 @@ def ingest_and_validate(config: PipelineConfig, workspace: Workspace) -> DataOut
     """Ingest new files (configured paths, else the landing zone), run the contract on each, quarantine
     what fails it and snapshot the rest. Does not raise on bad files: ``check_data_gate`` decides.
     Accepted files' contract reports go to ``reports/contracts/<snapshot id>/`` (logged to MLflow later)."""
-    from pipeline.training.modeling import load_tokenizer
-
     store = DataStore(workspace, config.data)
     contracts: dict[str, dict] = {}
-    tokenizer = load_tokenizer(config.model.name_or_path)
+    tokenizer = contract_tokenizer(config)
     result = store.ingest(config.data.paths or None,
                           contract_checker(config, tokenizer, contracts, data_docs_for(config, workspace)))
     outcome = DataOutcome(result.snapshot_id, result.new_files, result.skipped_files, result.quarantined,
@@ -39,12 +33,12 @@ def ingest_and_validate(config: PipelineConfig, workspace: Workspace) -> DataOut
     return outcome
 
 
-def split_snapshot(snapshot_id: str, config: PipelineConfig, workspace: Workspace) -> dict[str, pd.DataFrame]:
+def split_snapshot(config: PipelineConfig, workspace: Workspace, snapshot_id: str) -> Splits:
     """Train/validation/test frames of a snapshot (the test split frozen by text hash or pinned holdout)."""
     frame = load_snapshot(workspace.snapshots, snapshot_id).load()
-    splits = split_frame(frame, config.data, load_holdout(config.data))
-    if config.data.max_samples and len(splits["train"]) > config.data.max_samples:
-        splits["train"] = splits["train"].sample(config.data.max_samples, random_state=config.training.seed)
-    if splits["train"].empty:
+    frames = split_frame(frame, config.data, load_holdout(config.data))
+    if config.data.max_samples and len(frames["train"]) > config.data.max_samples:
+        frames["train"] = frames["train"].sample(config.data.max_samples, random_state=config.training.seed)
+    if frames["train"].empty:
         raise NoDataError(f"snapshot {snapshot_id} has no training rows")
-    return splits
+    return Splits(snapshot_id, frames["train"], frames["validation"], frames["test"])

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from datetime import datetime, timezone
 
-import pandas as pd
-
 from pipeline.config import PipelineConfig
 from pipeline.registry import tracking as registry
+from pipeline.results import Comparison, Evaluation, Splits, TrackingRun, TrainedModel
 from pipeline.workspace import Workspace
 
 logger = logging.getLogger(__name__)
 
 
-def evaluate_model(model_dir: str, test_frame: pd.DataFrame, config: PipelineConfig, workspace: Workspace,
-                   tracking: dict) -> dict:
+def evaluate_model(config: PipelineConfig, workspace: Workspace, tracking: TrackingRun, trained: TrainedModel,
+                   splits: Splits) -> Evaluation:
     """Score the test split with the saved model; log metrics, per-class table and plots to the run."""
     import numpy as np
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
@@ -25,6 +25,7 @@ def evaluate_model(model_dir: str, test_frame: pd.DataFrame, config: PipelineCon
     from pipeline.training.loop import select_device
     from pipeline.training.tokenization import tokenize_texts
 
+    model_dir, test_frame = trained.model_dir, splits.test
     device = select_device(config.training.device)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForSequenceClassification.from_pretrained(model_dir).to(device)
@@ -37,21 +38,22 @@ def evaluate_model(model_dir: str, test_frame: pd.DataFrame, config: PipelineCon
         raise ValueError("the test split holds labels the model was not trained on")
     ids = tokenize_texts(tokenizer, test_frame["text"].tolist(), config.model.max_length)
     proba = predict_proba(model, ids, tokenizer.pad_token_id, config.training.eval_batch_size, device, config.training.bf16)
-    out_dir = workspace.runs / tracking["run_id"] / "evaluation"
+    out_dir = workspace.runs / tracking.run_id / "evaluation"
     report = evaluate_predictions(test_frame, proba, y_true.astype(int), names, out_dir)
     np.save(out_dir / "probabilities.npy", proba)
-    client = registry.client(tracking["tracking_uri"])
+    client = registry.client(tracking.tracking_uri)
     metrics = {f"test_{k}": v for k, v in report["metrics"].items()}
     per_class = {f"test_f1_{row.label}": row.f1 for row in report["per_class"].itertuples()}
-    registry.log_metrics(client, tracking["run_id"], {**metrics, **per_class})
+    registry.log_metrics(client, tracking.run_id, {**metrics, **per_class})
     for path in report["files"].values():
-        client.log_artifact(tracking["run_id"], str(path), "evaluation")
-    return {"metrics": report["metrics"], "per_class": report["per_class"].to_dict("records"),
-            "slices": report["slices"].to_dict("records"), "out_dir": str(out_dir),
-            "probabilities": str(out_dir / "probabilities.npy"), "label_names": names}
+        client.log_artifact(tracking.run_id, str(path), "evaluation")
+    return Evaluation(metrics=report["metrics"], per_class=report["per_class"].to_dict("records"),
+                      slices=report["slices"].to_dict("records"), out_dir=str(out_dir),
+                      probabilities=str(out_dir / "probabilities.npy"), label_names=names)
 
 
-def compare_with_champion(config: PipelineConfig, tracking: dict, test_frame: pd.DataFrame, evaluation: dict) -> dict:
+def compare_with_champion(config: PipelineConfig, workspace: Workspace, tracking: TrackingRun, evaluation: Evaluation,
+                          splits: Splits) -> Comparison:
     """Re-score the live champion on this run's test split, compare it with the candidate and decide the gate.
 
     The champion is whatever ``models:/NAME@champion`` points to now (never cached, so a promotion made
@@ -64,10 +66,10 @@ def compare_with_champion(config: PipelineConfig, tracking: dict, test_frame: pd
     from pipeline.registry import gate as promotion
     from pipeline.registry import model_card
     from pipeline.registry import versions as registration
-    client = registry.client(tracking["tracking_uri"])
-    name, policy = config.registry.model_name, config.registry
-    names = evaluation["label_names"]
-    proba = np.load(evaluation["probabilities"])
+    client = registry.client(tracking.tracking_uri)
+    name, policy, test_frame = config.registry.model_name, config.promotion, splits.test
+    names = evaluation.label_names
+    proba = np.load(evaluation.probabilities)
     candidate = [names[i] for i in proba.argmax(axis=1)]
     truth, texts = test_frame["label"].astype(str).tolist(), test_frame["text"].astype(str).tolist()
     now = lambda: datetime.now(timezone.utc).isoformat(timespec="seconds")  # noqa: E731
@@ -86,12 +88,12 @@ def compare_with_champion(config: PipelineConfig, tracking: dict, test_frame: pd
             logger.exception("could not re-score champion %s", champion["uri"])
             comparison = {"error": f"{type(exc).__name__}: {exc}"[:1000]}
         comparison["champion"] = champion
-    outcome = {"model_name": name, "primary_metric": policy.primary_metric,
-               "candidate": {"run_id": tracking["run_id"], "metrics": evaluation["metrics"]},
-               "champion": champion, "comparison": comparison,
-               "gate": promotion.decide_promotion(policy, evaluation["metrics"], comparison),
-               "test_rows": len(truth), "test_split_digest": promotion.split_digest(texts, truth),
-               "compared_at": now(), "policy": policy.model_dump(include=promotion.POLICY_KEYS)}
-    report = model_card.render_comparison(outcome)
-    registration.log_comparison(client, tracking["run_id"], outcome, report)
-    return {**outcome, "report": report}
+    outcome = Comparison(model_name=name, primary_metric=policy.primary_metric,
+                         candidate={"run_id": tracking.run_id, "metrics": evaluation.metrics},
+                         champion=champion, comparison=comparison,
+                         gate=promotion.decide_promotion(policy, evaluation.metrics, comparison),
+                         test_rows=len(truth), test_split_digest=promotion.split_digest(texts, truth),
+                         compared_at=now(), policy=policy.model_dump(include=promotion.POLICY_KEYS))
+    report = model_card.render_comparison(outcome.to_dict())
+    registration.log_comparison(client, tracking.run_id, outcome.to_dict(), report)
+    return dataclasses.replace(outcome, report=report)

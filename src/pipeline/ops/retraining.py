@@ -53,11 +53,11 @@ def last_trained_snapshot(config: PipelineConfig, workspace: Workspace) -> str |
     A finished run counts whether or not its version passed the promotion gate: the same data is not
     trained again. A failed run does not count, so the next retraining tries again.
     """
-    tracking_uri = workspace.tracking_uri(config.registry.tracking_uri)
+    tracking_uri = workspace.tracking_uri(config.tracking.tracking_uri)
     if tracking_uri == workspace.default_tracking_uri() and not (workspace.mlflow_dir / "mlflow.db").exists():
         return None
     client = registry.client(tracking_uri)
-    experiment = client.get_experiment_by_name(config.registry.experiment)
+    experiment = client.get_experiment_by_name(config.tracking.experiment)
     if experiment is None:
         return None
     name = config.registry.model_name.replace("'", "\\'")

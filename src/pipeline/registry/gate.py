@@ -10,7 +10,7 @@ passes both models' predictions on the *same* rows. Statistics:
   rows, chi-square with continuity correction above);
 - per-class F1 of both models, a class "regresses" when its F1 drops by more than the allowed amount.
 
-The policy (``RegistryConfig``) is documented in ``decide_promotion`` and in the README.
+The policy (``PromotionConfig``) is documented in ``decide_promotion`` and in the README.
 """
 
 from __future__ import annotations
@@ -129,7 +129,7 @@ def compare_predictions(y_true: list[str], pred_candidate: list[str], pred_champ
 
     ``label_names``: the candidate's classes; labels only the champion or the test split know are
     appended. ``champion_labels``: the classes the champion was trained on (to report new classes).
-    ``*_confidence``: each model's score for its label, for the calibration error of both. ``policy`` is a ``RegistryConfig`` (primary metric, level, resamples, class tolerance).
+    ``*_confidence``: each model's score for its label, for the calibration error of both. ``policy`` is a ``PromotionConfig`` (primary metric, level, resamples, class tolerance).
     """
     names = list(label_names or [])
     for label in [*y_true, *pred_candidate, *pred_champion]:

@@ -9,18 +9,12 @@ from __future__ import annotations
 
 import json
 
+from pipeline.markdown import markdown_table
+
 DESCRIPTION_LIMIT = 5000
 METRIC_NAMES = {"macro_f1": "macro-F1", "accuracy": "accuracy", "ece": "ECE (lower is better)"}
 SMALL_SUPPORT = 10
 SHORT_LIST = 12
-
-
-def _table(rows: list[list], header: list[str]) -> str:
-    if not rows:
-        return "_none_\n"
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(c).replace("|", "\\|").replace("\n", " ") for c in row) + " |" for row in rows]
-    return "\n".join(lines) + "\n"
 
 
 def _num(value, digits: int = 4, signed: bool = False) -> str:
@@ -61,10 +55,10 @@ def render_comparison(outcome: dict) -> str:
         lines += [f"The champion could not be re-scored: {comparison.get('error') if comparison else 'unknown'}", ""]
         return "\n".join(lines + [policy_line(outcome["policy"]), ""])
     lines += _comparison_body(metric, champion["version"], comparison)
-    lines += ["## Gate checks", _table([[c["name"], "yes" if c["required"] else "no", "pass" if c["passed"] else "FAIL",
+    lines += ["## Gate checks", markdown_table([[c["name"], "yes" if c["required"] else "no", "pass" if c["passed"] else "FAIL",
                                          c["detail"]] for c in outcome["gate"]["checks"]],
                                        ["check", "required", "result", "detail"]), policy_line(outcome["policy"]), ""]
-    lines += ["## Per-class F1 on the same rows", _per_class_table(comparison["per_class"]), ""]
+    lines += ["## Per-class F1 on the same rows", _per_classmarkdown_table(comparison["per_class"]), ""]
     return "\n".join(lines)
 
 
@@ -80,7 +74,7 @@ def _comparison_body(metric: str, version: str, comparison: dict) -> list[str]:
         "includes 0: not significant"
     resampling = (f"{boot['samples']} paired resamples, percentile" if boot["samples"] else
                   "identical predictions, no resampling needed")
-    lines = [_table(rows, ["metric", f"champion v{version}", "candidate", "change"]),
+    lines = [markdown_table(rows, ["metric", f"champion v{version}", "candidate", "change"]),
              f"- **{METRIC_NAMES[metric]} change {_num(boot['delta'], signed=True)}**, {boot['confidence']:.0%} "
              f"bootstrap interval [{_num(boot['low'], signed=True)}, {_num(boot['high'], signed=True)}] "
              f"({resampling}): {verdict}.",
@@ -96,9 +90,9 @@ def _comparison_body(metric: str, version: str, comparison: dict) -> list[str]:
     return lines + [""]
 
 
-def _per_class_table(per_class: list[dict]) -> str:
+def _per_classmarkdown_table(per_class: list[dict]) -> str:
     ordered = sorted(per_class, key=lambda r: r["change"])
-    return _table([[r["label"], r["support"], _num(r["champion_f1"], 3), _num(r["candidate_f1"], 3),
+    return markdown_table([[r["label"], r["support"], _num(r["champion_f1"], 3), _num(r["candidate_f1"], 3),
                     _num(r["change"], 3, signed=True), "regressed" if r["regressed"] else ""] for r in ordered],
                   ["label", "support", "champion F1", "candidate F1", "change", ""])
 
@@ -121,7 +115,7 @@ def render_model_card(name: str, version: str, lineage: dict, evaluation: dict, 
               f"- Load: `mlflow.pyfunc.load_model(\"models:/{name}/{version}\")`; serve: "
               f"`mlflow models serve -m models:/{name}@champion --env-manager local`.", "",
               "## Lineage",
-              _table([["source run", f"`{lineage['source_run']}` ({lineage.get('run_name')}, experiment "
+              markdown_table([["source run", f"`{lineage['source_run']}` ({lineage.get('run_name')}, experiment "
                                      f"{lineage.get('experiment_id')})"],
                       ["data snapshot", f"`{lineage.get('snapshot_id')}`, {lineage.get('snapshot_rows')} rows"],
                       ["snapshot content sha256", f"`{lineage.get('snapshot_sha256')}`"],
@@ -136,13 +130,13 @@ def render_model_card(name: str, version: str, lineage: dict, evaluation: dict, 
                      ["what", "value"])]
     metrics = evaluation["metrics"]
     lines += [f"## Test metrics (frozen test split, {metrics['test_rows']} rows)",
-              _table([[_num(metrics["accuracy"]), _num(metrics["macro_f1"]), _num(metrics["ece"])]],
+              markdown_table([[_num(metrics["accuracy"]), _num(metrics["macro_f1"]), _num(metrics["ece"])]],
                      ["accuracy", "macro-F1", "ECE"])]
     if not compact:
-        lines += ["## Per class", _table([[r["label"], _num(r["precision"], 3), _num(r["recall"], 3), _num(r["f1"], 3),
+        lines += ["## Per class", markdown_table([[r["label"], _num(r["precision"], 3), _num(r["recall"], 3), _num(r["f1"], 3),
                                            r["support"]] for r in evaluation["per_class"]],
                                          ["label", "precision", "recall", "F1", "support"])]
-        lines += ["## Slices", _table([[r["slice"], r["value"], r["count"], _num(r["accuracy"], 3),
+        lines += ["## Slices", markdown_table([[r["slice"], r["value"], r["count"], _num(r["accuracy"], 3),
                                         _num(r["macro_f1"], 3)] for r in evaluation.get("slices", [])],
                                       ["slice", "value", "rows", "accuracy", "macro-F1"])]
     lines += ["## Comparison with the champion", _comparison_summary(outcome), "", "## Limitations",

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import warnings
 from importlib import metadata
 from pathlib import Path
 
 import pandas as pd
+
+from pipeline.data.sources import file_sha256
 
 logger = logging.getLogger(__name__)
 
@@ -211,12 +212,6 @@ def predict_with(model, texts: list[str]) -> tuple[list[str], list[float], list[
     return out["label"].astype(str).tolist(), out["score"].astype(float).tolist(), known
 
 
-def file_sha256(path: Path) -> str | None:
-    import hashlib
-
-    return hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else None
-
-
 def collect_lineage(mlflow_client, run_id: str, model_dir: Path, manifest_path: Path, base_model: str) -> dict:
     """Where a model came from: run, data snapshot and its digests, code, base model, labels, training."""
     from datetime import datetime, timezone
@@ -230,7 +225,7 @@ def collect_lineage(mlflow_client, run_id: str, model_dir: Path, manifest_path: 
         "source_run": run_id, "run_name": run.info.run_name, "experiment_id": run.info.experiment_id,
         "snapshot_id": tags.get("snapshot_id") or meta.get("snapshot_id"),
         "snapshot_sha256": tags.get("snapshot_digest") or manifest.get("content_sha256"),
-        "manifest_sha256": file_sha256(manifest_path), "snapshot_rows": manifest.get("rows"),
+        "manifest_sha256": file_sha256(str(manifest_path)) if manifest_path.exists() else None, "snapshot_rows": manifest.get("rows"),
         "code_version": code_version(), "base_model": base_model,
         "label_map": meta.get("label_map", {}), "max_length": meta.get("max_length"),
         "method": params.get("model.method"), "device": tags.get("device"),
@@ -243,6 +238,3 @@ def collect_lineage(mlflow_client, run_id: str, model_dir: Path, manifest_path: 
 def write_model_meta(model_dir: Path, meta: dict) -> None:
     (model_dir / "pipeline.json").write_text(json.dumps(meta, indent=2, default=str), encoding="utf-8")
 
-
-def environment_tracking_uri() -> str | None:
-    return os.environ.get("MLFLOW_TRACKING_URI")

@@ -6,6 +6,7 @@ import json
 
 from pipeline.registry import gate as promotion
 from pipeline.registry import tracking as registry
+from pipeline.results import Comparison, Evaluation
 
 LINEAGE_TAGS = ("source_run", "snapshot_id", "snapshot_sha256", "manifest_sha256", "code_version", "base_model")
 
@@ -25,18 +26,18 @@ def log_comparison(client, run_id: str, outcome: dict, report: str) -> None:
             "mcnemar_p_value": comparison["mcnemar"]["p_value"], "champion_agreement": comparison["agreement"]})
 
 
-def uncompared_outcome(policy, client, run_id: str, evaluation: dict) -> dict:
+def uncompared_outcome(policy, name: str, client, run_id: str, evaluation: Evaluation) -> Comparison:
     """Gate outcome for a caller that skipped ``compare_with_champion``: the first-run policy when there
     is no champion, else a failed gate (a version is never promoted without being compared)."""
-    name = policy.model_name
     champion = registry.alias_version(client, name, registry.CHAMPION)
     comparison = None if champion is None else {"error": "not compared with the champion (the compare step was skipped)"}
-    return {"model_name": name, "primary_metric": policy.primary_metric, "candidate": {"run_id": run_id},
-            "champion": None if champion is None else {"version": champion, "resolved_from": f"models:/{name}@champion",
-                                                        "resolved_at": "n/a", "uri": f"models:/{name}/{champion}"},
-            "comparison": comparison, "gate": promotion.decide_promotion(policy, evaluation["metrics"], comparison),
-            "test_rows": evaluation["metrics"].get("test_rows"), "test_split_digest": "n/a", "compared_at": "n/a",
-            "policy": policy.model_dump(include=promotion.POLICY_KEYS)}
+    return Comparison(
+        model_name=name, primary_metric=policy.primary_metric, candidate={"run_id": run_id},
+        champion=None if champion is None else {"version": champion, "resolved_from": f"models:/{name}@champion",
+                                                "resolved_at": "n/a", "uri": f"models:/{name}/{champion}"},
+        comparison=comparison, gate=promotion.decide_promotion(policy, evaluation.metrics, comparison),
+        test_rows=evaluation.metrics.get("test_rows"), test_split_digest="n/a", compared_at="n/a",
+        policy=policy.model_dump(include=promotion.POLICY_KEYS))
 
 
 def version_tags(lineage: dict, metrics: dict, outcome: dict) -> dict[str, str]:

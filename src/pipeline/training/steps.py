@@ -11,21 +11,23 @@ import pandas as pd
 
 from pipeline.config import PipelineConfig
 from pipeline.registry import tracking as registry
+from pipeline.results import Splits, TokenizedData, TrackingRun, TrainedModel
 from pipeline.workspace import Workspace
 
 logger = logging.getLogger(__name__)
 
 
-def tokenize_splits(splits: dict[str, pd.DataFrame], config: PipelineConfig, workspace: Workspace):
-    """(tokenizer, label map, {split: TokenizedSplit}) using the content-keyed cache."""
+def tokenize_splits(config: PipelineConfig, workspace: Workspace, splits: Splits) -> TokenizedData:
+    """The tokenizer, the label map and each split's token ids, from the content-keyed cache."""
     from pipeline.training.modeling import build_label_map, load_tokenizer
     from pipeline.training.tokenization import tokenize_split
 
     tokenizer = load_tokenizer(config.model.name_or_path)
-    label_map = build_label_map(pd.concat([s["label"] for s in splits.values()]))
+    frames = splits.frames()
+    label_map = build_label_map(pd.concat([frame["label"] for frame in frames.values()]))
     tokenized = {name: tokenize_split(frame, tokenizer, label_map, config.model.max_length, workspace.cache / "tokens")
-                 for name, frame in splits.items()}
-    return tokenizer, label_map, tokenized
+                 for name, frame in frames.items()}
+    return TokenizedData(splits.snapshot_id, label_map, tokenizer, tokenized)
 
 
 def training_fingerprint(config: PipelineConfig, snapshot_id: str, train_key: str, label_map: dict, base: str) -> dict:
@@ -37,8 +39,8 @@ def training_fingerprint(config: PipelineConfig, snapshot_id: str, train_key: st
             "training": json.dumps(training, sort_keys=True)}
 
 
-def train_model(config: PipelineConfig, workspace: Workspace, tracking: dict, snapshot_id: str, tokenizer,
-                label_map: dict, tokenized: dict, warm_start_dir: str | None = None, progress: bool = True) -> dict:
+def train_model(config: PipelineConfig, workspace: Workspace, tracking: TrackingRun, data: TokenizedData,
+                warm_start_dir: str | None = None, progress: bool = True) -> TrainedModel:
     """Fine-tune and save the best model under ``runs/<run_id>/model``; log epochs and the curve.
 
     With ``model.warm_start`` (and no explicit ``warm_start_dir``) the current champion is resolved and
@@ -53,8 +55,9 @@ def train_model(config: PipelineConfig, workspace: Workspace, tracking: dict, sn
     from pipeline.training.loop import clear_checkpoints, fine_tune, seed_everything
     from pipeline.training.modeling import load_model, save_model
 
-    client = registry.client(tracking["tracking_uri"])
-    run_id = tracking["run_id"]
+    snapshot_id, label_map, tokenizer, tokenized = data.snapshot_id, data.label_map, data.tokenizer, data.splits
+    client = registry.client(tracking.tracking_uri)
+    run_id = tracking.run_id
     out_dir = workspace.runs / run_id
     source, source_id, warm_tag = config.model.name_or_path, config.model.name_or_path, None
     if warm_start_dir:
@@ -62,7 +65,7 @@ def train_model(config: PipelineConfig, workspace: Workspace, tracking: dict, sn
     elif config.model.warm_start:
         from pipeline.training.warm_start import resolve_warm_start
 
-        warm = resolve_warm_start(tracking["tracking_uri"], config.registry.model_name, config.model.name_or_path,
+        warm = resolve_warm_start(tracking.tracking_uri, config.registry.model_name, config.model.name_or_path,
                                   label_map, out_dir / "warm_start")
         source, source_id, warm_tag = warm.source, warm.champion_uri or config.model.name_or_path, warm.tag()
     if warm_tag:
@@ -99,12 +102,12 @@ def train_model(config: PipelineConfig, workspace: Workspace, tracking: dict, sn
     client.set_tag(run_id, "resumed", str(result.resumed_from_step is not None).lower())
     np.save(out_dir / "sample_counts.npy", result.sample_counts)
     clear_checkpoints(checkpoint_dir)
-    return {"model_dir": str(model_dir), "history": result.history, "steps": result.steps,
-            "planned_steps": result.planned_steps, "resumed_from_step": result.resumed_from_step,
-            "samples_per_s": result.samples_per_s, "train_seconds": result.train_seconds, "device": result.device,
-            "best_epoch": result.best_epoch, "stopped_early": result.stopped_early,
-            "train_rows": len(tokenized["train"]), "warm_start": warm_tag,
-            "sample_counts": str(out_dir / "sample_counts.npy")}
+    return TrainedModel(model_dir=str(model_dir), snapshot_id=snapshot_id, history=result.history, steps=result.steps,
+                        planned_steps=result.planned_steps, resumed_from_step=result.resumed_from_step,
+                        samples_per_s=result.samples_per_s, train_seconds=result.train_seconds, device=result.device,
+                        best_epoch=result.best_epoch, stopped_early=result.stopped_early,
+                        train_rows=len(tokenized["train"]), warm_start=warm_tag,
+                        sample_counts=str(out_dir / "sample_counts.npy"))
 
 
 def record_resume(client, run_id: str, info: dict) -> None:

@@ -341,11 +341,6 @@ def _plain(value):
     return value
 
 
-def label_distribution(labels: pd.Series) -> dict[str, float]:
-    counts = labels.dropna().astype(str).value_counts(normalize=True).sort_index()
-    return {str(k): float(v) for k, v in counts.items()}
-
-
 def validate_frame(frame: pd.DataFrame, config: ValidationConfig, suite_name: str | None = None,
                    allowed_labels: list[str] | None = None, tokenizer=None, max_length: int | None = None,
                    reference: pd.DataFrame | ContractReference | None = None, test_texts: set[str] | None = None,

@@ -56,6 +56,13 @@ def data_docs_for(config: PipelineConfig, workspace: Workspace) -> DataDocs | No
     return DataDocs.in_reports(workspace.reports) if config.validation.data_docs else None
 
 
+def contract_tokenizer(config: PipelineConfig):
+    """The model's tokenizer, for the contract's token checks (truncation, unknown tokens)."""
+    from pipeline.training.modeling import load_tokenizer
+
+    return load_tokenizer(config.model.name_or_path)
+
+
 def contract_checker(config: PipelineConfig, tokenizer, contracts: dict, docs: DataDocs | None = None):
     """The per-file data contract as a DataStore ``check`` callback; records every result in ``contracts``."""
 
@@ -81,13 +88,10 @@ def validate_file(config: PipelineConfig, workspace: Workspace, uri: str, docs: 
 
     Raises IngestionError when the file cannot be read.
     """
-    from pipeline.training.modeling import load_tokenizer
-
     frame = read_labeled_file(uri, config.data)
     store = DataStore(workspace, config.data) if (workspace.ledger / "ledger.json").exists() else None
     head = store.head() if store is not None else None
-    tokenizer = load_tokenizer(config.model.name_or_path)
-    batch = validate_frame(frame, config.validation, tokenizer=tokenizer, max_length=config.model.max_length,
+    batch = validate_frame(frame, config.validation, tokenizer=contract_tokenizer(config), max_length=config.model.max_length,
                            max_conflict_share=config.data.max_conflict_share, docs=docs, run_name=Path(uri).name,
                            **contract_inputs(config, head))
     rows = pd.concat([head.load()[COLUMNS] if head is not None else None, frame[COLUMNS]], ignore_index=True)
@@ -111,7 +115,7 @@ def write_contract_report(workspace: Workspace, snapshot_id: str, name: str, res
     return folder
 
 
-def check_data_gate(outcome: DataOutcome, config: PipelineConfig, workspace: Workspace) -> ContractResult:
+def check_data_gate(config: PipelineConfig, workspace: Workspace, outcome: DataOutcome) -> ContractResult:
     """Stop the run when a file of this batch was quarantined or the snapshot breaks the snapshot suite.
 
     Raises DataValidationError (contract; its message names the rule, the observed value and example
