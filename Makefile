@@ -8,7 +8,7 @@ PIP := $(PY) -m pip
 TORCH ?= torch==2.13.0
 export PIPELINE_HOME ?= $(CURDIR)/.pipeline
 
-.PHONY: install run test test-fast clean
+.PHONY: install run test test-fast lint format docs clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,17 @@ test: install
 
 test-fast: install
 	$(VENV)/bin/python -m pytest -m "not integration and not smoke"
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+docs: install
+	$(PY) -m pipeline.config_reference > docs/configuration.md
 
 clean:
 	rm -rf $(VENV) .pipeline
