@@ -39,6 +39,7 @@ format: install
 
 docs: install
 	$(PY) -m pipeline.config_reference > docs/configuration.md
+	$(PY) -m pipeline.deployments.render > deployments/prefect.yaml
 
 clean:
 	rm -rf $(VENV) .pipeline

@@ -12,12 +12,6 @@ from pipeline.deployments.definitions import INGESTION, RETRAINING, TRAINING, bu
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def file_entrypoint(module_entrypoint: str) -> str:
-    """``pipeline.flows.retraining.retraining_flow`` -> ``flows/retraining.py:retraining_flow``."""
-    module, _, attribute = module_entrypoint.removeprefix("pipeline.").rpartition(".")
-    return f"{module.replace('.', '/')}.py:{attribute}"
-
-
 def test_deployments_follow_the_configuration(tmp_path):
     config = load_config(overrides=[f"workspace={tmp_path / 'ws'}", "retraining.schedule_cron=*/10 * * * *",
                                     "retraining.timezone=Europe/Berlin", "training.epochs=7"], environ={})
@@ -49,21 +43,19 @@ def test_model_limit_name_is_a_valid_prefect_name():
     assert model_limit_name("team/intents") == "pipeline-model-team_intents"
 
 
-def test_prefect_yaml_declares_the_same_deployments():
-    declared = {d["name"]: d for d in yaml.safe_load((ROOT / "deployments" / "prefect.yaml").read_text())["deployments"]}
+def test_prefect_yaml_is_rendered_from_the_python_definitions():
+    """One declaration: the YAML for `prefect deploy` is generated from definitions.py and must be current."""
+    from pipeline.deployments.render import render_prefect_yaml
+
+    assert (ROOT / "deployments" / "prefect.yaml").read_text() == render_prefect_yaml(), (
+        "run: python -m pipeline.deployments.render > deployments/prefect.yaml")
+    declared = {d["name"]: d for d in yaml.safe_load(render_prefect_yaml())["deployments"]}
     config = load_config(environ={})
-    built = build_deployments(config)
-    assert set(declared) == set(built)
-    for name, deployment in built.items():
-        entry = declared[name]
-        assert entry["entrypoint"] == file_entrypoint(deployment.entrypoint), name
-        assert entry["work_pool"]["name"] == config.deployment.work_pool
-        assert entry["enforce_parameter_schema"] is True
-    schedule = declared[RETRAINING]["schedules"][0]
-    assert (schedule["cron"], schedule["timezone"]) == (config.retraining.schedule_cron, config.retraining.timezone)
+    assert set(declared) == set(build_deployments(config))
+    assert declared[RETRAINING]["entrypoint"] == "flows/retraining.py:retraining_flow"
     assert declared[RETRAINING]["triggers"][0]["expect"] == ["pipeline.data.arrived"]
     for name in (RETRAINING, TRAINING):
-        assert declared[name]["concurrency_limit"] == {"limit": 1, "collision_strategy": config.deployment.collision_strategy}
+        assert declared[name]["concurrency_limit"] == {"limit": 1, "collision_strategy": "ENQUEUE"}
 
 
 def test_deployment_modules_import_without_torch():
