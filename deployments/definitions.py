@@ -16,7 +16,7 @@ from prefect.deployments.runner import EntrypointType, RunnerDeployment
 from prefect.events import DeploymentEventTrigger
 from prefect.schedules import Cron
 
-from pipeline.config import PipelineConfig
+from pipeline.config import PipelineConfig, run_options_of
 from pipeline.flows.ingestion import ingestion_flow
 from pipeline.flows.retraining import manual_training_flow, retraining_flow
 from pipeline.tasks.events import DATA_ARRIVED, SNAPSHOT_RESOURCE_PREFIX
@@ -39,6 +39,14 @@ def title_run_form(deployment: RunnerDeployment) -> RunnerDeployment:
     for name, prop in deployment._parameter_openapi_schema.properties.items():
         if name in FORM_TITLES:
             prop["title"] = FORM_TITLES[name]
+    return deployment
+
+
+def form_defaults(deployment: RunnerDeployment, config: PipelineConfig) -> RunnerDeployment:
+    """Pre-fill the run form's top-level fields with the configured values (not an empty "None")."""
+    fields = deployment._parameter_openapi_schema.properties
+    deployment.parameters = {**{k: v for k, v in run_options_of(config).items() if k in fields},
+                             **deployment.parameters}
     return deployment
 
 
@@ -81,5 +89,5 @@ def build_deployments(config: PipelineConfig) -> dict[str, RunnerDeployment]:
     }
     for name, deployment in built.items():
         deployment.entrypoint = ENTRYPOINTS[name]  # the flow object itself: with_options copies keep the base's function
-        title_run_form(deployment)
+        form_defaults(title_run_form(deployment), config)
     return built

@@ -20,7 +20,7 @@ def ingestion_flow(data_paths: list[str] | None = None, config: PipelineConfig =
     """Ingest the landing zone (or ``data.paths``); fails, after committing the good files, when one was quarantined.
 
     Args:
-        data_paths: Labeled files, folders or URLs to ingest (CSV, TSV, JSONL, Parquet). Empty: the landing zone.
+        data_paths: Labeled files, folders or URLs to ingest (CSV, TSV, JSONL, Parquet). Empty list: the landing zone.
         config: Advanced settings: every configuration key, with its embedded default.
     """
     config = with_run_options(config, data_paths=data_paths)

@@ -25,13 +25,14 @@ def training_flow(data_paths: list[str] | None = None, base_model: str | None = 
     """Train, evaluate and register a text classifier on the newest data snapshot.
 
     Args:
-        data_paths: Labeled files, folders or URLs to ingest (CSV, TSV, JSONL, Parquet). Empty: the landing zone.
-        base_model: Pretrained model to fine-tune: a hub id or a local folder. Empty: the packaged MiniLM.
-        method: full fine-tuning or LoRA adapters. Empty: full.
-        epochs: Passes over the training split (1-100). Empty: 3.
-        learning_rate: Peak AdamW learning rate. Empty: 1e-4 (suits the packaged MiniLM).
-        promote: Make the new version champion at once when it passes the gate. Empty: no (challenger only).
-        config: Advanced settings: every configuration key, with its embedded default.
+        data_paths: Labeled files, folders or URLs to ingest (CSV, TSV, JSONL, Parquet). Empty list: the landing zone.
+        base_model: Pretrained model to fine-tune: a hub id, a local folder, or the packaged MiniLM.
+        method: full fine-tuning, or LoRA adapters (faster, smaller updates).
+        epochs: Passes over the training split (1-100).
+        learning_rate: Peak AdamW learning rate (1e-4 suits the packaged MiniLM; 2e-5 to 5e-5 base-size models).
+        promote: Make the new version champion at once when it passes the gate (else it becomes challenger).
+        config: Advanced settings: every other configuration key, with its default. None in a field above keeps
+            the value set here.
     """
     config = with_run_options(config, data_paths=data_paths, base_model=base_model, method=method, epochs=epochs,
                               learning_rate=learning_rate, promote=promote)

@@ -266,6 +266,11 @@ RUN_OPTIONS = {"data_paths": ("data", "paths"), "base_model": ("model", "name_or
                "promote": ("promotion", "auto_promote")}
 
 
+def run_options_of(config: PipelineConfig) -> dict[str, Any]:
+    """The run form's fields as ``config`` sets them (a deployment's form then shows these values)."""
+    return {name: getattr(getattr(config, section), key) for name, (section, key) in RUN_OPTIONS.items()}
+
+
 def with_run_options(config: PipelineConfig, **options: Any) -> PipelineConfig:
     """``config`` with the run form's choices applied (``RUN_OPTIONS``); None keeps the configured value.
 

@@ -79,3 +79,6 @@ def test_run_form_puts_the_common_choices_first_with_titles_and_descriptions():
     assert schema["required"] == [] or not schema.get("required")
     epochs = schema["properties"]["epochs"]["anyOf"][0]
     assert (epochs["minimum"], epochs["maximum"]) == (1, 100)
+    configured = build_deployments(load_config(overrides=["training.epochs=5"], environ={}))[TRAINING]
+    assert configured.parameters["epochs"] == 5 and configured.parameters["method"] == "full", "the form shows values"
+    assert configured.parameters["config"]["training"]["epochs"] == 5
