@@ -147,6 +147,10 @@ class RegistryConfig(_Section):
     tracking_uri: str | None = Field(
         None, description="MLflow tracking URI. None: MLFLOW_TRACKING_URI, else SQLite in the workspace."
     )
+    artifact_location: str | None = Field(
+        None, description="Artifact location of a new experiment (e.g. s3://bucket/mlflow) when the tracking URI is a "
+        "database or when a tracking server should not choose. None: the server's default, or the workspace's "
+        "mlflow/artifacts folder for a database.")
     primary_metric: Literal["accuracy", "macro_f1"] = Field("macro_f1", description="Metric the promotion gate compares.")
     min_metric: float = Field(0.0, ge=0.0, le=1.0, description="Floor for any promotion, the first one included.")
     min_improvement: float = Field(0.0, ge=-1.0, le=1.0, description="Smallest gain over the champion to pass the gate.")
