@@ -1,6 +1,6 @@
-"""The team deployment on a real PostgreSQL server: an MLflow tracking server (artifacts proxied to a folder)
-and a Prefect server both keep their state in PostgreSQL; training, promotion and a deployed retraining run
-through them. Also a direct ``postgresql://`` tracking store, with no server in between."""
+"""The team deployment on a real PostgreSQL server: an MLflow tracking server (artifacts proxied to a local
+S3-compatible store) and a Prefect server both keep their state in PostgreSQL; training, promotion and a deployed
+retraining run through them. Also a direct ``postgresql://`` tracking store, with no server in between."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from pipeline.data.demo import write_demo_files
 from pipeline.workspace import Workspace
 from tests.integration.postgres import PostgresServer, find_binaries
 from tests.integration.prefect_stack import PrefectStack, free_port
+from tests.integration.s3_server import S3Server
 from tests.integration.test_registry_server import child_env, serving, train_and_register
 
 pytestmark = [
@@ -25,9 +26,22 @@ pytestmark = [
 ]
 
 ROOT = Path(__file__).resolve().parents[2]
+BUCKET = "team-artifacts"
 MODEL = "tiny-team"
 POOL = "team-test"
 YEARLY = "30 4 1 1 *"  # a scheduled run must not fire during the test
+
+
+@pytest.fixture
+def object_store(tmp_path):
+    pytest.importorskip("moto", reason="the test extra (moto) is not installed")
+    pytest.importorskip("boto3", reason="the team extra (boto3) is not installed")
+    server = S3Server.start(tmp_path)
+    try:
+        server.client().create_bucket(Bucket=BUCKET)
+        yield server
+    finally:
+        server.close()
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +86,7 @@ def test_direct_postgresql_store_keeps_artifacts_in_the_workspace(postgres, tiny
         overrides=[*tiny_overrides(tiny_model_dir, workspace), f"registry.tracking_uri={postgres.url('direct')}"],
         environ={},
     )
-    write_demo_files(Workspace(workspace).ensure().landing, (1,), rows_per_batch=200)
+    write_demo_files(Workspace(workspace).ensure().landing, (1,), rows_per_batch=100)
     registered = train_and_register(config)
     assert registered["model_version"] == "1" and "champion" in registered["aliases"]
 
@@ -85,13 +99,14 @@ def test_direct_postgresql_store_keeps_artifacts_in_the_workspace(postgres, tiny
     assert postgres.query("direct", f"select count(*) from model_versions where name = '{MODEL}'") == [(1,)]
 
 
-def test_training_promotion_and_deployed_retraining_on_postgresql(postgres, tiny_model_dir, tmp_path):
+# Three server processes and three deployed flow runs, each a fresh Python process: slow on a busy machine.
+@pytest.mark.timeout(1800)
+def test_training_promotion_and_deployed_retraining_on_postgresql(postgres, object_store, tiny_model_dir, tmp_path):
     from prefect import get_client
     from prefect.deployments import run_deployment
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     workspace = Workspace(tmp_path / "ws")
-    served_artifacts = tmp_path / "mlflow-artifacts"
     port = free_port()
     mlflow_url = f"http://127.0.0.1:{port}"
     mlflow_command = [
@@ -108,9 +123,12 @@ def test_training_promotion_and_deployed_retraining_on_postgresql(postgres, tiny
         "--backend-store-uri",
         postgres.url("mlflow"),
         "--artifacts-destination",
-        str(served_artifacts),
+        f"s3://{BUCKET}/mlflow",
     ]
-    with serving(mlflow_command, f"{mlflow_url}/health", child_env(), tmp_path / "mlflow-server.log"):
+    # Only the tracking server holds object-storage credentials; the worker and this process reach artifacts
+    # through it (proxied), with nothing but MLFLOW_TRACKING_URI.
+    server_env = child_env(**object_store.env())
+    with serving(mlflow_command, f"{mlflow_url}/health", server_env, tmp_path / "mlflow-server.log"):
         stack = PrefectStack.start_server(
             tmp_path,
             workspace.root,
@@ -130,13 +148,13 @@ def test_training_promotion_and_deployed_retraining_on_postgresql(postgres, tiny
                 landing = workspace.ensure().landing
 
                 # 1. A person starts training: the first version becomes champion.
-                write_demo_files(landing, (1,), rows_per_batch=150)
-                first = run_deployment("training/training", timeout=600, poll_interval=1)
+                write_demo_files(landing, (1,), rows_per_batch=100)
+                first = run_deployment("training/training", timeout=900, poll_interval=1)
                 assert first.state.is_completed(), first.state.message
 
                 # 2. New data lands; the deployed retraining trains on it and registers a challenger.
-                write_demo_files(landing, (2,), rows_per_batch=150)
-                second = run_deployment("retraining/retraining", timeout=600, poll_interval=1)
+                write_demo_files(landing, (2,), rows_per_batch=100)
+                second = run_deployment("retraining/retraining", timeout=900, poll_interval=1)
                 assert second.state.is_completed() and second.state.message.startswith("registered"), (
                     second.state.message
                 )
@@ -190,7 +208,9 @@ def test_training_promotion_and_deployed_retraining_on_postgresql(postgres, tiny
         assert aliases["champion"] == 2
         run = registry.get_run(versions[1].run_id)
         assert run.info.artifact_uri.startswith("mlflow-artifacts:"), run.info.artifact_uri
-        assert len(list(served_artifacts.rglob("MLmodel"))) >= 2
+        stored = object_store.keys(BUCKET)
+        assert sum(key.endswith("/MLmodel") for key in stored) >= 2, stored[:20]
+        assert any(key.startswith(f"mlflow/{run.info.experiment_id}/{run.info.run_id}/") for key in stored)
         assert not (workspace.mlflow_dir / "mlflow.db").exists()
         assert not any((workspace.mlflow_dir / "artifacts").rglob("*"))
 
