@@ -7,14 +7,21 @@ PIP := $(PY) -m pip
 # A CPU build lies on this machine's disk; elsewhere override, e.g. `make install TORCH=torch`.
 TORCH ?= torch==2.13.0
 export PIPELINE_HOME ?= $(CURDIR)/.pipeline
+# Exact versions and hashes of every dependency but torch (extras model, test, browser, team, bench).
+LOCK := requirements/lock.txt
+LOCK_EXTRAS := model,test,browser,team,bench
 
-.PHONY: install run test test-fast lint format docs clean
+.PHONY: install run test test-fast lint format docs lock clean
 
-$(VENV)/.installed: pyproject.toml
+# torch first (CPU or CUDA build), then the lock with hashes and without resolving, then this package alone;
+# `pip check` proves that the installed set is complete and consistent.
+$(VENV)/.installed: pyproject.toml $(LOCK)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PY) -c "import torch" 2>/dev/null || $(PIP) install -q "$(TORCH)"
-	$(PIP) install -q -e ".[test,browser]"
+	$(PIP) install -q --no-deps --require-hashes -r $(LOCK)
+	$(PIP) install -q --no-deps -e .
+	$(PIP) check
 	touch $@
 
 install: $(VENV)/.installed
@@ -40,6 +47,15 @@ format: install
 docs: install
 	$(PY) -m pipeline.config_reference > docs/configuration.md
 	$(PY) -m pipeline.deployments.render > deployments/prefect.yaml
+
+# Re-resolve the lock after changing dependencies in pyproject.toml (keeps current pins where they still fit).
+lock:
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q pip-tools
+	$(VENV)/bin/pip-compile pyproject.toml --extra $(LOCK_EXTRAS) --generate-hashes --strip-extras \
+	  --unsafe-package torch --no-emit-find-links --no-emit-index-url -o $(LOCK)
+	$(PY) -c "import pathlib; p = pathlib.Path('$(LOCK)'); t = p.read_text(); \
+	  p.write_text(t[:t.index('# WARNING')] + '# torch is left out on purpose: make install installs it first from the TORCH variable.\n')"
 
 clean:
 	rm -rf $(VENV) .pipeline

