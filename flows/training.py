@@ -31,4 +31,5 @@ def training_flow(config: PipelineConfig = PipelineConfig()) -> dict:
     return {"status": "completed", "run_id": tracking["run_id"], "tracking_uri": tracking["tracking_uri"],
             "snapshot_id": data.snapshot_id, "new_files": data.new_files, **registered,
             "metrics": evaluation["metrics"], "resumed_from_step": trained["resumed_from_step"],
-            "training": {k: trained[k] for k in ("steps", "samples_per_s", "train_seconds", "device", "best_epoch")}}
+            "training": {k: trained[k] for k in ("steps", "samples_per_s", "train_seconds", "device", "best_epoch",
+                                                          "world_size")}}
