@@ -177,3 +177,51 @@ def test_a_rank_that_raises_fails_the_step_with_its_message(tmp_path, monkeypatc
     assert "rank 1 (host" in str(failure.value)
     assert "ValueError: injected fault on rank 1 at batch 2" in str(failure.value)
     assert (tmp_path / "job" / "torchrun.log").exists()
+
+
+def test_pipeline_run_with_two_processes_registers_a_loadable_model(tmp_path, tiny_model_dir):
+    """The user's command: `pipeline run --set training.num_processes=2 --json` on the demo data."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    import mlflow
+
+    from pipeline.data.demo import write_demo_files
+
+    home = tmp_path / "ws"
+    write_demo_files(home / "landing", (1,), rows_per_batch=400)
+    settings = [
+        f"model.name_or_path={tiny_model_dir}",
+        "model.max_length=64",
+        "training.num_processes=2",
+        "training.epochs=2",
+        "training.batch_size=8",
+        "training.learning_rate=0.001",
+        "registry.model_name=dp-classifier",
+    ]
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PIPELINE_HOME": str(home), "PYTHONPATH": f"{root / 'src'}:{root}"}
+    env.pop("PREFECT_API_URL", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "run", "--json", *[arg for item in settings for arg in ("--set", item)]],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    payload = json.loads(done.stdout.strip().splitlines()[-1])
+    assert payload["status"] == "completed" and payload["training"]["world_size"] == 2
+    assert payload["metrics"]["accuracy"] >= 0.8, payload["metrics"]  # four demo topics: it learns
+    counts = np.load(home / "runs" / payload["run_id"] / "sample_counts.npy")
+    assert set(counts.tolist()) == {2}
+    mlflow.set_tracking_uri(payload["tracking_uri"])
+    run = mlflow.MlflowClient().get_run(payload["run_id"])
+    assert run.data.tags["world_size"] == "2" and "val_macro_f1" in run.data.metrics
+    predictions = mlflow.pyfunc.load_model(f"models:/dp-classifier/{payload['model_version']}").predict(
+        ["my parcel is late", "refund my invoice"]
+    )
+    assert len(predictions) == 2 and set(predictions["label"]) <= {"account", "billing", "shipping", "technical"}

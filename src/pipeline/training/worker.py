@@ -153,6 +153,8 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(
         level=logging.INFO, format=f"%(asctime)s rank{os.environ.get('RANK', '?')} %(levelname)s %(name)s: %(message)s"
     )
+    if os.environ.get("RANK", "0") != "0":  # rank 0 speaks for the run; the others only warn
+        logging.getLogger().setLevel(logging.WARNING)
     import torch.distributed as dist
 
     init_process_group(args.backend, float(os.environ.get(TIMEOUT_ENV, "600")))
