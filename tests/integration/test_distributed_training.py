@@ -191,13 +191,12 @@ def test_pipeline_run_with_two_processes_registers_a_loadable_model(tmp_path, ti
     from pipeline.data.demo import write_demo_files
 
     home = tmp_path / "ws"
-    write_demo_files(home / "landing", (1,), rows_per_batch=400)
+    write_demo_files(home / "landing", (1, 2), rows_per_batch=1200)
     settings = [
         f"model.name_or_path={tiny_model_dir}",
         "model.max_length=64",
         "training.num_processes=2",
         "training.epochs=2",
-        "training.batch_size=8",
         "training.learning_rate=0.001",
         "registry.model_name=dp-classifier",
     ]

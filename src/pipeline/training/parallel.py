@@ -31,6 +31,7 @@ class DataParallel:
         self.rank, self.world_size = rank, world_size
         self.is_main = rank == 0
         self.ddp: torch.nn.parallel.DistributedDataParallel | None = None
+        self._class_weights: np.ndarray | None = None
 
     @classmethod
     def from_process_group(cls) -> DataParallel:
@@ -58,7 +59,9 @@ class DataParallel:
         if class_weights is None:
             local, total = len(share), len(batch)
         else:
-            weights = class_weights.detach().cpu().numpy()
+            if self._class_weights is None:  # copied to the host once: no device sync per micro-batch
+                self._class_weights = class_weights.detach().cpu().numpy()
+            weights = self._class_weights
             local, total = weights[labels[share]].sum(), weights[labels[batch]].sum()
         return float(local / total * self.world_size) if total else 0.0
 

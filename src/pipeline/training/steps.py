@@ -33,8 +33,8 @@ def tokenize_splits(splits: dict[str, pd.DataFrame], config: PipelineConfig, wor
 
 def training_fingerprint(config: PipelineConfig, snapshot_id: str, train_key: str, label_map: dict, base: str) -> dict:
     """What a checkpoint must match to be resumed: data, labels, model source and every training knob."""
-    training = config.training.model_dump(exclude={"num_threads", "checkpoint_steps", "keep_checkpoints", "resume_from", "device",
-                                                   *PROCESS_LAYOUT_KEYS})
+    ignored = {"num_threads", "checkpoint_steps", "keep_checkpoints", "resume_from", "device", *PROCESS_LAYOUT_KEYS}
+    training = config.training.model_dump(exclude=ignored)
     return {"snapshot_id": snapshot_id, "train_tokens": train_key, "base_model": base,
             "labels": hashlib.sha256(json.dumps(label_map, sort_keys=True).encode()).hexdigest()[:16],
             "model": json.dumps(config.model.model_dump(exclude={"warm_start"}), sort_keys=True),
@@ -144,7 +144,7 @@ def fine_tune_distributed(config: PipelineConfig, tracking: dict, source: str, l
     tokenizer.save_pretrained(tokenizer_dir)
     job = {"config": config.model_dump(mode="json"), "source": source, "label_map": label_map,
            "train": tokenized["train"], "validation": tokenized.get("validation"), "pad_id": tokenizer.pad_token_id,
-           "checkpoint_dir": str(checkpoint_dir), "fingerprint": fingerprint, "resume_from": config.training.resume_from,
-           "tracking_uri": tracking["tracking_uri"], "run_id": tracking["run_id"], "tokenizer_dir": str(tokenizer_dir),
-           "model_dir": str(out_dir / "model")}
+           "checkpoint_dir": str(checkpoint_dir), "fingerprint": fingerprint,
+           "resume_from": config.training.resume_from, "tracking_uri": tracking["tracking_uri"],
+           "run_id": tracking["run_id"], "tokenizer_dir": str(tokenizer_dir), "model_dir": str(out_dir / "model")}
     return launch_fine_tune(config, job_dir, job)
