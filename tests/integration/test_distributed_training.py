@@ -1,4 +1,4 @@
-"""Data-parallel fine-tuning with 2 gloo processes under torchrun, on a tiny dropout-free BERT.
+"""Data-parallel fine-tuning with 2 gloo processes under torchrun, on a tiny dropout-free BERT (and LoRA).
 
 Two ranks with the same global batch end with the weights of one process (within 1e-4: only the order of
 the floating-point sums differs), every example is seen exactly ``epochs`` times, a rank killed by SIGKILL
@@ -177,6 +177,22 @@ def test_a_rank_that_raises_fails_the_step_with_its_message(tmp_path, monkeypatc
     assert "rank 1 (host" in str(failure.value)
     assert "ValueError: injected fault on rank 1 at batch 2" in str(failure.value)
     assert (tmp_path / "job" / "torchrun.log").exists()
+
+
+def test_lora_adapters_train_on_two_ranks_and_are_merged_into_the_saved_model(tmp_path, dropout_free_model):
+    from safetensors.torch import load_file
+
+    from pipeline.training.distributed import launch_fine_tune
+
+    config = training_config(tmp_path / "ws", dropout_free_model, epochs=1, batch_size=15)
+    config.model.method = "lora"
+    result = launch_fine_tune(
+        config, tmp_path / "job", job_for(config, dropout_free_model, tmp_path, toy_split(60, 7), toy_split(10, 8))
+    )
+    assert result.world_size == 2 and result.steps == 2  # 4 batches of 15, 2 per step
+    assert result.sample_counts.tolist() == [1] * 60
+    saved = load_file(tmp_path / "model" / "model.safetensors")
+    assert not [k for k in saved if "lora" in k] and "classifier.weight" in saved
 
 
 def test_pipeline_run_with_two_processes_registers_a_loadable_model(tmp_path, tiny_model_dir):
