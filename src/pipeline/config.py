@@ -138,6 +138,24 @@ class TrainingConfig(_Section):
     resume_from: str | None = Field(
         None, description="Checkpoint folder to resume from (refused when made by another configuration or data). "
         "None: the newest matching checkpoint in the workspace, if any.")
+    num_processes: int | Literal["auto"] = Field(
+        1, description="Data-parallel training processes on this machine (launched with torchrun; NCCL on GPUs, gloo "
+        "on CPU). auto: one per visible GPU (1 without one). The global batch stays training.batch_size.")
+    num_nodes: int = Field(1, ge=1, le=1024, description="Machines taking part in one training run (each runs "
+                           "num_processes); more than 1 needs training.rdzv_endpoint and a workspace shared by all.")
+    rdzv_endpoint: str | None = Field(
+        None, pattern=r"^\S+:\d+$", description="host:port of the torchrun c10d rendezvous for several nodes "
+        "(the machine of the flow run hosts it; the other nodes join with the same endpoint).")
+    collective_timeout_s: float = Field(
+        600.0, ge=10.0, le=86_400.0, description="Seconds a process waits in a collective for the others before the "
+        "step fails (a hung or lost rank never hangs the run).")
+
+    @field_validator("num_processes")
+    @classmethod
+    def _check_processes(cls, value: int | str) -> int | str:
+        if value != "auto" and not 1 <= int(value) <= 1024:
+            raise ValueError("must be auto or an integer from 1 to 1024")
+        return value
 
 
 class TrackingConfig(_Section):

@@ -90,10 +90,11 @@ class TrainedModel(_Result):
     train_rows: int
     warm_start: str | None
     sample_counts: str
+    world_size: int = 1
 
     def summary(self) -> dict[str, Any]:
         """The few numbers a caller prints."""
-        return {k: getattr(self, k) for k in ("steps", "samples_per_s", "train_seconds", "device", "best_epoch")}
+        return {k: getattr(self, k) for k in ("steps", "samples_per_s", "train_seconds", "device", "best_epoch", "world_size")}
 
 
 @dataclass(frozen=True)

@@ -15,14 +15,16 @@ already below the limit (a host sync costs nothing there).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import random
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -34,6 +36,9 @@ from pipeline.training.batching import collate, epoch_batches
 from pipeline.training.checkpoints import CheckpointWriter, list_checkpoints, load_checkpoint
 from pipeline.training.inference import autocast_context, predict_proba
 from pipeline.training.tokenization import TokenizedSplit
+
+if TYPE_CHECKING:
+    from pipeline.training.parallel import DataParallel
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +61,7 @@ class TrainResult:
     stopped_early: bool = False
     resumed_from_checkpoint: str | None = None
     resumed_meta: dict = field(default_factory=dict)
+    world_size: int = 1
 
 
 def seed_everything(seed: int) -> None:
@@ -140,7 +146,8 @@ def evaluate_split(model, split: TokenizedSplit, pad_id: int, config: TrainingCo
 def fine_tune(model: torch.nn.Module, train: TokenizedSplit, validation: TokenizedSplit | None, pad_id: int,
               config: TrainingConfig, checkpoint_dir: Path, fingerprint: dict, resume_from: Path | None = None,
               on_epoch: Callable[[dict], None] | None = None, progress: bool = True,
-              on_resume: Callable[[dict], None] | None = None, checkpoint_meta: dict | None = None) -> TrainResult:
+              on_resume: Callable[[dict], None] | None = None, checkpoint_meta: dict | None = None,
+              parallel: DataParallel | None = None) -> TrainResult:
     """Train ``model`` in place and return it with its history (best validation epoch restored).
 
     Resumes from ``resume_from``, else from the newest checkpoint in ``checkpoint_dir``; a checkpoint
@@ -148,6 +155,9 @@ def fine_tune(model: torch.nn.Module, train: TokenizedSplit, validation: Tokeniz
     ``on_resume`` receives {step, epoch, next_batch, checkpoint, meta, history} as soon as a checkpoint is
     loaded, where ``meta`` is the ``checkpoint_meta`` of the run that wrote it (e.g. its MLflow run id) and
     ``history`` the epoch records already made before the interruption.
+
+    ``parallel`` (inside a process group, see ``pipeline.training.parallel``): this rank trains on its share
+    of every batch under DDP; sample counts come back summed over the ranks; only rank 0 writes checkpoints.
     """
     if len(train) == 0:
         raise ValueError("the training split is empty")
@@ -164,7 +174,8 @@ def fine_tune(model: torch.nn.Module, train: TokenizedSplit, validation: Tokeniz
     scheduler = build_scheduler(optimizer, config, planned)
     weights = class_weight_tensor(train.labels, model.config.num_labels).to(device) if config.class_weights else None
     loss_fn = torch.nn.CrossEntropyLoss(weight=weights)
-    forward = torch.compile(model) if (config.compile and device.type == "cuda") else model
+    forward = parallel.wrap(model, device) if parallel else model
+    forward = torch.compile(forward) if (config.compile and device.type == "cuda") else forward
 
     lengths = train.lengths
     counts = np.zeros(len(train), dtype=np.int64)
@@ -187,6 +198,8 @@ def fine_tune(model: torch.nn.Module, train: TokenizedSplit, validation: Tokeniz
                                                            state["best_epoch"], state["bad_epochs"])
         running_loss.fill_(state["running_loss"])
         running_batches = state["running_batches"]
+        if parallel:
+            counts = parallel.restore_state(state, counts, running_loss)
         resumed_from, resumed_meta = step, state.get("meta") or {}
         logger.info("resumed from %s at step %d of %d (epoch %d, batch %d)", source, step, planned, epoch + 1,
                     next_batch)
@@ -197,11 +210,17 @@ def fine_tune(model: torch.nn.Module, train: TokenizedSplit, validation: Tokeniz
     writer = CheckpointWriter(checkpoint_dir, fingerprint, config.keep_checkpoints)
 
     def checkpoint() -> None:
-        writer.save(step, {
+        saved_counts, saved_loss, extra = counts, None, {}
+        if parallel:  # every rank takes part in gathering; rank 0 alone writes
+            saved_counts, saved_loss, extra = parallel.checkpoint_state(counts, running_loss, samples)
+            if not parallel.is_main:
+                return
+        writer.save(step, {**extra,
             "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-            "step": step, "epoch": epoch, "next_batch": next_batch, "sample_counts": counts, "history": history,
+            "step": step, "epoch": epoch, "next_batch": next_batch, "sample_counts": saved_counts, "history": history,
             "step_log": step_log, "best_metric": best_metric, "best_epoch": best_epoch, "bad_epochs": bad_epochs,
-            "running_loss": running_loss.item(), "running_batches": running_batches, "meta": checkpoint_meta or {}},
+            "running_loss": running_loss.item() if saved_loss is None else saved_loss,
+            "running_batches": running_batches, "meta": checkpoint_meta or {}},
             shared={"best_state": best_state})  # best_state is a host copy that is replaced, never changed
 
     model.train()
@@ -214,19 +233,25 @@ def fine_tune(model: torch.nn.Module, train: TokenizedSplit, validation: Tokeniz
             batches = epoch_batches(lengths, config.batch_size, config.seed, epoch, config.group_by_length)
             started = time.perf_counter()
             for b in range(next_batch, len(batches)):
-                indices = batches[b]
+                indices, counted, factor = batches[b], True, 1.0
+                if parallel:  # this rank's share of the batch, weighted to its part of the batch's loss
+                    indices, counted = parallel.shard(batches[b])
+                    factor = parallel.loss_factor(indices, batches[b], counted, train.labels, weights)
                 batch = collate(train.input_ids, train.labels, indices, pad_id)
                 if device.type == "cuda":
                     batch = {k: v.pin_memory().to(device, non_blocking=True) for k, v in batch.items()}
-                with autocast_context(device, config.bf16):
-                    logits = forward(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-                loss = loss_fn(logits.float(), batch["labels"])
-                (loss / accum).backward()
+                ends_step = (b + 1) % accum == 0 or b + 1 == len(batches)
+                with parallel.sync_context(ends_step) if parallel else contextlib.nullcontext():
+                    with autocast_context(device, config.bf16):
+                        logits = forward(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+                    loss = loss_fn(logits.float(), batch["labels"]) * factor
+                    (loss / accum).backward()
                 running_loss += loss.detach()
                 running_batches += 1
-                counts[indices] += 1
-                samples += len(indices)
-                if (b + 1) % accum == 0 or b + 1 == len(batches):
+                if counted:
+                    counts[indices] += 1
+                    samples += len(indices)
+                if ends_step:
                     clip_gradients(trainable, config.max_grad_norm, device)
                     optimizer.step()
                     scheduler.step()
@@ -235,7 +260,8 @@ def fine_tune(model: torch.nn.Module, train: TokenizedSplit, validation: Tokeniz
                     next_batch = b + 1
                     bar.update(1)
                     if step % LOG_EVERY_STEPS == 0 or step == planned:
-                        mean_loss = (running_loss / max(running_batches, 1)).item()  # one sync per log point
+                        summed = parallel.mean_loss(running_loss) if parallel else running_loss
+                        mean_loss = (summed / max(running_batches, 1)).item()  # one sync per log point
                         running_loss.zero_()
                         running_batches = 0
                         elapsed = train_seconds + time.perf_counter() - started
@@ -250,7 +276,7 @@ def fine_tune(model: torch.nn.Module, train: TokenizedSplit, validation: Tokeniz
             record = {"epoch": epoch + 1, "step": step,
                       "train_loss": step_log[-1]["train_loss"] if step_log else None}
             if validation is not None and len(validation) and (finished_epoch or step >= planned):
-                metrics = evaluate_split(model, validation, pad_id, config, device)
+                metrics = (parallel.evaluate if parallel else evaluate_split)(model, validation, pad_id, config, device)
                 record.update({f"val_{k}": v for k, v in metrics.items()})
                 score = metrics[config.metric_for_best]
                 if score > best_metric:
@@ -272,11 +298,15 @@ def fine_tune(model: torch.nn.Module, train: TokenizedSplit, validation: Tokeniz
         writer.wait()  # a checkpoint still being written is complete before we return
     if best_state is not None:
         model.load_state_dict(best_state)
+    if parallel:
+        counts = parallel.total_counts(counts)
+        samples = int(parallel.sum_over_ranks(torch.tensor(samples)))
     return TrainResult(model=model, history=history, step_log=step_log, steps=step, planned_steps=planned,
                        resumed_from_step=resumed_from, sample_counts=counts, device=str(device),
                        samples_per_s=samples / max(train_seconds, 1e-9), train_seconds=train_seconds,
                        best_epoch=best_epoch, stopped_early=stopped_early,
-                       resumed_from_checkpoint=str(source) if source is not None else None, resumed_meta=resumed_meta)
+                       resumed_from_checkpoint=str(source) if source is not None else None, resumed_meta=resumed_meta,
+                       world_size=parallel.world_size if parallel else 1)
 
 
 def clear_checkpoints(checkpoint_dir: Path) -> None:

@@ -16,6 +16,9 @@ from pipeline.workspace import Workspace
 
 logger = logging.getLogger(__name__)
 
+# How many processes train is not part of what a checkpoint must match: a run may resume on more or fewer.
+PROCESS_LAYOUT_KEYS = ("num_processes", "num_nodes", "rdzv_endpoint", "collective_timeout_s")
+
 
 def tokenize_splits(config: PipelineConfig, workspace: Workspace, splits: Splits) -> TokenizedData:
     """The tokenizer, the label map and each split's token ids, from the content-keyed cache."""
@@ -32,7 +35,8 @@ def tokenize_splits(config: PipelineConfig, workspace: Workspace, splits: Splits
 
 def training_fingerprint(config: PipelineConfig, snapshot_id: str, train_key: str, label_map: dict, base: str) -> dict:
     """What a checkpoint must match to be resumed: data, labels, model source and every training knob."""
-    training = config.training.model_dump(exclude={"num_threads", "checkpoint_steps", "keep_checkpoints", "resume_from", "device"})
+    ignored = {"num_threads", "checkpoint_steps", "keep_checkpoints", "resume_from", "device", *PROCESS_LAYOUT_KEYS}
+    training = config.training.model_dump(exclude=ignored)
     return {"snapshot_id": snapshot_id, "train_tokens": train_key, "base_model": base,
             "labels": hashlib.sha256(json.dumps(label_map, sort_keys=True).encode()).hexdigest()[:16],
             "model": json.dumps(config.model.model_dump(exclude={"warm_start"}), sort_keys=True),
@@ -52,6 +56,7 @@ def train_model(config: PipelineConfig, workspace: Workspace, tracking: Tracking
     import numpy as np
 
     from pipeline.evaluation.metrics import plot_training_curve
+    from pipeline.training.distributed import resolve_world_size
     from pipeline.training.loop import clear_checkpoints, fine_tune, seed_everything
     from pipeline.training.modeling import load_model, save_model
 
@@ -74,8 +79,6 @@ def train_model(config: PipelineConfig, workspace: Workspace, tracking: Tracking
     key = hashlib.sha256(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()[:12]
     checkpoint_dir = workspace.checkpoints / config.registry.model_name / key
     resume_from = Path(config.training.resume_from) if config.training.resume_from else None
-    seed_everything(config.training.seed)
-    model = load_model(source, label_map, config.model)
 
     def on_epoch(record: dict) -> None:
         registry.log_metrics(client, run_id, {k: v for k, v in record.items() if k not in ("epoch", "step")},
@@ -86,10 +89,17 @@ def train_model(config: PipelineConfig, workspace: Workspace, tracking: Tracking
         for record in info["history"]:  # epochs finished before the interruption belong to this run's curve too
             on_epoch(record)
 
-    result = fine_tune(model, tokenized["train"], tokenized.get("validation"), tokenizer.pad_token_id,
-                       config.training, checkpoint_dir, fingerprint, resume_from=resume_from, on_epoch=on_epoch,
-                       progress=progress, on_resume=on_resume, checkpoint_meta={"mlflow_run_id": run_id})
-    model_dir = save_model(result.model, tokenizer, out_dir / "model")
+    if resolve_world_size(config.training) > 1:
+        result = fine_tune_distributed(config, tracking, source, label_map, tokenizer, tokenized, out_dir,
+                                       checkpoint_dir, fingerprint)
+        model_dir = out_dir / "model"
+    else:
+        seed_everything(config.training.seed)
+        model = load_model(source, label_map, config.model)
+        result = fine_tune(model, tokenized["train"], tokenized.get("validation"), tokenizer.pad_token_id,
+                           config.training, checkpoint_dir, fingerprint, resume_from=resume_from, on_epoch=on_epoch,
+                           progress=progress, on_resume=on_resume, checkpoint_meta={"mlflow_run_id": run_id})
+        model_dir = save_model(result.model, tokenizer, out_dir / "model")
     registry.write_model_meta(model_dir, {"max_length": config.model.max_length, "label_map": label_map,
                                           "base_model": config.model.name_or_path, "snapshot_id": snapshot_id,
                                           "warm_started_from": source_id if source_id != config.model.name_or_path else None})
@@ -99,6 +109,7 @@ def train_model(config: PipelineConfig, workspace: Workspace, tracking: Tracking
                                           "train_seconds": result.train_seconds, "optimizer_steps": result.steps})
     client.log_artifact(run_id, str(curve), "plots")
     client.set_tag(run_id, "device", result.device)
+    client.set_tag(run_id, "world_size", str(result.world_size))
     client.set_tag(run_id, "resumed", str(result.resumed_from_step is not None).lower())
     np.save(out_dir / "sample_counts.npy", result.sample_counts)
     clear_checkpoints(checkpoint_dir)
@@ -107,7 +118,7 @@ def train_model(config: PipelineConfig, workspace: Workspace, tracking: Tracking
                         samples_per_s=result.samples_per_s, train_seconds=result.train_seconds, device=result.device,
                         best_epoch=result.best_epoch, stopped_early=result.stopped_early,
                         train_rows=len(tokenized["train"]), warm_start=warm_tag,
-                        sample_counts=str(out_dir / "sample_counts.npy"))
+                        sample_counts=str(out_dir / "sample_counts.npy"), world_size=result.world_size)
 
 
 def record_resume(client, run_id: str, info: dict) -> None:
@@ -123,3 +134,20 @@ def record_resume(client, run_id: str, info: dict) -> None:
                 registry.end_run(client, previous, status="KILLED")
         except Exception as exc:  # the old run may live in another store; the resume itself is what matters
             logger.warning("could not mark run %s as KILLED: %s", previous, exc)
+
+
+def fine_tune_distributed(config: PipelineConfig, tracking: TrackingRun, source: str, label_map: dict, tokenizer,
+                          tokenized: dict, out_dir: Path, checkpoint_dir: Path, fingerprint: dict):
+    """Fine-tune with ``training.num_processes`` ranks under torchrun; rank 0 logs, checkpoints and saves
+    the model to ``out_dir/model``. Raises DistributedTrainingError naming the failed rank."""
+    from pipeline.training.distributed import launch_fine_tune
+
+    job_dir = out_dir / "distributed"
+    tokenizer_dir = job_dir / "tokenizer"
+    tokenizer.save_pretrained(tokenizer_dir)
+    job = {"config": config.model_dump(mode="json"), "source": source, "label_map": label_map,
+           "train": tokenized["train"], "validation": tokenized.get("validation"), "pad_id": tokenizer.pad_token_id,
+           "checkpoint_dir": str(checkpoint_dir), "fingerprint": fingerprint,
+           "resume_from": config.training.resume_from, "tracking_uri": tracking.tracking_uri,
+           "run_id": tracking.run_id, "tokenizer_dir": str(tokenizer_dir), "model_dir": str(out_dir / "model")}
+    return launch_fine_tune(config, job_dir, job)
