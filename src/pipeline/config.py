@@ -104,6 +104,9 @@ class ModelConfig(_Section):
     lora_alpha: int = Field(16, ge=1, description="LoRA scaling.")
     lora_dropout: float = Field(0.1, ge=0.0, lt=1.0, description="LoRA dropout.")
     warm_start: bool = Field(False, description="Start from the current champion's weights instead of the base model.")
+    pooling: Literal["auto", "pooler", "cls", "mean", "max"] = Field(
+        "auto", description="What the classification head reads: auto takes the checkpoint's sentence-transformers "
+        "pooling (mean for the packaged MiniLM) or else the architecture's [CLS] pooler; cls is the raw [CLS] vector.")
 
 
 class TrainingConfig(_Section):

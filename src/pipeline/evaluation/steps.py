@@ -18,16 +18,17 @@ def evaluate_model(model_dir: str, test_frame: pd.DataFrame, config: PipelineCon
                    tracking: dict) -> dict:
     """Score the test split with the saved model; log metrics, per-class table and plots to the run."""
     import numpy as np
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoTokenizer
 
     from pipeline.evaluation.metrics import evaluate_predictions
     from pipeline.training.inference import predict_proba
     from pipeline.training.loop import select_device
+    from pipeline.training.pooling import load_classifier
     from pipeline.training.tokenization import tokenize_texts
 
     device = select_device(config.training.device)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForSequenceClassification.from_pretrained(model_dir).to(device)
+    model = load_classifier(model_dir).to(device)
     label2id = {str(k): int(v) for k, v in model.config.label2id.items()}
     names = [model.config.id2label[i] for i in range(model.config.num_labels)]
     if test_frame.empty:
