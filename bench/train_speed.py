@@ -67,7 +67,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=None, help="Default: the pipeline's training.batch_size.")
     parser.add_argument("--repeats", type=int, default=3,
                         help="Repeats of every variant, interleaved; median reported.")
-    parser.add_argument("--model", default=PACKAGED_MODEL, help="Model id or folder (default: the packaged MiniLM).")
+    parser.add_argument("--model", default=PACKAGED_MODEL,
+                        help="Model id or folder (default: the packaged MiniLM); 'config:bert-base' builds a randomly "
+                        "initialised BERT-base (12 layers, 768 wide) with the packaged tokenizer.")
+    parser.add_argument("--pipeline-set", action="append", default=[], metavar="KEY=VALUE",
+                        help="TrainingConfig override for (d) only, e.g. max_batch_tokens=8192 (an experiment).")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice).")
     parser.add_argument("--skip", default="",
@@ -267,7 +271,23 @@ def run_pipeline(model, tokenized, pad_id, config: TrainingConfig, steps: int) -
         fine_tune(copy.deepcopy(model), tokenized, None, pad_id, warm, Path(folder) / "w", {}, progress=False)
         timed = config.model_copy(update={"max_steps": steps})
         result = fine_tune(model, tokenized, None, pad_id, timed, Path(folder) / "t", {}, progress=False)
+    if config.max_batch_tokens:  # batches of another size: the time the same number of samples would take
+        return result.train_seconds * steps * config.batch_size / max(int(result.sample_counts.sum()), 1)
     return result.train_seconds
+
+
+def build_config_model(name: str, folder: Path) -> str:
+    """A randomly initialised model from a config ('config:bert-base'), saved with the packaged tokenizer."""
+    from transformers import BertConfig, BertForSequenceClassification
+
+    from pipeline.training.modeling import load_tokenizer
+
+    if name != "config:bert-base":
+        raise SystemExit(f"unknown config model {name!r}; known: config:bert-base")
+    tokenizer = load_tokenizer(PACKAGED_MODEL)
+    BertForSequenceClassification(BertConfig(vocab_size=tokenizer.vocab_size)).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return str(folder)
 
 
 def load_subset(folder: Path, samples: int, seed: int):
@@ -313,9 +333,13 @@ def main(argv=None) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = select_device(args.device)
+    if args.model.startswith("config:"):
+        args.model = build_config_model(args.model, Path(tempfile.mkdtemp(prefix="config-model-")))
     config = TrainingConfig(device=device.type)
     batch_size = args.batch_size or config.batch_size
     config = config.model_copy(update={"batch_size": batch_size})
+    pipeline_config = TrainingConfig.model_validate({**config.model_dump(), **dict(kv.split("=", 1) for kv in
+                                                                                  args.pipeline_set)})
     steps = args.steps
     if (steps + 1) * batch_size > args.samples:
         raise SystemExit(f"--samples {args.samples} is too few for {steps + 1} steps of {batch_size}")
@@ -370,7 +394,7 @@ def main(argv=None) -> dict:
         baseline_precision(device)
         record("bare_dynamic", lambda m: run_bare_dynamic(m, tokenized.input_ids, labels, baseline_batches, pad_id,
                                                            device, lr))
-        record("pipeline", lambda m: run_pipeline(m, tokenized, pad_id, config, steps))
+        record("pipeline", lambda m: run_pipeline(m, tokenized, pad_id, pipeline_config, steps))
         baseline_precision(device)
         record("bare_dynamic_random_order", lambda m: run_bare_dynamic(m, tokenized.input_ids, labels, random_batches,
                                                                         pad_id, device, lr))
@@ -408,6 +432,7 @@ def main(argv=None) -> dict:
         "details": {
             "device": str(device), "device_name": torch.cuda.get_device_name() if device.type == "cuda" else None,
             "threads": torch.get_num_threads(), "model": args.model, "matmul_params": n_matmul,
+            "pipeline_overrides": args.pipeline_set,
             "data": str(args.data), "mean_tokens": float(lengths.mean()), "samples": len(frame),
             "batch_size": batch_size, "timed_steps": steps, "timed_samples": timed_samples,
             "repeats": args.repeats, "seconds": seconds,
