@@ -11,7 +11,10 @@ layers and without the snapshot store: the file is split by text hash into train
 tokenized, fine-tuned with early stopping on the validation split, and the best epoch scored on the
 holdout. Every setting is the embedded default of ``PipelineConfig`` for the packaged MiniLM; only
 --device, --epochs and --max-train-samples (quick checks) and --set (experiments, reported as such and
-never counted as the defaults' result) change anything. Targets: accuracy >= 0.90 on both.
+never counted as the defaults' result) change anything. Targets: SST-2 >= 0.91, BANKING77 >= 0.92.
+
+Model selection uses --no-holdout: only the validation split carved from the training file is scored
+(``validation_accuracy``), so hyperparameters are never chosen on the reported holdout; --seed repeats.
 """
 
 from __future__ import annotations
@@ -32,8 +35,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from pipeline.config import load_config  # noqa: E402
 
 DATASETS = {
-    "sst2": {"train": "sst2/train.tsv", "holdout": "sst2/validation.tsv", "target": 0.90},
-    "banking77": {"train": "banking77/train.tsv", "holdout": "banking77/test.tsv", "target": 0.90},
+    "sst2": {"train": "sst2/train.tsv", "holdout": "sst2/validation.tsv", "target": 0.91},
+    "banking77": {"train": "banking77/train.tsv", "holdout": "banking77/test.tsv", "target": 0.92},
 }
 
 
