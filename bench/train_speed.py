@@ -75,7 +75,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice).")
     parser.add_argument("--skip", default="",
-                        help="Comma-separated variants to skip (seed_recipe,run_glue_default,trainer_best).")
+                        help="Comma-separated variants to skip (any but pipeline and bare_fused).")
     parser.add_argument("--json", action="store_true", help="Print one JSON object as the last line of stdout.")
     parser.add_argument("--out", type=Path, default=None, help="Also write the JSON result to this file.")
     return parser.parse_args(argv)
@@ -396,13 +396,15 @@ def main(argv=None) -> dict:
             baseline_precision(device)
             record("run_glue_default",
                    lambda m: run_glue_default(m, tokenizer, texts, labels, order, batch_size, device, lr, config.seed))
-        baseline_precision(device)
-        record("bare_dynamic", lambda m: run_bare_dynamic(m, tokenized.input_ids, labels, baseline_batches, pad_id,
-                                                           device, lr))
+        if "bare_dynamic" not in skip:
+            baseline_precision(device)
+            record("bare_dynamic", lambda m: run_bare_dynamic(m, tokenized.input_ids, labels, baseline_batches, pad_id,
+                                                               device, lr))
         record("pipeline", lambda m: run_pipeline(m, tokenized, pad_id, pipeline_config, steps))
-        baseline_precision(device)
-        record("bare_dynamic_random_order", lambda m: run_bare_dynamic(m, tokenized.input_ids, labels, random_batches,
-                                                                        pad_id, device, lr))
+        if "bare_dynamic_random_order" not in skip:
+            baseline_precision(device)
+            record("bare_dynamic_random_order", lambda m: run_bare_dynamic(m, tokenized.input_ids, labels,
+                                                                            random_batches, pad_id, device, lr))
         if "trainer_best" not in skip:
             baseline_precision(device)
             record("trainer_best", lambda m: run_trainer_best(m, tokenizer, tokenized.input_ids, labels, order,
@@ -443,6 +445,7 @@ def main(argv=None) -> dict:
             "spread": {k: (max(v) - min(v)) / statistics.median(v) for k, v in seconds.items()},
             "tokenize_seconds": tokenize_seconds,
             "bare_dynamic_random_order_samples_per_s": per_s.get("bare_dynamic_random_order"),
+            "skipped": sorted(skip),
             "random_order_real_token_share": random_real / random_computed,
             "epoch_real_token_share": epoch_real / epoch_computed,
             "padded_to_128_real_token_share": real / (timed_samples * PAD_TO),
@@ -468,7 +471,8 @@ def print_summary(result: dict) -> None:
     per_s, ratios, details = result["samples_per_s"], result["ratios"], result["details"]
     lines = [f"{'variant':<28}{'samples/s':>12}"]
     lines += [f"{name:<28}{value:>12.1f}" for name, value in per_s.items() if value is not None]
-    lines.append(f"{'bare_dynamic_random_order':<28}{details['bare_dynamic_random_order_samples_per_s']:>12.1f}")
+    if details['bare_dynamic_random_order_samples_per_s']:
+        lines.append(f"{'bare_dynamic_random_order':<28}{details['bare_dynamic_random_order_samples_per_s']:>12.1f}")
     lines.append("ratios: " + ", ".join(f"d/{k[3:]}={v:.2f}" for k, v in ratios.items() if v is not None))
     lines.append(f"real-token share: pipeline {result['real_token_share']:.1%} (whole epoch "
                  f"{details['epoch_real_token_share']:.1%}), random batches {details['random_order_real_token_share']:.1%}, "
