@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The GPU checks of the fine-tuning engine in one prepared run (< 8 minutes on one H200):
+# The GPU checks of the fine-tuning engine in one prepared run (about 11 minutes on one H200; BUDGET_S bounds step 4):
 #   1. the GPU tests (tests/gpu, marked gpu) and the training unit tests, under this image's torch/transformers
-#   2. bench/train_speed.py --device cuda (four recipes, same model/data/steps)
+#   2. bench/train_speed.py --device cuda (all recipes incl. trainer_best and bare_fused; SST-2 and BANKING77
+#      lengths; token-budget batches with torch.compile; a BERT-base-sized model built from a config)
 #   3. bench/accuracy.py --device cuda (SST-2 and BANKING77 on the pipeline defaults)
 #   4. torch.compile test, then learning-rate experiments while time remains (evidence for the defaults)
 # Installs nothing from a registry. The GPU image lacks pydantic: its wheels come carried in .gpu_carry/whl and
@@ -26,7 +27,8 @@ if [ -n "${QUICK:-}" ]; then  # tiny sizes: checks the script, measures nothing
   TESTS="tests/gpu"; SPEED_ARGS="--samples 256 --steps 3 --repeats 1"; ACC_ARGS="--datasets banking77 --max-train-samples 200 --epochs 1"
   EXP_ARGS="--max-train-samples 200 --epochs 1"; EXPERIMENTS="banking77:training.learning_rate=5e-5,training.head_learning_rate_factor=1"
 else
-  TESTS="tests/gpu tests/unit/test_training.py"; SPEED_ARGS="--samples 2048 --steps 60 --repeats 5"; ACC_ARGS=""; EXP_ARGS=""
+  TESTS="tests/gpu tests/unit/test_training.py tests/unit/test_learning.py tests/unit/test_token_batches.py"
+  SPEED_ARGS="--samples 2048 --steps 60 --repeats 5"; ACC_ARGS=""; EXP_ARGS=""
   # in order of use, while time remains: the foundation's old defaults, then neighbours of the new ones
   EXPERIMENTS="banking77:training.learning_rate=5e-5,training.head_learning_rate_factor=1
                banking77:training.head_learning_rate_factor=300
@@ -62,6 +64,15 @@ stage "2. train_speed --device $DEVICE"
 timeout -k 5 120 "$PY" bench/train_speed.py --data "$DATA_DIR/sst2" $SPEED_ARGS \
   --device "$DEVICE" --model "$MODEL_DIR" --out "$OUT/train_speed.json" | tail -12
 SPEED_RC=${PIPESTATUS[0]}
+
+stage "2b. train_speed on BANKING77 lengths, token-budget batches, BERT-base from a config"
+timeout -k 5 100 "$PY" bench/train_speed.py --data "$DATA_DIR/banking77" $SPEED_ARGS --skip seed_recipe \
+  --device "$DEVICE" --model "$MODEL_DIR" --out "$OUT/train_speed_banking77.json" | tail -6
+timeout -k 5 100 "$PY" bench/train_speed.py --data "$DATA_DIR/sst2" $SPEED_ARGS --skip seed_recipe,run_glue_default \
+  --device "$DEVICE" --model "$MODEL_DIR" --pipeline-set max_batch_tokens=16384 --pipeline-set compile=true \
+  --out "$OUT/train_speed_token_budget.json" | tail -6
+timeout -k 5 100 "$PY" bench/train_speed.py --data "$DATA_DIR/sst2" $SPEED_ARGS --skip seed_recipe,run_glue_default \
+  --device "$DEVICE" --model config:bert-base --out "$OUT/train_speed_bert_base.json" | tail -6
 
 stage "3. accuracy --device $DEVICE (pipeline defaults)"
 timeout -k 5 170 "$PY" bench/accuracy.py --data "$DATA_DIR" --device "$DEVICE" $ACC_ARGS --no-progress --out "$OUT/accuracy.json" | tail -5

@@ -105,6 +105,9 @@ class ModelConfig(_Section):
     lora_alpha: int = Field(16, ge=1, description="LoRA scaling.")
     lora_dropout: float = Field(0.1, ge=0.0, lt=1.0, description="LoRA dropout.")
     warm_start: bool = Field(False, description="Start from the current champion's weights instead of the base model.")
+    pooling: Literal["auto", "pooler", "cls", "mean", "max"] = Field(
+        "auto", description="What the classification head reads: auto takes the checkpoint's sentence-transformers "
+        "pooling (mean for the packaged MiniLM) or else the architecture's [CLS] pooler; cls is the raw [CLS] vector.")
 
 
 class TrainingConfig(_Section):
@@ -130,6 +133,9 @@ class TrainingConfig(_Section):
     bf16: bool = Field(True, description="bf16 autocast on CUDA (CPU always trains in fp32).")
     compile: bool = Field(False, description="torch.compile the model (CUDA only).")
     group_by_length: bool = Field(True, description="Batch texts of similar length together to cut padding.")
+    max_batch_tokens: int | None = Field(
+        None, ge=16, description="Batch by tokens instead of rows: each batch holds up to this many padded tokens "
+        "(length-grouped; batch_size is then unused). On a GPU it keeps short texts from leaving it launch-bound.")
     early_stopping_patience: int | None = Field(2, ge=1, description="Epochs without improvement before stopping; None disables.")
     metric_for_best: Literal["accuracy", "macro_f1"] = Field("macro_f1", description="Validation metric that picks the best epoch.")
     checkpoint_steps: int = Field(200, ge=1, description="Write a resumable checkpoint every this many optimizer steps.")

@@ -18,17 +18,18 @@ def evaluate_model(config: PipelineConfig, workspace: Workspace, tracking: Track
                    splits: Splits) -> Evaluation:
     """Score the test split with the saved model; log metrics, per-class table and plots to the run."""
     import numpy as np
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoTokenizer
 
     from pipeline.evaluation.metrics import evaluate_predictions
     from pipeline.training.inference import predict_proba
     from pipeline.training.loop import select_device
+    from pipeline.training.pooling import load_classifier
     from pipeline.training.tokenization import tokenize_texts
 
     model_dir, test_frame = trained.model_dir, splits.test
     device = select_device(config.training.device)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForSequenceClassification.from_pretrained(model_dir).to(device)
+    model = load_classifier(model_dir).to(device)
     label2id = {str(k): int(v) for k, v in model.config.label2id.items()}
     names = [model.config.id2label[i] for i in range(model.config.num_labels)]
     if test_frame.empty:

@@ -17,6 +17,25 @@ from mlflow.pyfunc import PythonModel
 BATCH_SIZE = 64
 
 
+def pool(hidden, mask, mode: str):
+    """The head's input as ``pipeline.training.pooling`` computes it (this file imports nothing from it)."""
+    if mode == "cls":
+        return hidden[:, 0]
+    mask = mask.unsqueeze(-1).to(hidden.dtype)
+    if mode == "mean":
+        return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
+    return hidden.masked_fill(mask == 0, float("-inf")).max(dim=1).values
+
+
+def classify_logits(model, batch):
+    """Logits with the pooling the model was trained with (its config's ``pipeline_pooling``)."""
+    mode = getattr(model.config, "pipeline_pooling", None) or "pooler"
+    if mode == "pooler":
+        return model(**batch).logits
+    hidden = model.base_model(**batch, return_dict=True).last_hidden_state
+    return model.classifier(pool(hidden, batch["attention_mask"], mode))
+
+
 class TextClassifierModel(PythonModel):
     def load_context(self, context):
         import torch
@@ -46,7 +65,7 @@ class TextClassifierModel(PythonModel):
             for start in range(0, len(texts), BATCH_SIZE):
                 batch = self.tokenizer(texts[start:start + BATCH_SIZE], truncation=True, max_length=self.max_length,
                                        padding=True, return_tensors="pt").to(self.device)
-                proba = torch.softmax(self.model(**batch).logits.float(), dim=-1)
+                proba = torch.softmax(classify_logits(self.model, batch).float(), dim=-1)
                 best = proba.max(dim=-1)
                 labels += [str(id2label[int(i)]) for i in best.indices.cpu()]
                 scores += best.values.cpu().tolist()

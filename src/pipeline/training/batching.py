@@ -50,3 +50,35 @@ def evaluation_batches(lengths: np.ndarray, batch_size: int) -> list[np.ndarray]
     """Batches sorted by length (least padding); predictions are scattered back by index."""
     order = np.argsort(-lengths, kind="stable")
     return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def token_budget_batches(lengths: np.ndarray, max_tokens: int, seed: int, epoch: int,
+                         bucket_batches: int = BUCKET_BATCHES, max_rows: int | None = None) -> list[np.ndarray]:
+    """Index batches holding at most ``max_tokens`` padded tokens each (rows x longest row), for one epoch.
+
+    Batching by tokens rather than rows keeps every step's work about equal: short texts come in large
+    batches (a GPU is not left launch-bound on 13-token phrases) and long ones in small batches (no
+    out-of-memory on the longest). Like ``epoch_batches``: shuffle, sort buckets of about
+    ``bucket_batches`` batches by length, cut, shuffle the batch order; a pure function of (seed, epoch).
+    A row longer than ``max_tokens`` gets a batch of its own. ``max_rows`` caps the rows of a batch.
+    """
+    if max_tokens < 1:
+        raise ValueError(f"max_tokens must be positive, got {max_tokens}")
+    rng = np.random.default_rng([seed, epoch])
+    order = rng.permutation(len(lengths))
+    mean = max(float(lengths.mean()), 1.0) if len(lengths) else 1.0
+    bucket = max(1, int(bucket_batches * max_tokens / mean))
+    batches: list[np.ndarray] = []
+    for start in range(0, len(order), bucket):
+        chunk = order[start:start + bucket]
+        chunk = chunk[np.argsort(-lengths[chunk], kind="stable")]
+        current: list[int] = []
+        for index in chunk:
+            width = max(int(lengths[current[0]]) if current else 0, int(lengths[index]))
+            if current and (width * (len(current) + 1) > max_tokens or (max_rows and len(current) >= max_rows)):
+                batches.append(np.array(current))
+                current = []
+            current.append(int(index))
+        if current:
+            batches.append(np.array(current))
+    return [batches[i] for i in rng.permutation(len(batches))]

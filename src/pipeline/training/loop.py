@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 
 from pipeline.config import TrainingConfig
 from pipeline.evaluation.metrics import classification_metrics
-from pipeline.training.batching import collate, epoch_batches
+from pipeline.training.batching import collate, epoch_batches, token_budget_batches
 from pipeline.training.checkpoints import CheckpointWriter, list_checkpoints, load_checkpoint
 from pipeline.training.inference import autocast_context, predict_proba
 from pipeline.training.tokenization import TokenizedSplit
@@ -123,6 +123,25 @@ def clip_gradients(params: list[torch.nn.Parameter], max_norm: float, device: to
     return norm
 
 
+def build_epoch_batches(lengths: np.ndarray, config: TrainingConfig, epoch: int) -> list[np.ndarray]:
+    """One epoch's batches: ``batch_size`` rows, or up to ``max_batch_tokens`` padded tokens when set."""
+    if config.max_batch_tokens:
+        return token_budget_batches(lengths, config.max_batch_tokens, config.seed, epoch)
+    return epoch_batches(lengths, config.batch_size, config.seed, epoch, config.group_by_length)
+
+
+def plan_token_budget_steps(lengths: np.ndarray, config: TrainingConfig) -> tuple[int, int, int] | None:
+    """``plan_steps`` for token-budget batches, whose count varies a little by epoch; None when batching by rows."""
+    if not config.max_batch_tokens:
+        return None
+    accum = config.gradient_accumulation_steps
+    if config.max_steps:
+        per_epoch = math.ceil(len(build_epoch_batches(lengths, config, 0)) / accum)
+        return per_epoch, config.max_steps, math.ceil(config.max_steps / per_epoch)
+    steps = [math.ceil(len(build_epoch_batches(lengths, config, e)) / accum) for e in range(config.epochs)]
+    return steps[0], sum(steps), config.epochs
+
+
 def plan_steps(examples: int, config: TrainingConfig) -> tuple[int, int, int]:
     """(optimizer steps per epoch, planned steps, epochs to run)."""
     batches = math.ceil(examples / config.batch_size)
@@ -170,14 +189,14 @@ def fine_tune(model: torch.nn.Module, train: TokenizedSplit, validation: Tokeniz
     model.to(device)
     optimizer = build_optimizer(model, config, device)
     trainable = [p for p in model.parameters() if p.requires_grad]
-    per_epoch, planned, epochs = plan_steps(len(train), config)
+    lengths = train.lengths
+    per_epoch, planned, epochs = plan_token_budget_steps(lengths, config) or plan_steps(len(train), config)
     scheduler = build_scheduler(optimizer, config, planned)
     weights = class_weight_tensor(train.labels, model.config.num_labels).to(device) if config.class_weights else None
     loss_fn = torch.nn.CrossEntropyLoss(weight=weights)
     forward = parallel.wrap(model, device) if parallel else model
     forward = torch.compile(forward) if (config.compile and device.type == "cuda") else forward
 
-    lengths = train.lengths
     counts = np.zeros(len(train), dtype=np.int64)
     step, epoch, next_batch = 0, 0, 0
     history: list[dict] = []
@@ -230,7 +249,7 @@ def fine_tune(model: torch.nn.Module, train: TokenizedSplit, validation: Tokeniz
                dynamic_ncols=True)
     try:
         while step < planned and epoch < epochs and not stopped_early:
-            batches = epoch_batches(lengths, config.batch_size, config.seed, epoch, config.group_by_length)
+            batches = build_epoch_batches(lengths, config, epoch)
             started = time.perf_counter()
             for b in range(next_batch, len(batches)):
                 indices, counted, factor = batches[b], True, 1.0

@@ -60,9 +60,13 @@ def load_model(source: str, label_map: dict[str, int], config: ModelConfig):
     size differs from the labels is re-initialised (``ignore_mismatched_sizes``). The names of the
     parameters that were initialised here rather than loaded (the new head) are kept as
     ``model.pipeline_new_parameters``; the optimizer gives them ``training.head_learning_rate_factor``.
+    The head reads the pooling ``model.pooling`` names; 'auto' takes the checkpoint's own
+    (``pipeline.training.pooling``).
     """
     import torch
     from transformers import AutoModelForSequenceClassification
+
+    from pipeline.training.pooling import apply_pooling, choose_pooling
 
     id2label = {i: label for label, i in label_map.items()}
     # fp32 master weights whatever the checkpoint stores (transformers 5 would keep a bf16/fp16 file's dtype,
@@ -73,6 +77,8 @@ def load_model(source: str, label_map: dict[str, int], config: ModelConfig):
     )
     mismatched = {key[0] if isinstance(key, tuple) else key for key in info.get("mismatched_keys") or ()}
     model.pipeline_new_parameters = frozenset(info.get("missing_keys") or ()) | mismatched
+    apply_pooling(model, choose_pooling(resolve_model_path(source), model.config, config.pooling))
+    logger.info("classification head reads %s pooling", model.config.pipeline_pooling)
     if config.method == "lora":
         from peft import LoraConfig, TaskType, get_peft_model
 
