@@ -91,9 +91,14 @@ def test_jsonl_label_key_that_vanishes_after_the_first_chunk_leaves_missing_labe
 
 
 def test_missing_value_markers_as_labels_are_refused_by_a_named_rule():
-    frame = pd.DataFrame({"text": [f"text {i}" for i in range(8)],
-                          "label": ["a", "b", "None", "null", "NaN", " NA ", "a", "b"], "source": "x.csv",
-                          "row": range(1, 9)})
+    frame = pd.DataFrame(
+        {
+            "text": [f"text {i}" for i in range(8)],
+            "label": ["a", "b", "None", "null", "NaN", " NA ", "a", "b"],
+            "source": "x.csv",
+            "row": range(1, 9),
+        }
+    )
     result = validate_frame(frame, ValidationConfig())
     failure = next(f for f in result.failures if f["rule"] == "label_not_missing_marker")
     assert failure["observed"].startswith("4 of 8 rows") and failure["examples"][0]["row"] == 3
@@ -101,8 +106,10 @@ def test_missing_value_markers_as_labels_are_refused_by_a_named_rule():
     assert "label_not_missing_marker" not in [f["rule"] for f in configured.failures]
 
 
-@pytest.mark.parametrize("name, rule, line", [("unbalanced_quote.csv", "unbalanced_quote", 21),
-                                              ("text_not_string.jsonl", "text_not_string", 2)])
+@pytest.mark.parametrize(
+    "name, rule, line",
+    [("unbalanced_quote.csv", "unbalanced_quote", 21), ("text_not_string.jsonl", "text_not_string", 2)],
+)
 def test_pipeline_validate_refuses_with_the_rule_and_line(tmp_path, name, rule, line):
     from pipeline.cli.main import app
 

@@ -56,12 +56,16 @@ def _csv_reader(counter: _LineCounter, delimiter: str, quoting: str):
 
 def _quote_error(uri: str, error: csv.Error, row: int, line: int, at_eof: bool) -> IngestionError:
     if at_eof or "end of data" in str(error):
-        message = ("a quoted field opens here and its closing quote never comes: quote the whole field and write "
-                   'inner quotes twice (""), or remove the stray quote')
+        message = (
+            "a quoted field opens here and its closing quote never comes: quote the whole field and write "
+            'inner quotes twice (""), or remove the stray quote'
+        )
     else:
-        message = (f"text follows a closing quote ({error}): a field that starts with a quote must end with one. "
-                   'Quote the whole field and double its inner quotes ("""great"" movie"), '
-                   "or set data.quoting: none for files that never quote")
+        message = (
+            f"text follows a closing quote ({error}): a field that starts with a quote must end with one. "
+            'Quote the whole field and double its inner quotes ("""great"" movie"), '
+            "or set data.quoting: none for files that never quote"
+        )
     return IngestionError(uri, "unbalanced_quote", message, row=row, line=line)
 
 
@@ -78,8 +82,9 @@ def _swallow_suspects(record: list[str], delimiter: str, fields: int, label_inde
     return found
 
 
-def iter_delimited(uri: str, delimiter: str, encoding: str, chunk_rows: int, label_column: str,
-                   quoting: str = "strict") -> Iterator[pd.DataFrame]:
+def iter_delimited(
+    uri: str, delimiter: str, encoding: str, chunk_rows: int, label_column: str, quoting: str = "strict"
+) -> Iterator[pd.DataFrame]:
     """Frames of the file's columns (strings; an empty field is None), ``chunk_rows`` records at a time.
 
     Raises IngestionError (rules above; ``row`` is the record, ``line`` the physical line, header
@@ -114,14 +119,20 @@ def iter_delimited(uri: str, delimiter: str, encoding: str, chunk_rows: int, lab
                 continue
             row += 1
             if len(record) != fields:
-                raise IngestionError(uri, "malformed_rows", f"expected {fields} fields (as in the header), found "
-                                     f"{len(record)}", row=row, line=start)
+                raise IngestionError(
+                    uri,
+                    "malformed_rows",
+                    f"expected {fields} fields (as in the header), found {len(record)}",
+                    row=row,
+                    line=start,
+                )
             if label_index is not None:
                 if len(labels) < MAX_LABELS_TRACKED:
                     labels.add(record[label_index].strip())
                 if len(suspects) < MAX_SUSPECTS and counter.lines > start:
-                    suspects += [(value, row, start) for value in
-                                 _swallow_suspects(record, delimiter, fields, label_index)]
+                    suspects += [
+                        (value, row, start) for value in _swallow_suspects(record, delimiter, fields, label_index)
+                    ]
             records.append([record[p] or None for p in positions])
             if len(records) == chunk_rows:
                 yield pd.DataFrame(records, columns=columns, dtype=object)
@@ -131,8 +142,12 @@ def iter_delimited(uri: str, delimiter: str, encoding: str, chunk_rows: int, lab
         swallowed = [(value, r, line) for value, r, line in suspects if value and value in labels]
         if swallowed:
             value, r, line = swallowed[0]
-            raise IngestionError(uri, "swallowed_records",
-                                 f"a quoted field opened here spans lines that look like records of their own (one "
-                                 f"ends with the label {value!r}): {len(swallowed)} such line(s), so the file holds "
-                                 f"more records than the {row} read. Close or remove the opening quote",
-                                 row=r, line=line)
+            raise IngestionError(
+                uri,
+                "swallowed_records",
+                f"a quoted field opened here spans lines that look like records of their own (one "
+                f"ends with the label {value!r}): {len(swallowed)} such line(s), so the file holds "
+                f"more records than the {row} read. Close or remove the opening quote",
+                row=r,
+                line=line,
+            )
