@@ -35,6 +35,9 @@ class DataConfig(_Section):
         "auto", description="File format; auto picks it from the file extension (.gz allowed)."
     )
     encoding: str = Field("utf-8", description="Text encoding of CSV/TSV/JSONL files (a BOM is accepted).")
+    read_attempts: int = Field(3, ge=1, le=10, description="Tries to read a file before an I/O error (not a parse "
+                               "error) quarantines it as unreadable; waits double between tries.")
+    read_retry_delay_s: float = Field(0.5, ge=0.0, le=60.0, description="Wait before the second try to read a file.")
     quoting: Literal["strict", "none"] = Field(
         "strict", description="CSV/TSV quoting: strict (RFC 4180; an unbalanced quote refuses the file) or none "
         "(every field literal, for exports that never quote).")

@@ -18,6 +18,10 @@ class DataOutcome:
     rows_added: int
     snapshot_changed: bool
     contracts: dict[str, dict] = field(default_factory=dict)
+    duplicates_dropped: int = 0
+    conflict_rows: int = 0
+    net_rows_added: int = 0
+    notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return asdict(self)

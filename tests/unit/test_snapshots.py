@@ -4,6 +4,7 @@ import json
 import os
 import random
 import shutil
+from pathlib import Path
 
 import pandas as pd
 import pyarrow.parquet as pq
@@ -11,7 +12,6 @@ import pytest
 
 import pipeline.atomic
 from pipeline.config import DataConfig
-from pipeline.data.deduplication import ConflictError
 from pipeline.data.snapshots import build_snapshot_frame, content_digest
 from pipeline.data.store import DataStore
 from pipeline.workspace import Workspace
@@ -82,12 +82,12 @@ def test_conflicting_rows_are_listed_in_the_snapshot(tmp_path):
 def test_conflicts_over_the_share_fail_with_a_report_and_write_nothing(tmp_path):
     store = DataStore(Workspace(tmp_path / "w"), DataConfig())
     _write(store.workspace.landing / "a.csv", [("x", "a"), ("x", "b"), ("y", "a")])
-    with pytest.raises(ConflictError) as info:
-        store.ingest()
-    assert len(info.value.conflicts) == 2 and "policy 'drop'" in str(info.value)
-    assert pd.read_csv(info.value.report)["text"].tolist() == ["x", "x"]
-    assert store.head() is None and store.read_ledger()["files"] == {}
-    assert (store.workspace.landing / "a.csv").exists()
+    [item] = store.ingest().quarantined
+    report = json.loads(Path(item["report"].replace(".report.md", ".report.json")).read_text())
+    assert item["rule"] == "conflicting_labels" and "policy 'drop'" in report["message"]
+    assert pd.read_csv(report["report_csv"])["text"].tolist() == ["x", "x"]
+    assert store.head() is None and [f["status"] for f in store.read_ledger()["files"].values()] == ["quarantined"]
+    assert not (store.workspace.landing / "a.csv").exists(), "moved to quarantine, nothing lost"
     assert not [p for p in store.workspace.snapshots.iterdir() if p.name != ".staging"]
     assert not list((store.workspace.snapshots / ".staging").iterdir()), "parsed parts are cleaned up"
 
@@ -95,8 +95,8 @@ def test_conflicts_over_the_share_fail_with_a_report_and_write_nothing(tmp_path)
 def test_fail_policy_refuses_any_conflict(tmp_path):
     store = DataStore(Workspace(tmp_path / "w"), DataConfig(conflict_policy="fail", max_conflict_share=1.0))
     _write(store.workspace.landing / "a.csv", [(f"t{i}", "a") for i in range(1000)] + [("x", "a"), ("X", "b")])
-    with pytest.raises(ConflictError, match="policy 'fail'"):
-        store.ingest()
+    [item] = store.ingest().quarantined
+    assert item["rule"] == "conflicting_labels" and "policy 'fail'" in item["message"]
 
 
 def test_sst2_train_has_five_conflicting_texts(shared_data, tmp_path):
@@ -108,9 +108,9 @@ def test_sst2_train_has_five_conflicting_texts(shared_data, tmp_path):
     assert "laughably" in set(store.head().conflicts()["text"].str.strip())
     assert manifest.rows == 67349 - manifest.duplicates_dropped - 10
     strict = DataStore(Workspace(tmp_path / "strict"), DataConfig(max_conflict_share=0.0001))
-    with pytest.raises(ConflictError) as info:
-        strict.ingest([str(shared_data / "sst2" / "train.tsv")])
-    assert len(pd.read_csv(info.value.report)) == 10
+    [item] = strict.ingest([str(shared_data / "sst2" / "train.tsv")]).quarantined
+    report = json.loads(Path(item["report"].replace(".report.md", ".report.json")).read_text())
+    assert len(pd.read_csv(report["report_csv"])) == 10
 
 
 def _snapshot_dirs(store):

@@ -22,6 +22,7 @@ import os
 import shutil
 import tempfile
 import time
+import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -33,6 +34,7 @@ from filelock import FileLock, Timeout
 from pipeline.atomic import atomic_write_text
 from pipeline.config import DataConfig
 from pipeline.data.quarantine import quarantine_file, render_quarantine_report  # noqa: F401  (re-exported)
+from pipeline.data.quarantine import retry_transient
 from pipeline.data.sources import FileInfo, IngestionError, file_sha256, is_hf_uri, is_supported, stat_file
 from pipeline.workspace import Workspace
 
@@ -105,12 +107,13 @@ class IngestResult:
     snapshot_changed: bool
     duplicates_dropped: int = 0
     conflict_rows: int = 0
+    net_rows_added: int = 0
 
     def to_dict(self) -> dict:
         return {"snapshot_id": self.snapshot_id, "new_files": self.new_files, "skipped_files": self.skipped_files,
                 "quarantined": self.quarantined, "rows_added": self.rows_added,
                 "snapshot_changed": self.snapshot_changed, "duplicates_dropped": self.duplicates_dropped,
-                "conflict_rows": self.conflict_rows}
+                "conflict_rows": self.conflict_rows, "net_rows_added": self.net_rows_added}
 
 
 def _now() -> str:
@@ -239,12 +242,30 @@ class DataStore:
                 ledger = self.read_ledger()
                 claimed: dict[str, str] = {}
                 for uri in self.discover(paths):
-                    self._stage_one(uri, ledger, claimed, batch)
+                    self._stage_isolated(uri, ledger, claimed, batch)
                 self._write_ledger(ledger)
             except BaseException:
                 batch.discard()
                 raise
         return batch
+
+    def _stage_isolated(self, uri: str, ledger: dict, claimed: dict[str, str], batch: StagedBatch) -> None:
+        """``_stage_one``, where no exception of one file stops the others: an unexpected error quarantines
+        the file (rule ``internal_error``), and a file that cannot even be quarantined is skipped. An
+        OSError of the workspace itself (disk full) still stops the stage: every file would hit it."""
+        try:
+            self._stage_one(uri, ledger, claimed, batch)
+        except OSError:
+            raise  # the workspace's own disk: not this file's fault, and the next file would fail too
+        except Exception as exc:
+            logger.exception("unexpected error staging %s", uri)
+            report = {"rule": "internal_error", "message": f"{type(exc).__name__}: {exc}"[:2000]}
+            try:
+                info = stat_file(uri)
+                batch.quarantined.append(self._quarantine(ledger, uri, None, info, report))
+            except Exception as again:
+                batch.skipped.append({"uri": uri, "sha256": None, "reason": f"{report['message']}; could not be "
+                                      f"quarantined either ({type(again).__name__}: {again})"})
 
     def _stage_one(self, uri: str, ledger: dict, claimed: dict[str, str], batch: StagedBatch) -> None:
         try:
@@ -258,7 +279,7 @@ class DataStore:
             batch.quarantined.append(self._quarantine(ledger, uri, None, info, error.to_dict()))
             return
         try:
-            sha = self._fingerprint(info, ledger)
+            sha = retry_transient(lambda: self._fingerprint(info, ledger), self.config, uri)
         except (IngestionError, OSError) as exc:
             error = exc if isinstance(exc, IngestionError) else IngestionError(uri, "unreadable", str(exc))
             batch.quarantined.append(self._quarantine(ledger, uri, None, info, error.to_dict()))
@@ -277,7 +298,9 @@ class DataStore:
             batch.skipped.append({"uri": uri, "sha256": sha, "reason": reason})
             return
         try:
-            batch.files.append(self._parse_to_part(uri, sha, info, batch.folder))
+            # an OSError that is not an IngestionError comes from writing the part (our disk): it stops the stage
+            batch.files.append(retry_transient(lambda: self._parse_to_part(uri, sha, info, batch.folder), self.config,
+                                               uri, reads_only=True))
         except IngestionError as exc:
             batch.quarantined.append(self._quarantine(ledger, uri, sha, info, exc.to_dict()))
             return
@@ -306,12 +329,11 @@ class DataStore:
     def commit(self, batch: StagedBatch, rejected: dict[str, dict] | None = None) -> IngestResult:
         """Quarantine ``rejected`` files (uri -> failure report) and snapshot the rest of the batch.
 
-        Files another process committed meanwhile are skipped. Raises ``ConflictError`` (with
-        ``report``, a CSV of the conflicting rows) when the conflict policy refuses the batch; then no
-        snapshot is written, nothing is quarantined and the ledger is unchanged. The batch's parts are
-        deleted either way.
+        Files another process committed meanwhile are skipped. A file whose conflicting labels the policy
+        refuses is quarantined alone (report: a CSV of the conflicting rows) and the rest commits. The
+        batch's parts are deleted either way.
         """
-        from pipeline.data.deduplication import ConflictError
+        from pipeline.data.isolation import write_isolating_conflicts
         from pipeline.data.snapshots import load_snapshot, snapshot_id_for, write_snapshot_from_parts
 
         rejected = rejected or {}
@@ -327,19 +349,22 @@ class DataStore:
                     else:
                         accepted.append(staged)
                 head_id, snapshot = ledger["head"], None
-                if accepted:
-                    parent = load_snapshot(self.workspace.snapshots, head_id) if head_id else None
-                    members = [sha for sha, rec in ledger["files"].items() if rec["status"] == "accepted"]
-                    members += [s.sha256 for s in accepted]
-                    files = (parent.manifest.files if parent else []) + [
-                        {"uri": s.uri, "sha256": s.sha256, "rows": s.rows, "size": s.size} for s in accepted]
-                    try:
-                        snapshot = write_snapshot_from_parts(self.workspace.snapshots, snapshot_id_for(members), parent,
-                                                             [s.path for s in accepted], files, self.config)
-                    except ConflictError as exc:
-                        exc.report = self._write_conflict_report(exc)
-                        raise
+                parent = load_snapshot(self.workspace.snapshots, head_id) if head_id and accepted else None
+                known = [sha for sha, rec in ledger["files"].items() if rec["status"] == "accepted"]
+
+                def write(files: list[StagedFile]):
+                    listed = (parent.manifest.files if parent else []) + [
+                        {"uri": s.uri, "sha256": s.sha256, "rows": s.rows, "size": s.size} for s in files]
+                    return write_snapshot_from_parts(self.workspace.snapshots,
+                                                     snapshot_id_for(known + [s.sha256 for s in files]), parent,
+                                                     [s.path for s in files], listed, self.config)
+
+                snapshot, conflicted = write_isolating_conflicts(write, accepted, self._write_conflict_report)
+                accepted = [s for s in accepted if all(s is not c for c, _ in conflicted)]
                 quarantined = list(batch.quarantined)
+                for staged, report in conflicted:
+                    info = FileInfo(staged.uri, staged.size, staged.mtime)
+                    quarantined.append(self._quarantine(ledger, staged.uri, staged.sha256, info, report))
                 for staged in refused:
                     info = FileInfo(staged.uri, staged.size, staged.mtime)
                     quarantined.append(self._quarantine(ledger, staged.uri, staged.sha256, info, rejected[staged.uri]))
@@ -355,10 +380,11 @@ class DataStore:
                 self._write_ledger(ledger)
         finally:
             batch.discard()
+        net = (snapshot.manifest.rows - (parent.manifest.rows if parent else 0)) if changed else 0
         return IngestResult(ledger["head"], [s.uri for s in accepted], skipped, quarantined,
                             sum(s.rows for s in accepted), changed,
                             snapshot.manifest.duplicates_dropped if snapshot else 0,
-                            snapshot.manifest.conflict_rows if snapshot else 0)
+                            snapshot.manifest.conflict_rows if snapshot else 0, net)
 
     def ingest(self, paths: list[str] | None = None, check=None) -> IngestResult:
         """Stage, run ``check(batch, head) -> {uri: failure report}`` when given, and commit."""
@@ -394,7 +420,7 @@ class DataStore:
     def _write_conflict_report(self, error) -> str:
         folder = self.workspace.reports / "conflicts"
         folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-conflicts.csv"
+        path = folder / f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}-conflicts.csv"
         error.conflicts.to_csv(path, index=False)
         return str(path)
 

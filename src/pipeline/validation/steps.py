@@ -23,6 +23,7 @@ from pipeline.validation.contract import (
     validate_snapshot,
 )
 from pipeline.validation.data_docs import DataDocs
+from pipeline.validation.snapshot_checks import refuse_class_breakers
 from pipeline.workspace import Workspace
 
 logger = logging.getLogger(__name__)
@@ -40,8 +41,8 @@ def allowed_labels_for(config: PipelineConfig, head: Snapshot | None) -> list[st
     """Configured labels, else (unless new labels are allowed) the labels of the current snapshot."""
     if config.validation.allowed_labels:
         return [str(x) for x in config.validation.allowed_labels]
-    if head is not None and not config.validation.allow_new_labels:
-        return sorted(head.manifest.label_counts)
+    if head is not None and not config.validation.allow_new_labels and len(head.manifest.label_counts) >= 2:
+        return sorted(head.manifest.label_counts)  # one class is no label set: it is never frozen from it
     return None
 
 
@@ -70,6 +71,7 @@ def contract_checker(config: PipelineConfig, tokenizer, contracts: dict, docs: D
             if not result.success:
                 rejected[staged.uri] = {"rule": result.failures[0]["rule"], "message": result.summary(staged.uri),
                                         "failures": result.failures, "warnings": result.warnings}
+        rejected.update(refuse_class_breakers(config, batch, head, rejected))
         return rejected
 
     return check
