@@ -6,17 +6,15 @@ to quarantine at once), then ``commit`` quarantines the files the contract rejec
 snapshot from the rest. Both steps hold a file lock on the workspace, so two processes never corrupt
 the ledger: a second ingest waits up to ``data.lock_timeout_s`` and then raises ``DataStoreBusy``.
 
-The ledger (``ledger/ledger.json``, replaced atomically) holds:
-``files``  one record per content hash: status (accepted / quarantined), uris, size, rows, snapshot, time;
-``seen``   the last size, mtime and hash of every URI, so unchanged files are never hashed again;
-``events`` one record per file the first time each URI was seen with each content: uri, sha256, size,
-rows, status (accepted / quarantined / duplicate), snapshot, time, reason;
-``head`` and ``history``: the current snapshot id and every earlier one.
+The ledger (``pipeline.data.ledger``, SQLite in ``ledger/ledger.sqlite``, one transaction per stage and
+per commit) holds: ``files`` (one record per content hash: status accepted / quarantined, uris, size,
+rows, snapshot, time), ``seen`` (the last size, mtime and hash of every URI, so unchanged files are never
+hashed again), ``events`` (one record per file the first time each URI was seen with each content:
+status accepted / quarantined / duplicate, reason) and the snapshot history, whose last entry is the head.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -31,10 +29,9 @@ from pathlib import Path
 import fsspec
 from filelock import FileLock, Timeout
 
-from pipeline.atomic import atomic_write_text
 from pipeline.config import DataConfig
-from pipeline.data.quarantine import quarantine_file, render_quarantine_report  # noqa: F401  (re-exported)
-from pipeline.data.quarantine import retry_transient
+from pipeline.data.ledger import Ledger
+from pipeline.data.quarantine import quarantine_file, render_quarantine_report, retry_transient  # noqa: F401  (re-exported)
 from pipeline.data.sources import FileInfo, IngestionError, file_sha256, is_hf_uri, is_supported, stat_file
 from pipeline.workspace import Workspace
 
@@ -132,25 +129,21 @@ class DataStore:
         self.config = config
         timeout = config.lock_timeout_s if lock_timeout is None else lock_timeout
         self.lock = FileLock(str(workspace.lock_file), timeout=timeout)
-        self.ledger_path = workspace.ledger / "ledger.json"
+        self.ledger = Ledger(workspace.ledger, timeout_s=max(timeout, 1.0) if timeout >= 0 else 60.0)
+        self.ledger_path = self.ledger.path
         self.staging_root = workspace.snapshots / ".staging"
 
     # -- ledger ---------------------------------------------------------------------------------
     def read_ledger(self) -> dict:
-        if not self.ledger_path.exists():
-            return {"files": {}, "seen": {}, "events": [], "head": None, "history": []}
-        ledger = json.loads(self.ledger_path.read_text(encoding="utf-8"))
-        ledger.setdefault("events", [])
-        return ledger
-
-    def _write_ledger(self, ledger: dict) -> None:
-        atomic_write_text(self.ledger_path, json.dumps(ledger, indent=1, sort_keys=True))
+        """The whole ledger as a dict (files, seen, events, head, history): for reports and tests; the
+        store itself queries ``self.ledger``."""
+        return self.ledger.as_dict()
 
     def head(self):
         """The newest Snapshot, or None before the first ingestion."""
         from pipeline.data.snapshots import load_snapshot
 
-        head = self.read_ledger()["head"]
+        head = self.ledger.head()
         return load_snapshot(self.workspace.snapshots, head) if head else None
 
     # -- discovery ------------------------------------------------------------------------------
@@ -212,8 +205,8 @@ class DataStore:
             return content_sha256(uri, self.config, self.workspace.cache / "datasets")
         return file_sha256(uri)
 
-    def _fingerprint(self, info: FileInfo, ledger: dict) -> str:
-        seen = ledger["seen"].get(info.uri)
+    def _fingerprint(self, info: FileInfo, ledger: Ledger, seen: dict | None = None) -> str:
+        seen = ledger.seen(info.uri) if seen is None else seen
         if seen and seen["size"] == info.size and info.mtime is not None and seen["mtime"] == info.mtime:
             return seen["sha256"]
         return self._content_hash(info.uri)
@@ -221,12 +214,12 @@ class DataStore:
     def pending(self, paths: list[str] | None = None) -> list[dict]:
         """Files whose content was never ingested. Checks size and mtime first and hashes only files that
         changed since the ledger last saw them (``hf:`` sources have no mtime and are always hashed)."""
-        ledger = self.read_ledger()
+        seen, known = self.ledger.all_seen(), self.ledger.known_hashes()
         out = []
         for uri in self.discover(paths):
             info = stat_file(uri)
-            sha = self._fingerprint(info, ledger)
-            if sha not in ledger["files"]:
+            sha = self._fingerprint(info, self.ledger, seen.get(uri) or {})
+            if sha not in known:
                 out.append({"uri": uri, "size": info.size, "sha256": sha})
         return out
 
@@ -239,17 +232,17 @@ class DataStore:
             self.staging_root.mkdir(parents=True, exist_ok=True)
             batch = StagedBatch(folder=Path(tempfile.mkdtemp(dir=self.staging_root)))
             try:
-                ledger = self.read_ledger()
+                uris = self.discover(paths)
                 claimed: dict[str, str] = {}
-                for uri in self.discover(paths):
-                    self._stage_isolated(uri, ledger, claimed, batch)
-                self._write_ledger(ledger)
+                with self.ledger.transaction() as ledger:
+                    for uri in uris:
+                        self._stage_isolated(uri, ledger, claimed, batch)
             except BaseException:
                 batch.discard()
                 raise
         return batch
 
-    def _stage_isolated(self, uri: str, ledger: dict, claimed: dict[str, str], batch: StagedBatch) -> None:
+    def _stage_isolated(self, uri: str, ledger: Ledger, claimed: dict[str, str], batch: StagedBatch) -> None:
         """``_stage_one``, where no exception of one file stops the others: an unexpected error quarantines
         the file (rule ``internal_error``), and a file that cannot even be quarantined is skipped. An
         OSError of the workspace itself (disk full) still stops the stage: every file would hit it."""
@@ -267,7 +260,7 @@ class DataStore:
                 batch.skipped.append({"uri": uri, "sha256": None, "reason": f"{report['message']}; could not be "
                                       f"quarantined either ({type(again).__name__}: {again})"})
 
-    def _stage_one(self, uri: str, ledger: dict, claimed: dict[str, str], batch: StagedBatch) -> None:
+    def _stage_one(self, uri: str, ledger: Ledger, claimed: dict[str, str], batch: StagedBatch) -> None:
         try:
             info = stat_file(uri)
         except FileNotFoundError:
@@ -284,8 +277,8 @@ class DataStore:
             error = exc if isinstance(exc, IngestionError) else IngestionError(uri, "unreadable", str(exc))
             batch.quarantined.append(self._quarantine(ledger, uri, None, info, error.to_dict()))
             return
-        ledger["seen"][uri] = {"size": info.size, "mtime": info.mtime, "sha256": sha}
-        known = ledger["files"].get(sha)
+        ledger.set_seen(uri, info.size, info.mtime, sha)
+        known = ledger.file(sha)
         if known or sha in claimed:
             if known and uri in known["uris"]:
                 reason = f"content already {known['status']}"
@@ -293,7 +286,7 @@ class DataStore:
                 original = known["uris"][0] if known else claimed[sha]
                 reason = f"duplicate of {original}"
                 if known:
-                    known["uris"].append(uri)
+                    ledger.add_uri(sha, uri)
                 self._record(ledger, uri, sha, info.size, None, "duplicate", None, reason)
             batch.skipped.append({"uri": uri, "sha256": sha, "reason": reason})
             return
@@ -338,19 +331,18 @@ class DataStore:
 
         rejected = rejected or {}
         try:
-            with self._locked():
-                ledger = self.read_ledger()
+            with self._locked(), self.ledger.transaction() as ledger:
                 accepted, refused, skipped = [], [], list(batch.skipped)
                 for staged in batch.files:
-                    if staged.sha256 in ledger["files"]:
+                    if ledger.file(staged.sha256) is not None:
                         skipped.append({"uri": staged.uri, "sha256": staged.sha256, "reason": "committed by another run"})
                     elif staged.uri in rejected:
                         refused.append(staged)
                     else:
                         accepted.append(staged)
-                head_id, snapshot = ledger["head"], None
+                head_id, snapshot = ledger.head(), None
                 parent = load_snapshot(self.workspace.snapshots, head_id) if head_id and accepted else None
-                known = [sha for sha, rec in ledger["files"].items() if rec["status"] == "accepted"]
+                known = ledger.accepted_hashes()
 
                 def write(files: list[StagedFile]):
                     listed = (parent.manifest.files if parent else []) + [
@@ -369,19 +361,17 @@ class DataStore:
                     info = FileInfo(staged.uri, staged.size, staged.mtime)
                     quarantined.append(self._quarantine(ledger, staged.uri, staged.sha256, info, rejected[staged.uri]))
                 for staged in accepted:
-                    ledger["files"][staged.sha256] = {
+                    ledger.put_file({
                         "sha256": staged.sha256, "uris": [staged.uri], "size": staged.size, "rows": staged.rows,
-                        "status": "accepted", "snapshot": snapshot.id, "time": _now()}
+                        "status": "accepted", "snapshot": snapshot.id, "time": _now()})
                     self._record(ledger, staged.uri, staged.sha256, staged.size, staged.rows, "accepted", snapshot.id)
                 changed = snapshot is not None and snapshot.id != head_id
                 if changed:
-                    ledger["head"] = snapshot.id
-                    ledger["history"].append(snapshot.id)
-                self._write_ledger(ledger)
+                    ledger.add_snapshot(snapshot.id)
         finally:
             batch.discard()
         net = (snapshot.manifest.rows - (parent.manifest.rows if parent else 0)) if changed else 0
-        return IngestResult(ledger["head"], [s.uri for s in accepted], skipped, quarantined,
+        return IngestResult(self.ledger.head(), [s.uri for s in accepted], skipped, quarantined,
                             sum(s.rows for s in accepted), changed,
                             snapshot.manifest.duplicates_dropped if snapshot else 0,
                             snapshot.manifest.conflict_rows if snapshot else 0, net)
@@ -398,22 +388,22 @@ class DataStore:
 
     # -- quarantine and reports -----------------------------------------------------------------
     @staticmethod
-    def _record(ledger: dict, uri: str, sha: str | None, size: int, rows: int | None, status: str,
+    def _record(ledger: Ledger, uri: str, sha: str | None, size: int, rows: int | None, status: str,
                 snapshot: str | None, reason: str | None = None) -> None:
-        ledger["events"].append({"time": _now(), "uri": uri, "sha256": sha, "size": size, "rows": rows,
-                                 "status": status, "snapshot": snapshot, "reason": reason})
+        ledger.add_event({"time": _now(), "uri": uri, "sha256": sha, "size": size, "rows": rows,
+                          "status": status, "snapshot": snapshot, "reason": reason})
 
-    def _quarantine(self, ledger: dict, uri: str, sha: str | None, info: FileInfo, report: dict) -> dict:
+    def _quarantine(self, ledger: Ledger, uri: str, sha: str | None, info: FileInfo, report: dict) -> dict:
         """Quarantine the file (see ``quarantine.quarantine_file``) and record it in the ledger."""
         movable = self._in_landing(uri) and (Path(uri).is_symlink() or
                                              Path(uri).resolve().is_relative_to(self._landing_roots()[1]))
         item = quarantine_file(self.workspace.quarantine, uri, sha, info.size, report, move=movable)
         if sha:
-            ledger["files"][sha] = {"sha256": sha, "uris": [uri], "size": info.size, "rows": None,
-                                    "status": "quarantined", "snapshot": None, "time": _now(),
-                                    "reason": report.get("rule"), "report": item["report_json"]}
+            ledger.put_file({"sha256": sha, "uris": [uri], "size": info.size, "rows": None,
+                             "status": "quarantined", "snapshot": None, "time": _now(),
+                             "reason": report.get("rule"), "report": item["report_json"]})
         self._record(ledger, uri, sha, info.size, None, "quarantined", None, report.get("rule"))
-        ledger["seen"].pop(uri, None)
+        ledger.forget_seen(uri)
         logger.warning("quarantined %s: %s", uri, report.get("rule"))
         return {k: v for k, v in item.items() if k != "report_json"}
 

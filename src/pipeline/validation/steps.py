@@ -86,7 +86,8 @@ def validate_file(config: PipelineConfig, workspace: Workspace, uri: str, docs: 
     from pipeline.training.modeling import load_tokenizer
 
     frame = read_labeled_file(uri, config.data)
-    store = DataStore(workspace, config.data) if (workspace.ledger / "ledger.json").exists() else None
+    has_ledger = any((workspace.ledger / name).exists() for name in ("ledger.sqlite", "ledger.json"))
+    store = DataStore(workspace, config.data) if has_ledger else None
     head = store.head() if store is not None else None
     tokenizer = load_tokenizer(config.model.name_or_path)
     batch = validate_frame(frame, config.validation, tokenizer=tokenizer, max_length=config.model.max_length,
@@ -97,7 +98,7 @@ def validate_file(config: PipelineConfig, workspace: Workspace, uri: str, docs: 
     snapshot = validate_snapshot(rows, config.validation, docs, run_name=f"{Path(uri).name}-snapshot")
     result = combine_results([batch, snapshot])
     result.rows = len(frame)
-    known = store.read_ledger()["files"].get(file_sha256(uri)) if store is not None else None
+    known = store.ledger.file(file_sha256(uri)) if store is not None else None
     if known:
         result.notes.append(f"this content is already in the ledger ({known['status']}): ingestion would skip it, "
                             "and the snapshot it was compared with may already hold its rows")
