@@ -1,7 +1,6 @@
 """Snapshot building: partitioned (bounded-memory) equals in-memory; atomic writes survive injected crashes."""
 
 import json
-import os
 import random
 import shutil
 from pathlib import Path
