@@ -50,6 +50,9 @@ def _text_and_labels() -> list:
         E.ExpectColumnValueLengthsToBeBetween(column="text", max_value=P("max_text_length"),
                                               meta=_meta("text_max_length", "texts are at most max_text_length characters")),
         E.ExpectColumnValuesToNotBeNull(column="label", meta=_meta("label_not_null", "every row has a label")),
+        E.ExpectColumnValuesToBeInSet(column="label_is_missing_marker", value_set=[False],
+                                      meta=_meta("label_not_missing_marker", "no label is a missing-value marker such "
+                                                 "as None, null, NaN or NA (validation.missing_label_markers)")),
         E.ExpectColumnValuesToBeInSet(column="label", value_set=P("allowed_labels"),
                                       meta=_meta("label_in_allowed_set", "labels are in the allowed set (configured, "
                                                  "else the current snapshot's)", requires="allowed_labels")),

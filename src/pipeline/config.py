@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 ENV_PREFIX = "PIPELINE__"
 PACKAGED_MODEL = "packaged:all-minilm-l6-v2"
+MISSING_LABEL_MARKERS = ("None", "null", "NaN", "NA", "N/A", "nil", "#N/A", "undefined")
 
 
 class _Section(BaseModel):
@@ -35,6 +36,12 @@ class DataConfig(_Section):
         "auto", description="File format; auto picks it from the file extension (.gz allowed)."
     )
     encoding: str = Field("utf-8", description="Text encoding of CSV/TSV/JSONL files (a BOM is accepted).")
+    read_attempts: int = Field(3, ge=1, le=10, description="Tries to read a file before an I/O error (not a parse "
+                               "error) quarantines it as unreadable; waits double between tries.")
+    read_retry_delay_s: float = Field(0.5, ge=0.0, le=60.0, description="Wait before the second try to read a file.")
+    quoting: Literal["strict", "none"] = Field(
+        "strict", description="CSV/TSV quoting: strict (RFC 4180; an unbalanced quote refuses the file) or none "
+        "(every field literal, for exports that never quote).")
     validation_share: float = Field(0.1, ge=0.0, le=0.5, description="Share of texts in the validation split.")
     test_share: float = Field(0.1, gt=0.0, le=0.5, description="Share of texts in the frozen test split.")
     split_salt: str = Field("v1", description="Salt of the text hash that assigns splits; changing it reshuffles every split.")
@@ -71,6 +78,9 @@ class ValidationConfig(_Section):
         "error stops the run, warning is reported.")
     allowed_labels: list[str] | None = Field(
         None, description="Allowed labels. None: the labels of the current snapshot (the first accepted one sets them).")
+    missing_label_markers: list[str] = Field(
+        default_factory=lambda: list(MISSING_LABEL_MARKERS),
+        description="Label values that mean 'missing' (compared case-insensitively): rows holding them are refused.")
     allow_new_labels: bool = Field(False, description="Accept labels not seen in the current snapshot (ignored when allowed_labels is set).")
     min_text_length: int = Field(1, ge=1, description="Shortest allowed text, in characters (after stripping).")
     max_text_length: int = Field(10_000, ge=1, description="Longest allowed text, in characters.")

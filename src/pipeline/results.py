@@ -38,6 +38,10 @@ class DataOutcome(_Result):
     rows_added: int
     snapshot_changed: bool
     contracts: dict[str, dict] = field(default_factory=dict)
+    duplicates_dropped: int = 0
+    conflict_rows: int = 0
+    net_rows_added: int = 0
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

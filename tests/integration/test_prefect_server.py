@@ -186,6 +186,6 @@ def _deployment_filter(deployment_id):
 
 
 def _head_snapshot(workspace: Workspace) -> str:
-    import json
+    from pipeline.data.ledger import Ledger
 
-    return json.loads((workspace.ledger / "ledger.json").read_text())["head"]
+    return Ledger(workspace.ledger).head()

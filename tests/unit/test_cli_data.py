@@ -77,13 +77,16 @@ def test_conflicts_in_one_file_over_the_share_quarantine_it_with_the_rows_listed
     assert code == 0 and out["new_files"] == [str(path)]
 
 
-def test_conflicts_across_files_of_one_batch_fail_the_ingest_with_the_rows_listed(run, workspace_dir, tmp_path):
+def test_conflicts_across_files_of_one_batch_quarantine_the_later_file(run, workspace_dir, tmp_path):
     for name, prefix, text, label in (("a.csv", "t", "same", "a"), ("b.csv", "u", "SAME", "b")):
         pd.DataFrame({"text": [f"{prefix}{i}" for i in range(20)] + [text],
                       "label": ["a", "b"] * 10 + [label]}).to_csv(tmp_path / name, index=False)
     code, out, _ = run("ingest", str(tmp_path / "a.csv"), str(tmp_path / "b.csv"), "--json")
-    assert code == 1 and out["status"] == "failed" and out["rule"] == "label_conflicts"
-    assert out["conflict_rows"] == 2 and sorted(pd.read_csv(out["report"])["text"]) == ["SAME", "same"]
+    assert code == 1 and out["new_files"] == [str(tmp_path / "a.csv")]
+    [item] = out["quarantined"]
+    assert item["uri"] == str(tmp_path / "b.csv") and item["rule"] == "conflicting_labels"
+    report = json.loads(open(item["report"].replace(".report.md", ".report.json")).read())
+    assert sorted(pd.read_csv(report["report_csv"])["text"]) == ["SAME", "same"]
 
 
 def test_missing_path_is_a_clear_error(run, workspace_dir, tmp_path):

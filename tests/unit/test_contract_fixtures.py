@@ -18,6 +18,7 @@ CASES = {
     "text_min_length": ({"text_min_length"}, False, ["validation.min_text_length=5"]),
     "text_max_length": ({"text_max_length"}, False, []),
     "label_not_null": ({"label_not_null"}, False, []),
+    "label_not_missing_marker": ({"label_not_missing_marker"}, False, []),
     "label_in_allowed_set": ({"label_in_allowed_set"}, True, []),
     "duplicate_rows": ({"duplicate_rows"}, False, []),
     "conflicting_labels": ({"conflicting_labels"}, False, []),

@@ -1,9 +1,9 @@
 """Snapshot building: partitioned (bounded-memory) equals in-memory; atomic writes survive injected crashes."""
 
 import json
-import os
 import random
 import shutil
+from pathlib import Path
 
 import pandas as pd
 import pyarrow.parquet as pq
@@ -11,7 +11,6 @@ import pytest
 
 import pipeline.atomic
 from pipeline.config import DataConfig
-from pipeline.data.deduplication import ConflictError
 from pipeline.data.snapshots import build_snapshot_frame, content_digest
 from pipeline.data.store import DataStore
 from pipeline.workspace import Workspace
@@ -82,12 +81,12 @@ def test_conflicting_rows_are_listed_in_the_snapshot(tmp_path):
 def test_conflicts_over_the_share_fail_with_a_report_and_write_nothing(tmp_path):
     store = DataStore(Workspace(tmp_path / "w"), DataConfig())
     _write(store.workspace.landing / "a.csv", [("x", "a"), ("x", "b"), ("y", "a")])
-    with pytest.raises(ConflictError) as info:
-        store.ingest()
-    assert len(info.value.conflicts) == 2 and "policy 'drop'" in str(info.value)
-    assert pd.read_csv(info.value.report)["text"].tolist() == ["x", "x"]
-    assert store.head() is None and store.read_ledger()["files"] == {}
-    assert (store.workspace.landing / "a.csv").exists()
+    [item] = store.ingest().quarantined
+    report = json.loads(Path(item["report"].replace(".report.md", ".report.json")).read_text())
+    assert item["rule"] == "conflicting_labels" and "policy 'drop'" in report["message"]
+    assert pd.read_csv(report["report_csv"])["text"].tolist() == ["x", "x"]
+    assert store.head() is None and [f["status"] for f in store.read_ledger()["files"].values()] == ["quarantined"]
+    assert not (store.workspace.landing / "a.csv").exists(), "moved to quarantine, nothing lost"
     assert not [p for p in store.workspace.snapshots.iterdir() if p.name != ".staging"]
     assert not list((store.workspace.snapshots / ".staging").iterdir()), "parsed parts are cleaned up"
 
@@ -95,8 +94,8 @@ def test_conflicts_over_the_share_fail_with_a_report_and_write_nothing(tmp_path)
 def test_fail_policy_refuses_any_conflict(tmp_path):
     store = DataStore(Workspace(tmp_path / "w"), DataConfig(conflict_policy="fail", max_conflict_share=1.0))
     _write(store.workspace.landing / "a.csv", [(f"t{i}", "a") for i in range(1000)] + [("x", "a"), ("X", "b")])
-    with pytest.raises(ConflictError, match="policy 'fail'"):
-        store.ingest()
+    [item] = store.ingest().quarantined
+    assert item["rule"] == "conflicting_labels" and "policy 'fail'" in item["message"]
 
 
 def test_sst2_train_has_five_conflicting_texts(shared_data, tmp_path):
@@ -108,9 +107,9 @@ def test_sst2_train_has_five_conflicting_texts(shared_data, tmp_path):
     assert "laughably" in set(store.head().conflicts()["text"].str.strip())
     assert manifest.rows == 67349 - manifest.duplicates_dropped - 10
     strict = DataStore(Workspace(tmp_path / "strict"), DataConfig(max_conflict_share=0.0001))
-    with pytest.raises(ConflictError) as info:
-        strict.ingest([str(shared_data / "sst2" / "train.tsv")])
-    assert len(pd.read_csv(info.value.report)) == 10
+    [item] = strict.ingest([str(shared_data / "sst2" / "train.tsv")]).quarantined
+    report = json.loads(Path(item["report"].replace(".report.md", ".report.json")).read_text())
+    assert len(pd.read_csv(report["report_csv"])) == 10
 
 
 def _snapshot_dirs(store):
@@ -144,23 +143,18 @@ def test_crash_while_writing_the_snapshot_leaves_no_trace(tmp_path, monkeypatch,
 def test_crash_between_snapshot_and_ledger_recovers_to_the_same_snapshot(tmp_path, monkeypatch):
     store = DataStore(Workspace(tmp_path / "w"), DataConfig())
     shutil.copy(FIXTURES / "good.csv", store.workspace.landing / "good.csv")
-    real_replace = os.replace
-    ledger_writes = []
+    from pipeline.data.ledger import Ledger
 
-    def replace(src, dst):
-        if str(dst).endswith("ledger.json"):
-            ledger_writes.append(dst)
-            if len(ledger_writes) == 2:  # stage's write passes, commit's (after the snapshot) dies
-                raise OSError("power cut (injected)")
-        return real_replace(src, dst)
+    def power_cut(self, snapshot_id):  # the commit's transaction dies after the snapshot was written
+        raise OSError("power cut (injected)")
 
-    monkeypatch.setattr(pipeline.atomic.os, "replace", replace)
+    monkeypatch.setattr(Ledger, "add_snapshot", power_cut)
     with pytest.raises(OSError, match="injected"):
         store.ingest()
     monkeypatch.undo()
     orphan = _snapshot_dirs(store)
     assert len(orphan) == 1 and store.read_ledger()["head"] is None, "ledger still names the old state"
-    assert not list(store.workspace.ledger.glob(".ledger.json.*"))
+    assert store.read_ledger()["files"] == {}, "the whole commit rolled back"
     result = store.ingest()
     assert result.snapshot_id == orphan[0] and store.head().manifest.rows == 60
     ledger = store.read_ledger()
@@ -175,4 +169,4 @@ def test_leftovers_of_a_killed_run_are_removed(tmp_path):
     store.ingest()
     assert _snapshot_dirs(store) == [store.head().id]
     assert not list(store.workspace.ledger.glob(".ledger.json.*"))
-    json.loads(store.ledger_path.read_text())
+    assert store.read_ledger()["head"] == store.head().id

@@ -62,7 +62,7 @@ def data_status(config: ConfigOpt = None, set_: SetOpt = None, as_json: JsonOpt 
     except IngestionError as exc:
         fail(str(exc), as_json, code=2, rule=exc.rule)
     rows, unreadable = _count_rows(pending, cfg)
-    payload = {"snapshot_id": store.read_ledger()["head"], "pending_files": [p["uri"] for p in pending],
+    payload = {"snapshot_id": store.ledger.head(), "pending_files": [p["uri"] for p in pending],
                "pending_rows": rows, "unreadable": unreadable}
     typer.echo(json.dumps(payload) if as_json else
                f"snapshot {payload['snapshot_id']}; {len(pending)} pending files ({rows} rows)")

@@ -31,8 +31,10 @@ def validate(file: Annotated[str, typer.Argument(help="Labeled file (CSV, TSV, J
     try:
         result = validation_steps.validate_file(cfg, workspace, file, DataDocs.in_reports(workspace.reports) if docs else None)
     except IngestionError as exc:
-        examples = [{"source": file, "row": exc.row}] if exc.row is not None else []
-        failure = {"rule": exc.rule, "column": None, "severity": "error", "success": False, "observed": exc.message,
+        examples = [{"source": file, "row": exc.row, "line": exc.line}] if exc.row or exc.line else []
+        where = ", ".join(f"{k} {v}" for k, v in (("row", exc.row), ("line", exc.line)) if v is not None)
+        failure = {"rule": exc.rule, "column": None, "severity": "error", "success": False,
+                   "observed": f"{where}: {exc.message}" if where else exc.message,
                    "examples": examples, "description": "the file must be readable labeled text"}
         result = ContractResult(success=False, failures=[failure], checks=[failure])
     except (FileNotFoundError, ValueError) as exc:

@@ -6,17 +6,22 @@ from elsewhere is copied, and an ``hf:`` source (nothing to copy) gets a ``.sour
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import os
 import re
 import shutil
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
 import fsspec
 
 from pipeline.atomic import atomic_write_text
-from pipeline.data.sources import is_hf_uri
+from pipeline.data.sources import IngestionError, file_sha256, is_hf_uri
+
+logger = logging.getLogger(__name__)
 
 
 def quarantine_file(folder: Path, uri: str, sha: str | None, size: int, report: dict, move: bool) -> dict:
@@ -27,7 +32,7 @@ def quarantine_file(folder: Path, uri: str, sha: str | None, size: int, report: 
     """
     now = datetime.now(timezone.utc)
     name = re.sub(r"[^\w.-]+", "_", uri) + ".source" if is_hf_uri(uri) else Path(uri.split("::")[-1]).name
-    dest = folder / f"{now:%Y%m%dT%H%M%S}_{(sha or 'nohash')[:8]}_{name}"
+    dest = unused_path(folder, f"{now:%Y%m%dT%H%M%S}_{(sha or _best_effort_hash(uri))[:12]}_{name}")
     if is_hf_uri(uri):
         dest.write_text(uri + "\n", encoding="utf-8")
     elif move and Path(uri).is_symlink():
@@ -43,6 +48,51 @@ def quarantine_file(folder: Path, uri: str, sha: str | None, size: int, report: 
     atomic_write_text(Path(f"{dest}.report.md"), render_quarantine_report(full))
     return {"uri": uri, "rule": report.get("rule"), "row": report.get("row"), "line": report.get("line"),
             "message": report.get("message"), "report": f"{dest}.report.md", "report_json": f"{dest}.report.json"}
+
+
+def unused_path(folder: Path, name: str) -> Path:
+    """``folder/name``, or ``name`` with ``-2``, ``-3`` ... before the suffix: quarantine never overwrites
+    (callers hold the workspace lock, so no other ingest picks the same name meanwhile)."""
+    path = folder / name
+    stem, suffix = (name.split(".", 1) + [""])[:2]
+    number = 1
+    while path.exists() or path.is_symlink() or Path(f"{path}.report.json").exists():
+        number += 1
+        path = folder / (f"{stem}-{number}.{suffix}" if suffix else f"{stem}-{number}")
+    return path
+
+
+def _best_effort_hash(uri: str) -> str:
+    """The file's content hash when its bytes can be read, else a hash of its name (marked ``name``)."""
+    try:
+        return file_sha256(uri)
+    except Exception:
+        return "name" + hashlib.sha256(uri.encode("utf-8")).hexdigest()
+
+
+def retry_transient(action, config, uri: str, reads_only: bool = False):
+    """``action()``, tried ``config.read_attempts`` times when it fails with an I/O error that may pass
+    (a network share, an object store); a missing file or a parse error is not retried. With
+    ``reads_only`` only read errors the reader reported (IngestionError ``unreadable``) are retried."""
+    delay = config.read_retry_delay_s
+    for attempt in range(1, config.read_attempts + 1):
+        try:
+            return action()
+        except Exception as exc:
+            if attempt == config.read_attempts or not _may_be_transient(exc) or (
+                    reads_only and not isinstance(exc, IngestionError)):
+                raise
+            logger.warning("reading %s failed (%s); try %d of %d in %.1f s", uri, exc, attempt + 1,
+                           config.read_attempts, delay)
+            time.sleep(delay)
+            delay *= 2
+
+
+def _may_be_transient(exc: BaseException) -> bool:
+    if isinstance(exc, IngestionError):
+        return exc.rule == "unreadable" and _may_be_transient(exc.__cause__) if exc.__cause__ else False
+    permanent = (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError, UnicodeError)
+    return isinstance(exc, OSError) and not isinstance(exc, permanent)
 
 
 def render_quarantine_report(report: dict) -> str:

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.config import DataConfig
+from pipeline.data.delimited import iter_delimited
 from pipeline.data.sources import (  # noqa: F401
     HASH_CHUNK,
     SUPPORTED_SUFFIXES,
@@ -69,7 +70,23 @@ def _first_undecodable_line(uri: str, encoding: str) -> int | None:
     return None
 
 
-def _iter_jsonl(uri: str, encoding: str, chunk_rows: int) -> Iterator[pd.DataFrame]:
+def _jsonl_record(record, uri: str, config: DataConfig, row: int, line: int) -> tuple:
+    """(text, label) of one JSON object; a key that is absent is None (the contract reports it)."""
+    if not isinstance(record, dict):
+        raise IngestionError(uri, "invalid_json", "each line must be a JSON object", row=row, line=line)
+    text, label = record.get(config.text_column), record.get(config.label_column)
+    if text is not None and not isinstance(text, str):
+        raise IngestionError(uri, "text_not_string", f"{config.text_column!r} is a JSON {type(text).__name__} "
+                             f"({json.dumps(text)[:60]}), not a string: write the text in quotes", row=row, line=line)
+    if isinstance(label, (list, dict)):
+        raise IngestionError(uri, "label_not_scalar", f"{config.label_column!r} is a JSON {type(label).__name__}, "
+                             "not a string or number", row=row, line=line)
+    return text, label
+
+
+def _iter_jsonl(uri: str, encoding: str, config: DataConfig, chunk_rows: int) -> Iterator[pd.DataFrame]:
+    columns = list(dict.fromkeys((config.text_column, config.label_column)))
+    keys_seen: set[str] = set()
     with fsspec.open(uri, "rt", compression="infer", encoding=encoding, newline="") as handle:
         records, seen = [], 0
         for number, line in enumerate(handle, start=1):
@@ -80,15 +97,22 @@ def _iter_jsonl(uri: str, encoding: str, chunk_rows: int) -> Iterator[pd.DataFra
             except json.JSONDecodeError as exc:
                 raise IngestionError(uri, "invalid_json", f"not a JSON object: {exc.msg}", row=seen + 1,
                                      line=number) from exc
-            if not isinstance(record, dict):
-                raise IngestionError(uri, "invalid_json", "each line must be a JSON object", row=seen + 1, line=number)
-            records.append(record)
+            text, label = _jsonl_record(record, uri, config, seen + 1, number)
+            if len(keys_seen) < len(columns):
+                keys_seen.update(c for c in columns if c in record)
+            records.append((text, label) if len(columns) == 2 else (text,))
             seen += 1
             if len(records) == chunk_rows:
-                yield pd.DataFrame.from_records(records)
+                yield _jsonl_frame(records, columns, keys_seen)
                 records = []
-        if records:
-            yield pd.DataFrame.from_records(records)
+        if records or seen == 0:
+            yield _jsonl_frame(records, columns, keys_seen)
+
+
+def _jsonl_frame(records: list[tuple], columns: list[str], keys_seen: set[str]) -> pd.DataFrame:
+    """Only the keys met so far become columns, so a file that never names the label fails ``missing_column``."""
+    frame = pd.DataFrame.from_records(records, columns=columns) if records else pd.DataFrame(columns=columns)
+    return frame[[c for c in columns if c in keys_seen]]
 
 
 def _iter_parquet(uri: str, config: DataConfig, chunk_rows: int) -> Iterator[pd.DataFrame]:
@@ -118,12 +142,10 @@ def _iter_raw(uri: str, fmt: str, config: DataConfig, chunk_rows: int, cache_dir
     _check_not_binary(uri)
     encoding = _open_text_encoding(config.encoding)
     if fmt == "jsonl":
-        yield from _iter_jsonl(uri, encoding, chunk_rows)
+        yield from _iter_jsonl(uri, encoding, config, chunk_rows)
         return
-    with fsspec.open(uri, "rb", compression="infer") as handle:
-        with pd.read_csv(handle, sep="\t" if fmt == "tsv" else ",", dtype=str, keep_default_na=False, na_values=[""],
-                         on_bad_lines="error", encoding=encoding, chunksize=chunk_rows) as reader:
-            yield from reader
+    yield from iter_delimited(uri, "\t" if fmt == "tsv" else ",", encoding, chunk_rows, config.label_column,
+                              config.quoting)
 
 
 def _check_columns(frame: pd.DataFrame, uri: str, config: DataConfig) -> None:
@@ -185,9 +207,8 @@ def iter_labeled_chunks(uri: str, config: DataConfig, chunk_rows: int | None = N
     rows, checked = 0, False
     try:
         for raw in _iter_raw(uri, fmt, config, size, cache_dir):
-            if not checked:
-                _check_columns(raw, uri, config)
-                checked = True
+            _check_columns(raw, uri, config)  # every chunk: a JSONL key may vanish later in the file
+            checked = True
             if raw.empty:
                 continue
             chunk = _to_labeled(raw, uri, config, rows)

@@ -12,6 +12,7 @@ from pipeline.data.store import DataStore
 from pipeline.results import DataOutcome, NoDataError, Splits
 from pipeline.validation.contract import ContractResult
 from pipeline.validation.steps import contract_checker, contract_tokenizer, data_docs_for, write_contract_report
+from pipeline.validation.snapshot_checks import label_set_notes
 from pipeline.workspace import Workspace
 
 logger = logging.getLogger(__name__)
@@ -27,7 +28,8 @@ def ingest_and_validate(config: PipelineConfig, workspace: Workspace) -> DataOut
     result = store.ingest(config.data.paths or None,
                           contract_checker(config, tokenizer, contracts, data_docs_for(config, workspace)))
     outcome = DataOutcome(result.snapshot_id, result.new_files, result.skipped_files, result.quarantined,
-                          result.rows_added, result.snapshot_changed, contracts)
+                          result.rows_added, result.snapshot_changed, contracts, result.duplicates_dropped,
+                          result.conflict_rows, result.net_rows_added, label_set_notes(config, store.head()))
     for uri in outcome.new_files:
         write_contract_report(workspace, outcome.snapshot_id, Path(uri).name, ContractResult.from_dict(contracts[uri]))
     return outcome

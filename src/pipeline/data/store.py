@@ -6,22 +6,21 @@ to quarantine at once), then ``commit`` quarantines the files the contract rejec
 snapshot from the rest. Both steps hold a file lock on the workspace, so two processes never corrupt
 the ledger: a second ingest waits up to ``data.lock_timeout_s`` and then raises ``DataStoreBusy``.
 
-The ledger (``ledger/ledger.json``, replaced atomically) holds:
-``files``  one record per content hash: status (accepted / quarantined), uris, size, rows, snapshot, time;
-``seen``   the last size, mtime and hash of every URI, so unchanged files are never hashed again;
-``events`` one record per file the first time each URI was seen with each content: uri, sha256, size,
-rows, status (accepted / quarantined / duplicate), snapshot, time, reason;
-``head`` and ``history``: the current snapshot id and every earlier one.
+The ledger (``pipeline.data.ledger``, SQLite in ``ledger/ledger.sqlite``, one transaction per stage and
+per commit) holds: ``files`` (one record per content hash: status accepted / quarantined, uris, size,
+rows, snapshot, time), ``seen`` (the last size, mtime and hash of every URI, so unchanged files are never
+hashed again), ``events`` (one record per file the first time each URI was seen with each content:
+status accepted / quarantined / duplicate, reason) and the snapshot history, whose last entry is the head.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
 import tempfile
 import time
+import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -30,9 +29,9 @@ from pathlib import Path
 import fsspec
 from filelock import FileLock, Timeout
 
-from pipeline.atomic import atomic_write_text
 from pipeline.config import DataConfig
-from pipeline.data.quarantine import quarantine_file, render_quarantine_report  # noqa: F401  (re-exported)
+from pipeline.data.ledger import Ledger
+from pipeline.data.quarantine import quarantine_file, render_quarantine_report, retry_transient  # noqa: F401  (re-exported)
 from pipeline.data.sources import FileInfo, IngestionError, file_sha256, is_hf_uri, is_supported, stat_file
 from pipeline.workspace import Workspace
 
@@ -105,12 +104,13 @@ class IngestResult:
     snapshot_changed: bool
     duplicates_dropped: int = 0
     conflict_rows: int = 0
+    net_rows_added: int = 0
 
     def to_dict(self) -> dict:
         return {"snapshot_id": self.snapshot_id, "new_files": self.new_files, "skipped_files": self.skipped_files,
                 "quarantined": self.quarantined, "rows_added": self.rows_added,
                 "snapshot_changed": self.snapshot_changed, "duplicates_dropped": self.duplicates_dropped,
-                "conflict_rows": self.conflict_rows}
+                "conflict_rows": self.conflict_rows, "net_rows_added": self.net_rows_added}
 
 
 def _now() -> str:
@@ -129,25 +129,21 @@ class DataStore:
         self.config = config
         timeout = config.lock_timeout_s if lock_timeout is None else lock_timeout
         self.lock = FileLock(str(workspace.lock_file), timeout=timeout)
-        self.ledger_path = workspace.ledger / "ledger.json"
+        self.ledger = Ledger(workspace.ledger, timeout_s=max(timeout, 1.0) if timeout >= 0 else 60.0)
+        self.ledger_path = self.ledger.path
         self.staging_root = workspace.snapshots / ".staging"
 
     # -- ledger ---------------------------------------------------------------------------------
     def read_ledger(self) -> dict:
-        if not self.ledger_path.exists():
-            return {"files": {}, "seen": {}, "events": [], "head": None, "history": []}
-        ledger = json.loads(self.ledger_path.read_text(encoding="utf-8"))
-        ledger.setdefault("events", [])
-        return ledger
-
-    def _write_ledger(self, ledger: dict) -> None:
-        atomic_write_text(self.ledger_path, json.dumps(ledger, indent=1, sort_keys=True))
+        """The whole ledger as a dict (files, seen, events, head, history): for reports and tests; the
+        store itself queries ``self.ledger``."""
+        return self.ledger.as_dict()
 
     def head(self):
         """The newest Snapshot, or None before the first ingestion."""
         from pipeline.data.snapshots import load_snapshot
 
-        head = self.read_ledger()["head"]
+        head = self.ledger.head()
         return load_snapshot(self.workspace.snapshots, head) if head else None
 
     # -- discovery ------------------------------------------------------------------------------
@@ -209,8 +205,8 @@ class DataStore:
             return content_sha256(uri, self.config, self.workspace.cache / "datasets")
         return file_sha256(uri)
 
-    def _fingerprint(self, info: FileInfo, ledger: dict) -> str:
-        seen = ledger["seen"].get(info.uri)
+    def _fingerprint(self, info: FileInfo, ledger: Ledger, seen: dict | None = None) -> str:
+        seen = ledger.seen(info.uri) if seen is None else seen
         if seen and seen["size"] == info.size and info.mtime is not None and seen["mtime"] == info.mtime:
             return seen["sha256"]
         return self._content_hash(info.uri)
@@ -218,12 +214,12 @@ class DataStore:
     def pending(self, paths: list[str] | None = None) -> list[dict]:
         """Files whose content was never ingested. Checks size and mtime first and hashes only files that
         changed since the ledger last saw them (``hf:`` sources have no mtime and are always hashed)."""
-        ledger = self.read_ledger()
+        seen, known = self.ledger.all_seen(), self.ledger.known_hashes()
         out = []
         for uri in self.discover(paths):
             info = stat_file(uri)
-            sha = self._fingerprint(info, ledger)
-            if sha not in ledger["files"]:
+            sha = self._fingerprint(info, self.ledger, seen.get(uri) or {})
+            if sha not in known:
                 out.append({"uri": uri, "size": info.size, "sha256": sha})
         return out
 
@@ -236,17 +232,35 @@ class DataStore:
             self.staging_root.mkdir(parents=True, exist_ok=True)
             batch = StagedBatch(folder=Path(tempfile.mkdtemp(dir=self.staging_root)))
             try:
-                ledger = self.read_ledger()
+                uris = self.discover(paths)
                 claimed: dict[str, str] = {}
-                for uri in self.discover(paths):
-                    self._stage_one(uri, ledger, claimed, batch)
-                self._write_ledger(ledger)
+                with self.ledger.transaction() as ledger:
+                    for uri in uris:
+                        self._stage_isolated(uri, ledger, claimed, batch)
             except BaseException:
                 batch.discard()
                 raise
         return batch
 
-    def _stage_one(self, uri: str, ledger: dict, claimed: dict[str, str], batch: StagedBatch) -> None:
+    def _stage_isolated(self, uri: str, ledger: Ledger, claimed: dict[str, str], batch: StagedBatch) -> None:
+        """``_stage_one``, where no exception of one file stops the others: an unexpected error quarantines
+        the file (rule ``internal_error``), and a file that cannot even be quarantined is skipped. An
+        OSError of the workspace itself (disk full) still stops the stage: every file would hit it."""
+        try:
+            self._stage_one(uri, ledger, claimed, batch)
+        except OSError:
+            raise  # the workspace's own disk: not this file's fault, and the next file would fail too
+        except Exception as exc:
+            logger.exception("unexpected error staging %s", uri)
+            report = {"rule": "internal_error", "message": f"{type(exc).__name__}: {exc}"[:2000]}
+            try:
+                info = stat_file(uri)
+                batch.quarantined.append(self._quarantine(ledger, uri, None, info, report))
+            except Exception as again:
+                batch.skipped.append({"uri": uri, "sha256": None, "reason": f"{report['message']}; could not be "
+                                      f"quarantined either ({type(again).__name__}: {again})"})
+
+    def _stage_one(self, uri: str, ledger: Ledger, claimed: dict[str, str], batch: StagedBatch) -> None:
         try:
             info = stat_file(uri)
         except FileNotFoundError:
@@ -258,13 +272,13 @@ class DataStore:
             batch.quarantined.append(self._quarantine(ledger, uri, None, info, error.to_dict()))
             return
         try:
-            sha = self._fingerprint(info, ledger)
+            sha = retry_transient(lambda: self._fingerprint(info, ledger), self.config, uri)
         except (IngestionError, OSError) as exc:
             error = exc if isinstance(exc, IngestionError) else IngestionError(uri, "unreadable", str(exc))
             batch.quarantined.append(self._quarantine(ledger, uri, None, info, error.to_dict()))
             return
-        ledger["seen"][uri] = {"size": info.size, "mtime": info.mtime, "sha256": sha}
-        known = ledger["files"].get(sha)
+        ledger.set_seen(uri, info.size, info.mtime, sha)
+        known = ledger.file(sha)
         if known or sha in claimed:
             if known and uri in known["uris"]:
                 reason = f"content already {known['status']}"
@@ -272,12 +286,14 @@ class DataStore:
                 original = known["uris"][0] if known else claimed[sha]
                 reason = f"duplicate of {original}"
                 if known:
-                    known["uris"].append(uri)
+                    ledger.add_uri(sha, uri)
                 self._record(ledger, uri, sha, info.size, None, "duplicate", None, reason)
             batch.skipped.append({"uri": uri, "sha256": sha, "reason": reason})
             return
         try:
-            batch.files.append(self._parse_to_part(uri, sha, info, batch.folder))
+            # an OSError that is not an IngestionError comes from writing the part (our disk): it stops the stage
+            batch.files.append(retry_transient(lambda: self._parse_to_part(uri, sha, info, batch.folder), self.config,
+                                               uri, reads_only=True))
         except IngestionError as exc:
             batch.quarantined.append(self._quarantine(ledger, uri, sha, info, exc.to_dict()))
             return
@@ -306,59 +322,59 @@ class DataStore:
     def commit(self, batch: StagedBatch, rejected: dict[str, dict] | None = None) -> IngestResult:
         """Quarantine ``rejected`` files (uri -> failure report) and snapshot the rest of the batch.
 
-        Files another process committed meanwhile are skipped. Raises ``ConflictError`` (with
-        ``report``, a CSV of the conflicting rows) when the conflict policy refuses the batch; then no
-        snapshot is written, nothing is quarantined and the ledger is unchanged. The batch's parts are
-        deleted either way.
+        Files another process committed meanwhile are skipped. A file whose conflicting labels the policy
+        refuses is quarantined alone (report: a CSV of the conflicting rows) and the rest commits. The
+        batch's parts are deleted either way.
         """
-        from pipeline.data.deduplication import ConflictError
+        from pipeline.data.isolation import write_isolating_conflicts
         from pipeline.data.snapshots import load_snapshot, snapshot_id_for, write_snapshot_from_parts
 
         rejected = rejected or {}
         try:
-            with self._locked():
-                ledger = self.read_ledger()
+            with self._locked(), self.ledger.transaction() as ledger:
                 accepted, refused, skipped = [], [], list(batch.skipped)
                 for staged in batch.files:
-                    if staged.sha256 in ledger["files"]:
+                    if ledger.file(staged.sha256) is not None:
                         skipped.append({"uri": staged.uri, "sha256": staged.sha256, "reason": "committed by another run"})
                     elif staged.uri in rejected:
                         refused.append(staged)
                     else:
                         accepted.append(staged)
-                head_id, snapshot = ledger["head"], None
-                if accepted:
-                    parent = load_snapshot(self.workspace.snapshots, head_id) if head_id else None
-                    members = [sha for sha, rec in ledger["files"].items() if rec["status"] == "accepted"]
-                    members += [s.sha256 for s in accepted]
-                    files = (parent.manifest.files if parent else []) + [
-                        {"uri": s.uri, "sha256": s.sha256, "rows": s.rows, "size": s.size} for s in accepted]
-                    try:
-                        snapshot = write_snapshot_from_parts(self.workspace.snapshots, snapshot_id_for(members), parent,
-                                                             [s.path for s in accepted], files, self.config)
-                    except ConflictError as exc:
-                        exc.report = self._write_conflict_report(exc)
-                        raise
+                head_id, snapshot = ledger.head(), None
+                parent = load_snapshot(self.workspace.snapshots, head_id) if head_id and accepted else None
+                known = ledger.accepted_hashes()
+
+                def write(files: list[StagedFile]):
+                    listed = (parent.manifest.files if parent else []) + [
+                        {"uri": s.uri, "sha256": s.sha256, "rows": s.rows, "size": s.size} for s in files]
+                    return write_snapshot_from_parts(self.workspace.snapshots,
+                                                     snapshot_id_for(known + [s.sha256 for s in files]), parent,
+                                                     [s.path for s in files], listed, self.config)
+
+                snapshot, conflicted = write_isolating_conflicts(write, accepted, self._write_conflict_report)
+                accepted = [s for s in accepted if all(s is not c for c, _ in conflicted)]
                 quarantined = list(batch.quarantined)
+                for staged, report in conflicted:
+                    info = FileInfo(staged.uri, staged.size, staged.mtime)
+                    quarantined.append(self._quarantine(ledger, staged.uri, staged.sha256, info, report))
                 for staged in refused:
                     info = FileInfo(staged.uri, staged.size, staged.mtime)
                     quarantined.append(self._quarantine(ledger, staged.uri, staged.sha256, info, rejected[staged.uri]))
                 for staged in accepted:
-                    ledger["files"][staged.sha256] = {
+                    ledger.put_file({
                         "sha256": staged.sha256, "uris": [staged.uri], "size": staged.size, "rows": staged.rows,
-                        "status": "accepted", "snapshot": snapshot.id, "time": _now()}
+                        "status": "accepted", "snapshot": snapshot.id, "time": _now()})
                     self._record(ledger, staged.uri, staged.sha256, staged.size, staged.rows, "accepted", snapshot.id)
                 changed = snapshot is not None and snapshot.id != head_id
                 if changed:
-                    ledger["head"] = snapshot.id
-                    ledger["history"].append(snapshot.id)
-                self._write_ledger(ledger)
+                    ledger.add_snapshot(snapshot.id)
         finally:
             batch.discard()
-        return IngestResult(ledger["head"], [s.uri for s in accepted], skipped, quarantined,
+        net = (snapshot.manifest.rows - (parent.manifest.rows if parent else 0)) if changed else 0
+        return IngestResult(self.ledger.head(), [s.uri for s in accepted], skipped, quarantined,
                             sum(s.rows for s in accepted), changed,
                             snapshot.manifest.duplicates_dropped if snapshot else 0,
-                            snapshot.manifest.conflict_rows if snapshot else 0)
+                            snapshot.manifest.conflict_rows if snapshot else 0, net)
 
     def ingest(self, paths: list[str] | None = None, check=None) -> IngestResult:
         """Stage, run ``check(batch, head) -> {uri: failure report}`` when given, and commit."""
@@ -372,29 +388,29 @@ class DataStore:
 
     # -- quarantine and reports -----------------------------------------------------------------
     @staticmethod
-    def _record(ledger: dict, uri: str, sha: str | None, size: int, rows: int | None, status: str,
+    def _record(ledger: Ledger, uri: str, sha: str | None, size: int, rows: int | None, status: str,
                 snapshot: str | None, reason: str | None = None) -> None:
-        ledger["events"].append({"time": _now(), "uri": uri, "sha256": sha, "size": size, "rows": rows,
-                                 "status": status, "snapshot": snapshot, "reason": reason})
+        ledger.add_event({"time": _now(), "uri": uri, "sha256": sha, "size": size, "rows": rows,
+                          "status": status, "snapshot": snapshot, "reason": reason})
 
-    def _quarantine(self, ledger: dict, uri: str, sha: str | None, info: FileInfo, report: dict) -> dict:
+    def _quarantine(self, ledger: Ledger, uri: str, sha: str | None, info: FileInfo, report: dict) -> dict:
         """Quarantine the file (see ``quarantine.quarantine_file``) and record it in the ledger."""
         movable = self._in_landing(uri) and (Path(uri).is_symlink() or
                                              Path(uri).resolve().is_relative_to(self._landing_roots()[1]))
         item = quarantine_file(self.workspace.quarantine, uri, sha, info.size, report, move=movable)
         if sha:
-            ledger["files"][sha] = {"sha256": sha, "uris": [uri], "size": info.size, "rows": None,
-                                    "status": "quarantined", "snapshot": None, "time": _now(),
-                                    "reason": report.get("rule"), "report": item["report_json"]}
+            ledger.put_file({"sha256": sha, "uris": [uri], "size": info.size, "rows": None,
+                             "status": "quarantined", "snapshot": None, "time": _now(),
+                             "reason": report.get("rule"), "report": item["report_json"]})
         self._record(ledger, uri, sha, info.size, None, "quarantined", None, report.get("rule"))
-        ledger["seen"].pop(uri, None)
+        ledger.forget_seen(uri)
         logger.warning("quarantined %s: %s", uri, report.get("rule"))
         return {k: v for k, v in item.items() if k != "report_json"}
 
     def _write_conflict_report(self, error) -> str:
         folder = self.workspace.reports / "conflicts"
         folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-conflicts.csv"
+        path = folder / f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}-conflicts.csv"
         error.conflicts.to_csv(path, index=False)
         return str(path)
 

@@ -14,6 +14,8 @@ logger = logging.getLogger(__name__)
 
 LENGTH_BUCKETS = [0, 32, 64, 128, 256, 10**9]
 
+MAX_TICK_LABELS = 60
+
 
 def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, num_labels: int) -> dict:
     """Accuracy and macro-F1 over all ``num_labels`` classes (absent classes count as 0 F1 only if predicted)."""
@@ -95,9 +97,11 @@ def plot_confusion_matrix(matrix: np.ndarray, label_names: list[str], path: Path
     size = min(4 + 0.25 * len(label_names), 30)
     fig, ax = plt.subplots(figsize=(size, size))
     ax.imshow(matrix, cmap="Blues")
-    ticks = range(len(label_names))
-    ax.set_xticks(ticks, label_names, rotation=90 if len(label_names) > 6 else 0, fontsize=8)
-    ax.set_yticks(ticks, label_names, fontsize=8)
+    if len(label_names) <= MAX_TICK_LABELS:  # beyond that the names are unreadable and slow to lay out
+        ticks = range(len(label_names))
+        names = [name if len(name) <= 40 else name[:39] + "…" for name in label_names]
+        ax.set_xticks(ticks, names, rotation=90 if len(label_names) > 6 else 0, fontsize=8)
+        ax.set_yticks(ticks, names, fontsize=8)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     if len(label_names) <= 20:

@@ -9,6 +9,7 @@ from datetime import datetime, timezone
 from pipeline.config import PipelineConfig
 from pipeline.registry import tracking as registry
 from pipeline.results import Comparison, Evaluation, Splits, TrackingRun, TrainedModel
+from pipeline.registry.naming import per_class_metrics
 from pipeline.workspace import Workspace
 
 logger = logging.getLogger(__name__)
@@ -44,8 +45,10 @@ def evaluate_model(config: PipelineConfig, workspace: Workspace, tracking: Track
     np.save(out_dir / "probabilities.npy", proba)
     client = registry.client(tracking.tracking_uri)
     metrics = {f"test_{k}": v for k, v in report["metrics"].items()}
-    per_class = {f"test_f1_{row.label}": row.f1 for row in report["per_class"].itertuples()}
+    per_class, metric_labels = per_class_metrics("test_f1.", report["per_class"].to_dict("records"))
     registry.log_metrics(client, tracking.run_id, {**metrics, **per_class})
+    client.log_dict(tracking.run_id, {"per_class_metric_labels": metric_labels, "classes": len(names),
+                                         "per_class_table": "evaluation/per_class.csv"}, "evaluation/class_metrics.json")
     for path in report["files"].values():
         client.log_artifact(tracking.run_id, str(path), "evaluation")
     return Evaluation(metrics=report["metrics"], per_class=report["per_class"].to_dict("records"),

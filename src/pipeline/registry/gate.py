@@ -25,6 +25,7 @@ from pipeline.evaluation.metrics import (
     expected_calibration_error_from_confidence,
     per_class_table,
 )
+from pipeline.registry.naming import label_list_tag
 
 EXACT_MCNEMAR_BELOW = 25
 POLICY_KEYS = {"primary_metric", "min_metric", "min_improvement", "max_class_regression", "require_significance",
@@ -224,5 +225,5 @@ def outcome_tags(outcome: dict) -> dict[str, str]:
         tags[f"delta_{metric}"] = f"{boot['delta']:+.4f}"
         tags[f"delta_{metric}_ci"] = f"[{boot['low']:+.4f}, {boot['high']:+.4f}] at {boot['confidence']:.0%}"
         tags["mcnemar_p_value"] = f"{comparison['mcnemar']['p_value']:.4g}"
-        tags["regressed_classes"] = ",".join(r["label"] for r in comparison["per_class"] if r["regressed"]) or "none"
+        tags["regressed_classes"] = label_list_tag([r["label"] for r in comparison["per_class"] if r["regressed"]])
     return tags

@@ -69,6 +69,7 @@ def register_model(config: PipelineConfig, workspace: Workspace, tracking: Track
     outcome, gate = compared.to_dict(), compared.gate
     manifest = workspace.snapshots / trained.snapshot_id / "manifest.json"
     lineage = registry.collect_lineage(client, run_id, Path(trained.model_dir), manifest, config.model.name_or_path)
+    client.log_dict(run_id, lineage.get("label_map") or {}, "registry/label_map.json")
     version = registration.find_version_of_run(client, name, run_id)  # a retried task reuses its version
     if version is None:
         model_uri = registry.log_model(run_id, Path(trained.model_dir), EXAMPLE_TEXTS)

@@ -7,6 +7,7 @@ import json
 from pipeline.registry import gate as promotion
 from pipeline.registry import tracking as registry
 from pipeline.results import Comparison, Evaluation
+from pipeline.registry.naming import VERSION_TAG_LIMIT, compact_outcome_json
 
 LINEAGE_TAGS = ("source_run", "snapshot_id", "snapshot_sha256", "manifest_sha256", "code_version", "base_model")
 
@@ -43,9 +44,17 @@ def uncompared_outcome(policy, name: str, client, run_id: str, evaluation: Evalu
 def version_tags(lineage: dict, metrics: dict, outcome: dict) -> dict[str, str]:
     """Lineage, test metrics, gate outcome and the full comparison (JSON) as version tags."""
     return {**{k: str(lineage[k]) for k in LINEAGE_TAGS if lineage.get(k) is not None},
-            "label_map": json.dumps(lineage["label_map"], sort_keys=True), **promotion.outcome_tags(outcome),
+            "label_map": label_map_tag(lineage["label_map"]), **promotion.outcome_tags(outcome),
             **{f"metric.{k}": f"{v:.6g}" for k, v in metrics.items() if isinstance(v, (int, float))},
-            "comparison": json.dumps({k: v for k, v in outcome.items() if k != "report"}, default=str)}
+            "comparison": compact_outcome_json(outcome)}
+
+
+def label_map_tag(label_map: dict) -> str:
+    """The label map as JSON when it fits a version tag, else a pointer to ``registry/label_map.json``."""
+    full = json.dumps(label_map, sort_keys=True)
+    if len(full) <= VERSION_TAG_LIMIT:
+        return full
+    return f"{len(label_map)} labels: see registry/label_map.json in the run (or id2label in the model's config.json)"
 
 
 def find_version_of_run(client, name: str, run_id: str):

@@ -23,6 +23,7 @@ TOKEN_COLUMNS = ("token_count", "unknown_token_share", "content_tokens")
 REQUIRED_INPUT = {
     **{name: "the text column" for name in ("text_stripped_length", "is_blank", "has_control_chars", "in_test_split")},
     **{name: "the text and label columns" for name in ("is_duplicate", "is_conflict")},
+    "label_is_missing_marker": "the label column",
     **{name: "the model's tokenizer" for name in TOKEN_COLUMNS},
 }
 
@@ -45,11 +46,14 @@ class ContractReference:
 
 
 def derive_columns(frame: pd.DataFrame, tokenizer=None, test_texts: set[str] | None = None,
-                   reference: ContractReference | None = None, token_rows: int | None = None) -> tuple[pd.DataFrame, list[str]]:
+                   reference: ContractReference | None = None, token_rows: int | None = None,
+                   missing_markers: list[str] | tuple[str, ...] = ()) -> tuple[pd.DataFrame, list[str]]:
     """(frame with the derived columns, notes for the report). Columns whose input is missing are left
     out, so the expectations on them are skipped and the column-presence expectations fail instead."""
     out = frame.reset_index(drop=True).copy()
     notes: list[str] = []
+    if "label" in out.columns:
+        out["label_is_missing_marker"] = label_is_missing_marker(out["label"], missing_markers)
     if "text" not in out.columns:
         return out, notes
     present = out["text"].notna()
@@ -66,6 +70,14 @@ def derive_columns(frame: pd.DataFrame, tokenizer=None, test_texts: set[str] | N
     if tokenizer is not None:
         notes += add_token_columns(out, text, present & ~out["is_blank"], tokenizer, token_rows)
     return out, notes
+
+
+def label_is_missing_marker(labels: pd.Series, markers) -> np.ndarray:
+    """Labels equal (case-insensitively, ignoring surrounding spaces) to a missing-value marker."""
+    folded = {str(m).strip().casefold() for m in markers}
+    if not folded:
+        return np.zeros(len(labels), dtype=bool)
+    return labels.map(lambda v: isinstance(v, str) and v.strip().casefold() in folded).to_numpy(dtype=bool)
 
 
 def conflicting_rows(keys: pd.Series, labels: pd.Series, present: pd.Series,

@@ -355,7 +355,8 @@ def validate_frame(frame: pd.DataFrame, config: ValidationConfig, suite_name: st
     suite = load_suite([suite_name] if suite_name else [config.suite, *config.extra_suites])
     if isinstance(reference, pd.DataFrame):
         reference = ContractReference.from_frame(reference)
-    derived, notes = derive_columns(frame, tokenizer, test_texts, reference, config.token_check_rows)
+    derived, notes = derive_columns(frame, tokenizer, test_texts, reference, config.token_check_rows,
+                                    config.missing_label_markers)
     distribution = reference.distribution if reference is not None and reference.distribution else None
     params = suite_parameters(config, allowed_labels, max_length, distribution, max_conflict_share)
     result = run_contract(derived, suite, params, config.severity, docs, run_name)

@@ -23,6 +23,7 @@ from pipeline.validation.contract import (
     validate_snapshot,
 )
 from pipeline.validation.data_docs import DataDocs
+from pipeline.validation.snapshot_checks import refuse_class_breakers
 from pipeline.workspace import Workspace
 
 logger = logging.getLogger(__name__)
@@ -40,8 +41,8 @@ def allowed_labels_for(config: PipelineConfig, head: Snapshot | None) -> list[st
     """Configured labels, else (unless new labels are allowed) the labels of the current snapshot."""
     if config.validation.allowed_labels:
         return [str(x) for x in config.validation.allowed_labels]
-    if head is not None and not config.validation.allow_new_labels:
-        return sorted(head.manifest.label_counts)
+    if head is not None and not config.validation.allow_new_labels and len(head.manifest.label_counts) >= 2:
+        return sorted(head.manifest.label_counts)  # one class is no label set: it is never frozen from it
     return None
 
 
@@ -77,6 +78,7 @@ def contract_checker(config: PipelineConfig, tokenizer, contracts: dict, docs: D
             if not result.success:
                 rejected[staged.uri] = {"rule": result.failures[0]["rule"], "message": result.summary(staged.uri),
                                         "failures": result.failures, "warnings": result.warnings}
+        rejected.update(refuse_class_breakers(config, batch, head, rejected))
         return rejected
 
     return check
@@ -89,7 +91,8 @@ def validate_file(config: PipelineConfig, workspace: Workspace, uri: str, docs: 
     Raises IngestionError when the file cannot be read.
     """
     frame = read_labeled_file(uri, config.data)
-    store = DataStore(workspace, config.data) if (workspace.ledger / "ledger.json").exists() else None
+    has_ledger = any((workspace.ledger / name).exists() for name in ("ledger.sqlite", "ledger.json"))
+    store = DataStore(workspace, config.data) if has_ledger else None
     head = store.head() if store is not None else None
     batch = validate_frame(frame, config.validation, tokenizer=contract_tokenizer(config), max_length=config.model.max_length,
                            max_conflict_share=config.data.max_conflict_share, docs=docs, run_name=Path(uri).name,
@@ -99,7 +102,7 @@ def validate_file(config: PipelineConfig, workspace: Workspace, uri: str, docs: 
     snapshot = validate_snapshot(rows, config.validation, docs, run_name=f"{Path(uri).name}-snapshot")
     result = combine_results([batch, snapshot])
     result.rows = len(frame)
-    known = store.read_ledger()["files"].get(file_sha256(uri)) if store is not None else None
+    known = store.ledger.file(file_sha256(uri)) if store is not None else None
     if known:
         result.notes.append(f"this content is already in the ledger ({known['status']}): ingestion would skip it, "
                             "and the snapshot it was compared with may already hold its rows")
