@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from pipeline.cli.common import ConfigOpt, JsonOpt, SetOpt, build_config, configure_logging, run_flow
+from pipeline.cli.common import ConfigOpt, JsonOpt, SetOpt, build_config, check_tracking, configure_logging, run_flow
 from pipeline.workspace import Workspace
 
 app = typer.Typer(help="Continuous fine-tuning pipeline for transformer text classifiers.", no_args_is_help=True,
@@ -23,6 +23,7 @@ def run(data: Annotated[Optional[list[str]], typer.Option("--data", "-d", help="
         config: ConfigOpt = None, set_: SetOpt = None, as_json: JsonOpt = False) -> None:
     """Run the training flow end to end: ingest, validate, fine-tune, evaluate, register."""
     cfg = build_config(config, set_, data, as_json)
+    check_tracking(cfg, as_json)
     configure_logging()
     result = run_flow("pipeline.flows.training", "training_flow", as_json, config=cfg)
     if as_json:

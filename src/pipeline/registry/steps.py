@@ -17,13 +17,18 @@ logger = logging.getLogger(__name__)
 
 def start_tracking(config: PipelineConfig, workspace: Workspace, snapshot_id: str, run_name: str | None = None) -> dict:
     """Open the MLflow run for this training and log configuration, lineage tags and the data inputs."""
+    from pipeline.registry.connection import apply_http_deadlines, check_tracking_server
+    from pipeline.secrets import redact_config
+
     tracking_uri = workspace.tracking_uri(config.registry.tracking_uri)
+    apply_http_deadlines(config.registry)
+    check_tracking_server(tracking_uri)
     client = registry.client(tracking_uri)
     artifact_location = workspace.artifact_root() if tracking_uri.startswith("sqlite:") else None
     experiment_id = registry.ensure_experiment(client, config.registry.experiment, artifact_location)
     snapshot = load_snapshot(workspace.snapshots, snapshot_id)
     name = run_name or f"train-{snapshot_id[:8]}-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}"
-    run_id = registry.start_run(client, experiment_id, name, config.model_dump(), {
+    run_id = registry.start_run(client, experiment_id, name, redact_config(config.model_dump()), {
         "snapshot_id": snapshot_id, "snapshot_digest": snapshot.manifest.content_sha256,
         "base_model": config.model.name_or_path, "code_version": registry.code_version(),
         "registered_model": config.registry.model_name})
@@ -37,12 +42,20 @@ def start_tracking(config: PipelineConfig, workspace: Workspace, snapshot_id: st
 
 
 def fail_tracking(tracking: dict | None, reason: str) -> None:
-    """Mark the MLflow run FAILED with the reason (no-op when no run was opened)."""
+    """Mark the MLflow run FAILED with the reason (no-op when no run was opened).
+
+    Never raises: it runs while another error is on its way out (often the tracking server being gone),
+    and that original error is what the caller must see. A run left RUNNING is logged here.
+    """
     if not tracking:
         return
-    client = registry.client(tracking["tracking_uri"])
-    client.set_tag(tracking["run_id"], "failure_reason", reason[:5000])
-    registry.end_run(client, tracking["run_id"], status="FAILED")
+    try:
+        client = registry.client(tracking["tracking_uri"])
+        client.set_tag(tracking["run_id"], "failure_reason", reason[:5000])
+        registry.end_run(client, tracking["run_id"], status="FAILED")
+    except Exception as exc:
+        logger.warning("could not mark MLflow run %s FAILED (%s: %s); the run's own error follows",
+                       tracking.get("run_id"), type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
 
 
 EXAMPLE_TEXTS = ["the app crashes on start", "my parcel has not arrived", "I was charged twice"]

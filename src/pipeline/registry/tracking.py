@@ -35,9 +35,13 @@ def flatten(prefix: str, value, out: dict | None = None) -> dict:
 
 
 def client(tracking_uri: str):
+    """An MlflowClient for ``tracking_uri`` (tracking and registry); HTTP deadlines are in force first."""
     import mlflow
     from mlflow import MlflowClient
 
+    from pipeline.registry.connection import apply_http_deadlines
+
+    apply_http_deadlines()  # built-in deadlines where neither the configuration nor the environment set any
     mlflow.set_tracking_uri(tracking_uri)
     return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
 
