@@ -78,7 +78,8 @@ def test_fail_tracking_never_replaces_the_original_error(monkeypatch):
 
 
 def test_run_with_an_unreachable_prefect_api_prints_one_json_document(tmp_path):
-    env = {**os.environ, "PREFECT_API_URL": f"http://127.0.0.1:{closed_port()}/api", "PIPELINE_HOME": str(tmp_path / "ws")}
+    env = {**os.environ, "PREFECT_API_URL": f"http://127.0.0.1:{closed_port()}/api",
+           "PIPELINE_HOME": str(tmp_path / "ws")}
     env.pop("MLFLOW_TRACKING_URI", None)
     done = subprocess.run([sys.executable, "-m", "pipeline.cli", "run", "--json"], capture_output=True, text=True,
                           env=env, timeout=240, cwd=tmp_path)
