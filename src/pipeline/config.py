@@ -188,6 +188,9 @@ class RetrainingConfig(_Section):
         None, pattern=r"^https?://\S+$",
         description="URL that receives a JSON message (with a Slack-style 'text') when a deployed run fails; None: no message.")
     webhook_timeout_seconds: float = Field(10.0, gt=0.0, le=120.0, description="Timeout of the webhook request.")
+    run_lock_wait_s: float = Field(
+        0.0, ge=0.0, le=86_400.0, description="Seconds a run waits for another run of the same model and workspace "
+        "to finish before it stops with 'another run ... is in progress' (0: stop at once).")
 
 
 class PipelineConfig(_Section):

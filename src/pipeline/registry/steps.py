@@ -27,11 +27,16 @@ def start_tracking(config: PipelineConfig, workspace: Workspace, snapshot_id: st
     artifact_location = workspace.artifact_root() if tracking_uri.startswith("sqlite:") else None
     experiment_id = registry.ensure_experiment(client, config.registry.experiment, artifact_location)
     snapshot = load_snapshot(workspace.snapshots, snapshot_id)
+    from pipeline.run_lock import is_held_here
+
+    if is_held_here(workspace, config.registry.model_name):  # no other run of this model can be alive here
+        fail_abandoned_runs(client, experiment_id, config.registry.model_name, str(workspace.root))
     name = run_name or f"train-{snapshot_id[:8]}-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}"
     run_id = registry.start_run(client, experiment_id, name, redact_config(config.model_dump()), {
         "snapshot_id": snapshot_id, "snapshot_digest": snapshot.manifest.content_sha256,
         "base_model": config.model.name_or_path, "code_version": registry.code_version(),
-        "registered_model": config.registry.model_name})
+        "registered_model": config.registry.model_name, "workspace": str(workspace.root),
+        REGISTRATION_TAG: "pending"})
     client.log_text(run_id, json.dumps(snapshot.manifest.to_dict(), indent=2, default=str), "data/manifest.json")
     contract_reports = workspace.reports / "contracts" / snapshot_id
     if contract_reports.is_dir():
@@ -39,6 +44,37 @@ def start_tracking(config: PipelineConfig, workspace: Workspace, snapshot_id: st
     registry.log_dataset(run_id, snapshot.load(), name=f"snapshot-{snapshot_id}", source=str(snapshot.data_path),
                          context="training")
     return {"tracking_uri": tracking_uri, "run_id": run_id, "experiment_id": experiment_id}
+
+
+REGISTRATION_TAG = "registration"
+
+
+def fail_abandoned_runs(client, experiment_id: str, model_name: str, workspace_root: str) -> list[str]:
+    """Mark FAILED the runs of this model and workspace that never registered a version (killed mid-run, or
+    after MLflow closed the run while logging the model). Only call while holding the run lock."""
+    name, root = model_name.replace("'", "\\'"), workspace_root.replace("'", "\\'")
+    runs = client.search_runs([experiment_id], max_results=100, filter_string=(
+        f"tags.registered_model = '{name}' and tags.workspace = '{root}' and tags.{REGISTRATION_TAG} = 'pending' "
+        "and attributes.status != 'FAILED' and attributes.status != 'KILLED'"))
+    from pipeline.registry.versions import find_version_of_run
+
+    failed = []
+    for run in runs:
+        version = find_version_of_run(client, model_name, run.info.run_id)
+        if version is not None:  # killed after registering: the version counts, its run is closed as such
+            client.set_tag(run.info.run_id, "registered_version", str(version.version))
+            client.set_tag(run.info.run_id, REGISTRATION_TAG, "done")
+            client.set_tag(run.info.run_id, "interrupted", "after registering; check the version's aliases")
+            registry.end_run(client, run.info.run_id, status="FINISHED")
+            continue
+        client.set_tag(run.info.run_id, "failure_reason", "interrupted before a version was registered "
+                                                            "(the process died or was killed); its data stays untrained")
+        client.set_tag(run.info.run_id, REGISTRATION_TAG, "none")
+        registry.end_run(client, run.info.run_id, status="FAILED")
+        failed.append(run.info.run_id)
+    if failed:
+        logger.warning("marked %d interrupted run(s) FAILED: %s", len(failed), ", ".join(failed))
+    return failed
 
 
 def fail_tracking(tracking: dict | None, reason: str) -> None:
@@ -52,6 +88,7 @@ def fail_tracking(tracking: dict | None, reason: str) -> None:
     try:
         client = registry.client(tracking["tracking_uri"])
         client.set_tag(tracking["run_id"], "failure_reason", reason[:5000])
+        client.set_tag(tracking["run_id"], REGISTRATION_TAG, "none")
         registry.end_run(client, tracking["run_id"], status="FAILED")
     except Exception as exc:
         logger.warning("could not mark MLflow run %s FAILED (%s: %s); the run's own error follows",
@@ -104,6 +141,11 @@ def register_model(config: PipelineConfig, tracking: dict, model_dir: str, snaps
     compact = model_card.render_model_card(name, number, lineage, evaluation, outcome, current, note, compact=True)
     client.update_model_version(name, number, description=model_card.fit_description(card, compact))
     client.log_text(run_id, card, "registry/model_card.md")
+    client.set_tag(run_id, "registered_version", number)
+    client.set_tag(run_id, REGISTRATION_TAG, "done")
     registry.end_run(client, run_id)
+    from pipeline.training.run_folders import clear_run_checkpoints
+
+    clear_run_checkpoints(Workspace.resolve(config.workspace), name, run_id)
     return {"model_name": name, "model_version": number, "model_uri": version.source, "aliases": current,
             "gate": gate, "promotion_note": note, "model_card": card}

@@ -161,6 +161,8 @@ def log_model(run_id: str, model_dir: Path, input_example: list[str]) -> str:
         info = mlflow.pyfunc.log_model(
             name="model", python_model=str(MODEL_CODE), artifacts={"model_dir": str(model_dir)},
             signature=signature, input_example=example, pip_requirements=pinned_requirements())
+    # Leaving ``start_run`` marked the run FINISHED; it is not finished until its version is registered.
+    mlflow.MlflowClient().update_run(run_id, status="RUNNING")
     return info.model_uri
 
 

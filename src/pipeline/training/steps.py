@@ -50,7 +50,7 @@ def train_model(config: PipelineConfig, workspace: Workspace, tracking: dict, sn
     import numpy as np
 
     from pipeline.evaluation.metrics import plot_training_curve
-    from pipeline.training.loop import clear_checkpoints, fine_tune, seed_everything
+    from pipeline.training.loop import fine_tune, seed_everything
     from pipeline.training.modeling import load_model, save_model
 
     client = registry.client(tracking["tracking_uri"])
@@ -69,8 +69,10 @@ def train_model(config: PipelineConfig, workspace: Workspace, tracking: dict, sn
         client.set_tag(run_id, "warm_start", warm_tag)
     fingerprint = training_fingerprint(config, snapshot_id, tokenized["train"].cache_key, label_map, source_id)
     key = hashlib.sha256(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()[:12]
-    checkpoint_dir = workspace.checkpoints / config.registry.model_name / key
-    resume_from = Path(config.training.resume_from) if config.training.resume_from else None
+    checkpoint_root = workspace.checkpoints / config.registry.model_name / key
+    checkpoint_dir = checkpoint_root / run_id  # this run's own folder: two runs never prune each other's files
+    resume_dirs = [checkpoint_root, *sorted(p for p in checkpoint_root.glob("*") if p.is_dir() and p.name != run_id)]
+    resume_from = confine_to_workspace(workspace, config.training.resume_from)
     seed_everything(config.training.seed)
     model = load_model(source, label_map, config.model)
 
@@ -85,7 +87,8 @@ def train_model(config: PipelineConfig, workspace: Workspace, tracking: dict, sn
 
     result = fine_tune(model, tokenized["train"], tokenized.get("validation"), tokenizer.pad_token_id,
                        config.training, checkpoint_dir, fingerprint, resume_from=resume_from, on_epoch=on_epoch,
-                       progress=progress, on_resume=on_resume, checkpoint_meta={"mlflow_run_id": run_id})
+                       progress=progress, on_resume=on_resume, checkpoint_meta={"mlflow_run_id": run_id},
+                       resume_dirs=resume_dirs)
     model_dir = save_model(result.model, tokenizer, out_dir / "model")
     registry.write_model_meta(model_dir, {"max_length": config.model.max_length, "label_map": label_map,
                                           "base_model": config.model.name_or_path, "snapshot_id": snapshot_id,
@@ -98,13 +101,30 @@ def train_model(config: PipelineConfig, workspace: Workspace, tracking: dict, sn
     client.set_tag(run_id, "device", result.device)
     client.set_tag(run_id, "resumed", str(result.resumed_from_step is not None).lower())
     np.save(out_dir / "sample_counts.npy", result.sample_counts)
-    clear_checkpoints(checkpoint_dir)
+    # Checkpoints stay until the version is registered (``registry.steps.register_model`` clears them): a
+    # crash in evaluation or registration resumes from the last one instead of training again.
     return {"model_dir": str(model_dir), "history": result.history, "steps": result.steps,
             "planned_steps": result.planned_steps, "resumed_from_step": result.resumed_from_step,
             "samples_per_s": result.samples_per_s, "train_seconds": result.train_seconds, "device": result.device,
             "best_epoch": result.best_epoch, "stopped_early": result.stopped_early,
             "train_rows": len(tokenized["train"]), "warm_start": warm_tag,
-            "sample_counts": str(out_dir / "sample_counts.npy")}
+            "sample_counts": str(out_dir / "sample_counts.npy"), "checkpoint_dir": str(checkpoint_dir)}
+
+
+def confine_to_workspace(workspace: Workspace, path: str | None) -> Path | None:
+    """``path`` (relative paths are taken from the workspace root) when it lies inside the workspace.
+
+    ValueError otherwise: ``training.resume_from`` can be typed into a run form, and a checkpoint is loaded
+    from it, so it must not name a file anywhere on the machine.
+    """
+    if not path:
+        return None
+    candidate = Path(path).expanduser()
+    resolved = (candidate if candidate.is_absolute() else workspace.root / candidate).resolve()
+    if not resolved.is_relative_to(workspace.root.resolve()):
+        raise ValueError(f"training.resume_from {path!r} is outside the workspace {workspace.root}; "
+                         "checkpoints are only loaded from inside it")
+    return resolved
 
 
 def record_resume(client, run_id: str, info: dict) -> None:
