@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from pipeline.config import PipelineConfig
 from pipeline.ops import notifications as notify
-from pipeline.secrets import config_secrets, redact_text, redact_url
+from pipeline.secrets import config_secrets, redact_text, redact_url, resolve_secret
 from pipeline.tasks.reporting import failure_markdown
 
 logger = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ def report_failure(flow, flow_run, state) -> None:
     config = config_of(flow_run.parameters or {})
     reason = redact_text(failure_reason(state), config_secrets(config))
     url = run_url(flow_run.id)
-    webhook = config.retraining.webhook_url
+    webhook = resolve_secret(config.retraining.webhook_url)
     try:
         MarkdownArtifact(key="run-failure", description="Why the run failed", flow_run_id=flow_run.id,
                          markdown=failure_markdown(flow.name, flow_run.name, state.name, reason, url,

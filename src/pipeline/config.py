@@ -185,8 +185,10 @@ class RetrainingConfig(_Section):
     work_pool: str = Field("pipeline", min_length=1, pattern=r"^[A-Za-z0-9_.-]+$",
                            description="Prefect process work pool that runs the deployments (created when missing).")
     webhook_url: str | None = Field(
-        None, pattern=r"^https?://\S+$",
-        description="URL that receives a JSON message (with a Slack-style 'text') when a deployed run fails; None: no message.")
+        None, pattern=r"^(https?://\S+|env:[A-Za-z_][A-Za-z0-9_]*)$",
+        description="URL that receives a JSON message (with a Slack-style 'text') when a deployed run fails, or "
+        "env:NAME to read it from that environment variable at send time (keeps it out of run parameters); "
+        "None: no message.")
     webhook_timeout_seconds: float = Field(10.0, gt=0.0, le=120.0, description="Timeout of the webhook request.")
     run_lock_wait_s: float = Field(
         0.0, ge=0.0, le=86_400.0, description="Seconds a run waits for another run of the same model and workspace "

@@ -19,6 +19,18 @@ CREDENTIAL_URL_KEYS = ("registry.tracking_uri",)
 _URL = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>]+")
 
 
+WEBHOOK_ENV = "PIPELINE_WEBHOOK_URL"
+
+
+def resolve_secret(value: str | None) -> str | None:
+    """``env:NAME`` -> the value of environment variable NAME (None when unset); anything else unchanged."""
+    import os
+
+    if value and value.startswith("env:"):
+        return os.environ.get(value[len("env:"):]) or None
+    return value
+
+
 def redact_url(url: str | None, keep_path: bool = False) -> str | None:
     """``scheme://host[:port]/***`` (or the path kept, without credentials or query, when ``keep_path``)."""
     if not url:
@@ -78,7 +90,7 @@ def redact_config(config: dict) -> dict:
 
     out = copy.deepcopy(config)
     for key in SECRET_URL_KEYS:
-        if _get(out, key):
+        if _get(out, key) and not str(_get(out, key)).startswith("env:"):
             _put(out, key, redact_url(_get(out, key)))
     for key in CREDENTIAL_URL_KEYS:
         if _get(out, key):
@@ -91,7 +103,7 @@ def redact_config(config: dict) -> dict:
 
 def config_secrets(config) -> list[str]:
     """The secret strings of a ``PipelineConfig`` (to scrub from free text such as error messages)."""
-    found = [config.retraining.webhook_url]
+    found = [config.retraining.webhook_url, resolve_secret(config.retraining.webhook_url)]
     uri = config.registry.tracking_uri
     if uri and redact_credentials(uri) != uri:
         found.append(uri)

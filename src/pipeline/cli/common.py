@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -74,6 +75,23 @@ def run_flow(module: str, attribute: str, as_json: bool, **kwargs) -> dict:
         reason = f"{type(result).__name__}: {result}" if isinstance(result, BaseException) else state.message
         fail(str(reason), as_json, flow_run_state=state.type.value)
     return result
+
+
+@contextmanager
+def run_guard(config: PipelineConfig, as_json: bool, what: str):
+    """Hold the model's run lock for the command; exit 75 at once (one line) when another run holds it."""
+    from pipeline.run_lock import RunInProgressError, hold_run_lock
+
+    workspace = Workspace.resolve(config.workspace)
+    try:
+        lock = hold_run_lock(workspace, config.registry.model_name, config.retraining.run_lock_wait_s, what)
+        lock.__enter__()
+    except RunInProgressError as exc:
+        fail(str(exc), as_json, code=exc.exit_code)
+    try:
+        yield
+    finally:
+        lock.__exit__(None, None, None)
 
 
 def _describe_prefect_error(exc: BaseException) -> str:

@@ -39,6 +39,7 @@ import uuid
 from contextlib import contextmanager
 from datetime import datetime, timezone
 
+from pipeline.faults import fault_point
 from pipeline.registry.tracking import CHAMPION, alias_version
 
 logger = logging.getLogger(__name__)
@@ -290,6 +291,7 @@ def move_alias(client, name: str, alias: str, version, *, expect_current=ANY, ac
                  "actor": actor, "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                  "reason": (reason or "")[:MAX_REASON], **(details or {}), "state": "intended"}
         entry = _append_history(client, name, entry)  # the intent first: a crash after it is reconciled
+        fault_point("after-alias-intent")
         verify_lease(client, name, token)
         client.set_registered_model_alias(name, alias, version)
         written = alias_version(client, name, alias)

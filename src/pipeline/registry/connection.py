@@ -9,6 +9,7 @@ few seconds whether an ``http(s)`` tracking server is there before any work star
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import urllib.error
@@ -80,3 +81,34 @@ def check_tracking_server(tracking_uri: str, timeout_s: float = 5.0) -> None:
         reason = getattr(exc, "reason", exc)
         raise TrackingUnavailableError(f"MLflow tracking server {shown} is unreachable ({reason}); start it or "
                                        "point MLFLOW_TRACKING_URI / registry.tracking_uri at a running one") from None
+
+
+TRANSIENT_MLFLOW_CODES = ("TEMPORARILY_UNAVAILABLE", "INTERNAL_ERROR", "REQUEST_LIMIT_EXCEEDED", "DEADLINE_EXCEEDED")
+TRANSIENT_ERRNOS = {errno.ENOSPC, errno.EIO, errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ECONNREFUSED,
+                    errno.ECONNRESET, errno.ETIMEDOUT, errno.EDQUOT}
+
+
+class ChampionUnavailableError(RuntimeError):
+    """The champion could not be re-scored for an infrastructure reason: the run stops before registering, so
+    its data stays untrained and the next run compares again (a version registered without the comparison
+    would count its snapshot as trained)."""
+
+
+def is_infrastructure_error(exc: BaseException) -> bool:
+    """Whether ``exc`` (or an error it was raised from) is about reaching storage or servers, not about the
+    model itself: network errors, timeouts, a full disk, an MLflow server answering 5xx or 429."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, (ConnectionError, TimeoutError, TrackingUnavailableError)):
+            return True
+        if isinstance(exc, OSError) and exc.errno in TRANSIENT_ERRNOS:
+            return True
+        name = type(exc).__module__ + "." + type(exc).__name__
+        if name.startswith(("requests.", "urllib3.")) and "Error" in type(exc).__name__:
+            return True
+        code = str(getattr(exc, "error_code", ""))
+        if any(c in code for c in TRANSIENT_MLFLOW_CODES) or "Max retries exceeded" in str(exc):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from pipeline.config import PipelineConfig
 from pipeline.data.snapshots import load_snapshot
+from pipeline.faults import fault_point
 from pipeline.registry import tracking as registry
 from pipeline.workspace import Workspace
 
@@ -120,9 +121,11 @@ def register_model(config: PipelineConfig, tracking: dict, model_dir: str, snaps
     version = registration.find_version_of_run(client, name, run_id)  # a retried task reuses its version
     if version is None:
         model_uri = registry.log_model(run_id, Path(model_dir), EXAMPLE_TEXTS)
+        fault_point("after-log-model")
         version = registry.register_version(client, model_uri, name, run_id,
                                             registration.version_tags(lineage, evaluation["metrics"], outcome),
                                             f"Registering. Gate: {gate['reason']}"[:5000])
+    fault_point("after-register-version")
     number, actor = str(version.version), f"pipeline run {run_id} ({aliases.default_actor()})"
     note = None
     if gate["passed"]:
@@ -143,7 +146,9 @@ def register_model(config: PipelineConfig, tracking: dict, model_dir: str, snaps
     client.log_text(run_id, card, "registry/model_card.md")
     client.set_tag(run_id, "registered_version", number)
     client.set_tag(run_id, REGISTRATION_TAG, "done")
+    fault_point("before-end-run")
     registry.end_run(client, run_id)
+    fault_point("after-end-run")
     from pipeline.training.run_folders import clear_run_checkpoints
 
     clear_run_checkpoints(Workspace.resolve(config.workspace), name, run_id)

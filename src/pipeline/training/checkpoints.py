@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from pipeline.atomic import replace_durably
+from pipeline.faults import fault_point
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +74,7 @@ def save_checkpoint(folder: Path, step: int, fingerprint: dict, state: dict, kee
         if final.exists():
             shutil.rmtree(final)
         replace_durably(staging, final)
+        fault_point("after-checkpoint")
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
