@@ -36,21 +36,27 @@ def run(config: PipelineConfig) -> dict:
         tracking = registry_steps.start_tracking(config, workspace, data.snapshot_id)
         fault_point("after-start-tracking")
         try:
-            trained = training_steps.train_model(config, workspace, tracking, data.snapshot_id, tokenizer, label_map,
-                                                 tokenized, progress=False)
+            trained = training_steps.train_model(
+                config, workspace, tracking, data.snapshot_id, tokenizer, label_map, tokenized, progress=False
+            )
             fault_point("after-train")
-            evaluation = evaluation_steps.evaluate_model(trained["model_dir"], splits["test"], config, workspace,
-                                                         tracking)
+            evaluation = evaluation_steps.evaluate_model(
+                trained["model_dir"], splits["test"], config, workspace, tracking
+            )
             fault_point("after-evaluate")
             comparison = evaluation_steps.compare_with_champion(config, tracking, splits["test"], evaluation)
             fault_point("after-compare")
-            registered = registry_steps.register_model(config, tracking, trained["model_dir"], data.snapshot_id,
-                                                       evaluation, comparison)
+            registered = registry_steps.register_model(
+                config, tracking, trained["model_dir"], data.snapshot_id, evaluation, comparison
+            )
         except BaseException as exc:
             registry_steps.fail_tracking(tracking, f"{type(exc).__name__}: {exc}")
             raise
-    return {"snapshot_id": data.snapshot_id, "model_version": registered["model_version"],
-            "resumed_from_step": trained["resumed_from_step"]}
+    return {
+        "snapshot_id": data.snapshot_id,
+        "model_version": registered["model_version"],
+        "resumed_from_step": trained["resumed_from_step"],
+    }
 
 
 if __name__ == "__main__":

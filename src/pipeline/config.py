@@ -52,9 +52,11 @@ class DataConfig(_Section):
     hf_split: str = Field("train", min_length=1, description="Split read from hf:NAME[:CONFIG] sources ('train+validation' joins splits).")
     allowed_url_schemes: list[str] = Field(
         default_factory=lambda: ["file", "hf"],
-        description="URL schemes data.paths may name (local paths are 'file'). Add e.g. 's3' or 'https' to fetch remote data.")
+        description="URL schemes data.paths may name (local paths are 'file'). Add e.g. 's3' or 'https' to fetch "
+        "remote data.")
     allowed_url_hosts: list[str] = Field(
-        default_factory=list, description="Hosts (or buckets) remote data.paths may name; empty: any host of an allowed scheme.")
+        default_factory=list,
+        description="Hosts (or buckets) remote data.paths may name; empty: any host of an allowed scheme.")
     lock_timeout_s: float = Field(
         600.0, ge=0.0, description="Seconds an ingest waits for another one to finish before giving up (DataStoreBusy)."
     )
@@ -161,7 +163,8 @@ class RegistryConfig(_Section):
     bootstrap_samples: int = Field(1000, ge=100, le=100_000, description="Paired bootstrap resamples.")
     auto_promote: bool = Field(False, description="Make a challenger that passes the gate champion at once.")
     http_timeout_s: int = Field(15, ge=1, le=600, description="Seconds one MLflow HTTP request may wait for an answer.")
-    http_max_retries: int = Field(3, ge=0, le=10, description="Retries of a failed MLflow HTTP request (backoff between).")
+    http_max_retries: int = Field(3, ge=0, le=10,
+                                  description="Retries of a failed MLflow HTTP request (backoff between).")
     http_backoff_factor: int = Field(
         1, ge=0, le=30, description="Backoff between MLflow retries: factor x 1, 2, 4... seconds. The defaults give up "
         "on a dead tracking server within about a minute.")

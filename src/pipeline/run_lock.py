@@ -75,13 +75,22 @@ def hold_run_lock(workspace: Workspace, model_name: str, wait_s: float = 0.0, wh
     except Timeout:
         raise RunInProgressError(
             f"another run of {model_name} is in progress in workspace {workspace.root} ({_describe_holder(path)}); "
-            f"it was not started (waited {wait_s:g} s). Retry when it finishes.") from None
+            f"it was not started (waited {wait_s:g} s). Retry when it finishes."
+        ) from None
     try:
         with _guard:
             _held[key] = 1
-        path.with_suffix(".json").write_text(json.dumps({
-            "pid": os.getpid(), "host": socket.gethostname(), "what": what,
-            "since": datetime.now(timezone.utc).isoformat(timespec="seconds")}), encoding="utf-8")
+        path.with_suffix(".json").write_text(
+            json.dumps(
+                {
+                    "pid": os.getpid(),
+                    "host": socket.gethostname(),
+                    "what": what,
+                    "since": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                }
+            ),
+            encoding="utf-8",
+        )
         yield
     finally:
         with _guard:

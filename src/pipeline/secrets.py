@@ -27,7 +27,7 @@ def resolve_secret(value: str | None) -> str | None:
     import os
 
     if value and value.startswith("env:"):
-        return os.environ.get(value[len("env:"):]) or None
+        return os.environ.get(value[len("env:") :]) or None
     return value
 
 

@@ -19,6 +19,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import mlflow
 import pytest
 from mlflow import MlflowClient
 
@@ -29,17 +30,31 @@ from tests.chaos_driver import BOUNDARIES
 
 ROOT = Path(__file__).resolve().parents[2]
 INSIDE = ["after-checkpoint#2", "after-log-model", "after-register-version", "after-alias-intent", "before-end-run"]
+# The default run: one kill per kind of boundary (data, training, logging, registering, alias move).
+FAST = ["after-ingest", "after-checkpoint#2", "after-train", "after-log-model", "after-register-version",
+        "after-alias-intent"]
 SLOW = os.environ.get("PIPELINE_CHAOS") == "slow"
 NAME = "chaos-model"
 
 
 @pytest.fixture
 def chaos_config(tmp_path, tiny_model_dir):
-    config = load_config(overrides=[
-        f"workspace={tmp_path / 'ws'}", f"model.name_or_path={tiny_model_dir}", "model.max_length=32",
-        "training.epochs=1", "training.batch_size=16", "training.learning_rate=0.001", "training.checkpoint_steps=2",
-        "training.max_steps=8", "data.max_samples=200", f"registry.model_name={NAME}", "registry.auto_promote=true",
-        f"registry.tracking_uri=sqlite:///{tmp_path / 'ws' / 'mlflow' / 'mlflow.db'}"])
+    config = load_config(
+        overrides=[
+            f"workspace={tmp_path / 'ws'}",
+            f"model.name_or_path={tiny_model_dir}",
+            "model.max_length=32",
+            "training.epochs=1",
+            "training.batch_size=16",
+            "training.learning_rate=0.001",
+            "training.checkpoint_steps=2",
+            "training.max_steps=8",
+            "data.max_samples=200",
+            f"registry.model_name={NAME}",
+            "registry.auto_promote=true",
+            f"registry.tracking_uri=sqlite:///{tmp_path / 'ws' / 'mlflow' / 'mlflow.db'}",
+        ]
+    )
     path = tmp_path / "config.json"
     path.write_text(config.model_dump_json())
     return config, path
@@ -47,8 +62,14 @@ def chaos_config(tmp_path, tiny_model_dir):
 
 def drive(config_path: Path, fault: str | None) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}:{ROOT}", "PIPELINE_FAULT_POINT": fault or ""}
-    return subprocess.run([sys.executable, "-m", "tests.chaos_driver", str(config_path)], capture_output=True,
-                          text=True, env=env, timeout=300, cwd=ROOT)
+    return subprocess.run(
+        [sys.executable, "-m", "tests.chaos_driver", str(config_path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        cwd=ROOT,
+    )
 
 
 def check_invariants(config, load_models: bool = False) -> dict:
@@ -58,14 +79,17 @@ def check_invariants(config, load_models: bool = False) -> dict:
 
     workspace = Workspace.resolve(config.workspace)
     uri = config.registry.tracking_uri
+    mlflow.set_tracking_uri(uri)  # models:/ URIs below resolve against it
     client = MlflowClient(uri, registry_uri=uri)
-    versions = client.search_model_versions(f"name='{NAME}'") if client.search_registered_models(
-        f"name='{NAME}'") else []
+    versions = (
+        client.search_model_versions(f"name='{NAME}'") if client.search_registered_models(f"name='{NAME}'") else []
+    )
     for version in versions:
         assert version.tags.get("snapshot_id"), f"version {version.version} has no snapshot tag"
-        local = Path(__import__("mlflow").artifacts.download_artifacts(f"models:/{NAME}/{version.version}"))
-        assert (local / "MLmodel").exists() and list(local.rglob("*.safetensors")), \
+        local = Path(mlflow.artifacts.download_artifacts(f"models:/{NAME}/{version.version}"))
+        assert (local / "MLmodel").exists() and list(local.rglob("*.safetensors")), (
             f"version {version.version} has no model artifacts"
+        )
         if load_models:
             from pipeline.registry.tracking import load_version, predict_with
 
@@ -110,11 +134,12 @@ def kill_everywhere(config, config_path, points: list[str]) -> None:
     check_runs_closed(config)
 
 
+@pytest.mark.timeout(1800)
 def test_kill_at_every_boundary_then_recover(chaos_config):
     config, config_path = chaos_config
     workspace = Workspace.resolve(config.workspace).ensure()
     write_demo_files(workspace.landing, (1,), 200)
-    kill_everywhere(config, config_path, BOUNDARIES + INSIDE)
+    kill_everywhere(config, config_path, BOUNDARIES + INSIDE if SLOW else FAST)
     state = check_invariants(config, load_models=True)
     assert state == {"versions": state["versions"], "train": False} and state["versions"] >= 1
     if SLOW:
@@ -124,6 +149,7 @@ def test_kill_at_every_boundary_then_recover(chaos_config):
 
 
 @pytest.mark.chaos_slow
+@pytest.mark.timeout(3600)
 @pytest.mark.skipif(not SLOW, reason="slow chaos mode: PIPELINE_CHAOS=slow")
 def test_kill_the_real_flow_inside_its_steps(chaos_config):
     config, config_path = chaos_config
@@ -137,8 +163,14 @@ def test_kill_the_real_flow_inside_its_steps(chaos_config):
     env.pop("PREFECT_API_URL", None)
     for point in INSIDE + [None]:
         env["PIPELINE_FAULT_POINT"] = point or ""
-        done = subprocess.run([sys.executable, "-m", "pipeline.cli", *args], capture_output=True, text=True, env=env,
-                              timeout=600, cwd=ROOT)
+        done = subprocess.run(
+            [sys.executable, "-m", "pipeline.cli", *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=600,
+            cwd=ROOT,
+        )
         assert done.returncode == (0 if point is None else -9), done.stderr[-3000:]
         check_invariants(config)
     check_runs_closed(config)

@@ -6,6 +6,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 from pipeline.data.demo import write_demo_files
 from tests.conftest import FIXTURES
 from tests.flows.test_cli import pipeline_cli
@@ -14,10 +16,20 @@ TOKEN = "SECRET-TOKEN-7f3a9c"
 
 
 def common_args(tiny_model_dir):
-    return ["--set", f"model.name_or_path={tiny_model_dir}", "--set", "training.max_steps=3",
-            "--set", "model.max_length=32", "--set", "registry.model_name=tiny", "--json"]
+    return [
+        "--set",
+        f"model.name_or_path={tiny_model_dir}",
+        "--set",
+        "training.max_steps=3",
+        "--set",
+        "model.max_length=32",
+        "--set",
+        "registry.model_name=tiny",
+        "--json",
+    ]
 
 
+@pytest.mark.timeout(1800)
 def test_retrain_skips_trains_then_skips(tmp_path, tiny_model_dir):
     home = tmp_path / "ws"
     args = common_args(tiny_model_dir)
@@ -38,14 +50,22 @@ def test_retrain_skips_trains_then_skips(tmp_path, tiny_model_dir):
 
 def test_a_second_run_exits_75_while_another_holds_the_model(tmp_path, tiny_model_dir):
     home = tmp_path / "ws"
-    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(f"""
         import time
         from pipeline.run_lock import hold_run_lock
         from pipeline.workspace import Workspace
         with hold_run_lock(Workspace.resolve({str(home)!r}), "tiny", what="pipeline run"):
             print("held", flush=True)
             time.sleep(120)
-        """)], stdout=subprocess.PIPE, text=True)
+        """),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "held"
         for command in ("run", "retrain"):
@@ -58,6 +78,7 @@ def test_a_second_run_exits_75_while_another_holds_the_model(tmp_path, tiny_mode
         holder.wait()
 
 
+@pytest.mark.timeout(1800)
 def test_a_webhook_token_appears_nowhere_after_a_run(tmp_path, tiny_model_dir):
     home = tmp_path / "ws"
     write_demo_files(home / "landing", (1,), rows_per_batch=200)

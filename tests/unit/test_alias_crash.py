@@ -38,8 +38,9 @@ def test_a_writer_killed_between_intent_and_move_leaves_no_unaudited_move(client
     assert [e["to"] for e in read_history(client, NAME)] == ["1"], "the move never happened: not in the history"
     aliases._delete_lock(client, NAME)  # the dead writer's lease (a live breaker would wait out its ttl)
     move_alias(client, NAME, "champion", 3, expect_current="1", actor="ops")
-    states = sorted(json.loads(v)["state"] for k, v in client.get_registered_model(NAME).tags.items()
-                    if k.startswith("audit."))
+    states = sorted(
+        json.loads(v)["state"] for k, v in client.get_registered_model(NAME).tags.items() if k.startswith("audit.")
+    )
     assert states == ["abandoned", "done", "done"]
     assert [(e["from"], e["to"]) for e in read_history(client, NAME)] == [(None, "1"), ("1", "3")]
 
@@ -54,8 +55,11 @@ def test_a_writer_killed_after_the_move_is_audited_as_done(client, monkeypatch):
     assert [e["to"] for e in read_history(client, NAME)] == ["1"], "the move happened and is in the history"
     aliases._delete_lock(client, NAME)
     move_alias(client, NAME, "challenger", 2, actor="ops")
-    assert all(json.loads(v)["state"] == "done" for k, v in client.get_registered_model(NAME).tags.items()
-               if k.startswith("audit."))
+    assert all(
+        json.loads(v)["state"] == "done"
+        for k, v in client.get_registered_model(NAME).tags.items()
+        if k.startswith("audit.")
+    )
 
 
 def test_a_lost_answer_to_the_lease_create_is_recognised_as_ours(client, monkeypatch):

@@ -21,8 +21,11 @@ def setup(tmp_path, migrated_registry_db):
     client.set_registered_model_alias("m", "champion", "1")
     run = client.create_run(client.create_experiment("e"))
     np.save(tmp_path / "proba.npy", np.array([[0.9, 0.1], [0.2, 0.8]]))
-    evaluation = {"label_names": ["a", "b"], "probabilities": str(tmp_path / "proba.npy"),
-                  "metrics": {"accuracy": 1.0, "macro_f1": 1.0, "test_rows": 2}}
+    evaluation = {
+        "label_names": ["a", "b"],
+        "probabilities": str(tmp_path / "proba.npy"),
+        "metrics": {"accuracy": 1.0, "macro_f1": 1.0, "test_rows": 2},
+    }
     config = load_config(overrides=["registry.model_name=m", "registry.bootstrap_samples=100"])
     frame = pd.DataFrame({"text": ["x", "y"], "label": ["a", "b"]})
     return config, {"tracking_uri": uri, "run_id": run.info.run_id}, frame, evaluation

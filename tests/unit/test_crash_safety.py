@@ -71,8 +71,9 @@ def test_retraining_trains_exactly_when_the_newest_snapshot_has_no_version(tmp_p
     from pipeline.ops.retraining import decide_retraining, measure_new_data
 
     uri = fresh_registry_uri(migrated_registry_db, tmp_path)
-    config = load_config(overrides=[f"workspace={tmp_path / 'ws'}", f"registry.tracking_uri={uri}",
-                                    "registry.model_name=m"])
+    config = load_config(
+        overrides=[f"workspace={tmp_path / 'ws'}", f"registry.tracking_uri={uri}", "registry.model_name=m"]
+    )
     workspace = Workspace(tmp_path / "ws").ensure()
     write_demo_files(workspace.landing, (1,), 40)
     head = DataStore(workspace, config.data).ingest().snapshot_id
@@ -90,14 +91,22 @@ def test_retraining_trains_exactly_when_the_newest_snapshot_has_no_version(tmp_p
 
 def test_a_second_run_of_the_same_model_is_refused_while_the_first_holds_the_lock(tmp_path):
     workspace = Workspace(tmp_path / "ws")
-    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(f"""
         import sys, time
         from pipeline.run_lock import hold_run_lock
         from pipeline.workspace import Workspace
         with hold_run_lock(Workspace.resolve({str(workspace.root)!r}), "m", what="first run"):
             print("held", flush=True)
             time.sleep(60)
-        """)], stdout=subprocess.PIPE, text=True)
+        """),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "held"
         with pytest.raises(RunInProgressError, match=f"pid {holder.pid}.*first run"):

@@ -23,8 +23,11 @@ def closed_port() -> int:
 def test_default_client_budget_fails_a_call_within_about_a_minute():
     environ = {}
     applied = apply_http_deadlines(RegistryConfig(), environ)
-    assert applied == {"MLFLOW_HTTP_REQUEST_TIMEOUT": "15", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3",
-                       "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1"}
+    assert applied == {
+        "MLFLOW_HTTP_REQUEST_TIMEOUT": "15",
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3",
+        "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    }
     assert retry_budget_s() <= 75
     assert retry_budget_s(120, 7, 2) > 600, "MLflow's own defaults: minutes per call"
 
@@ -78,11 +81,20 @@ def test_fail_tracking_never_replaces_the_original_error(monkeypatch):
 
 
 def test_run_with_an_unreachable_prefect_api_prints_one_json_document(tmp_path):
-    env = {**os.environ, "PREFECT_API_URL": f"http://127.0.0.1:{closed_port()}/api",
-           "PIPELINE_HOME": str(tmp_path / "ws")}
+    env = {
+        **os.environ,
+        "PREFECT_API_URL": f"http://127.0.0.1:{closed_port()}/api",
+        "PIPELINE_HOME": str(tmp_path / "ws"),
+    }
     env.pop("MLFLOW_TRACKING_URI", None)
-    done = subprocess.run([sys.executable, "-m", "pipeline.cli", "run", "--json"], capture_output=True, text=True,
-                          env=env, timeout=240, cwd=tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "run", "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=240,
+        cwd=tmp_path,
+    )
     assert done.returncode == 1
     payload = json.loads(done.stdout)
     assert payload["status"] == "failed" and "Failed to reach API" in payload["error"]

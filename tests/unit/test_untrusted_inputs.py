@@ -17,8 +17,15 @@ from pipeline.validation.contract import select_examples
 from pipeline.workspace import Workspace
 
 
-@pytest.mark.parametrize("uri", ["http://169.254.169.254/latest/meta-data/x.csv", "https://example.com/a.csv",
-                                 "s3://bucket/a.csv", "simplecache::https://example.com/a.csv"])
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "http://169.254.169.254/latest/meta-data/x.csv",
+        "https://example.com/a.csv",
+        "s3://bucket/a.csv",
+        "simplecache::https://example.com/a.csv",
+    ],
+)
 def test_remote_sources_need_their_scheme_in_configuration(tmp_path, uri):
     store = DataStore(Workspace(tmp_path / "ws"), DataConfig())
     with pytest.raises(IngestionError, match="source_not_allowed"):
@@ -53,8 +60,12 @@ def test_examples_query_is_a_comparison_not_code():
     frame = pd.DataFrame({"count": [1, 5, 9], "share": [0.1, 0.2, 0.7]})
     assert select_examples(frame, "count < @low", {"low": 6}).tolist() == [True, True, False]
     assert select_examples(frame, "share > 0.5", {}).tolist() == [False, False, True]
-    for hostile in ["count.__class__", "@pd.io.common.os.system('touch /tmp/pwned') > 0", "count > 0 or True",
-                    "nosuchcolumn > 0"]:
+    for hostile in [
+        "count.__class__",
+        "@pd.io.common.os.system('touch /tmp/pwned') > 0",
+        "count > 0 or True",
+        "nosuchcolumn > 0",
+    ]:
         with pytest.raises(ValueError, match="unsupported examples_query"):
             select_examples(frame, hostile, {"pd": pd})
     assert isinstance(select_examples(frame, "count >= 5", {}), np.ndarray)

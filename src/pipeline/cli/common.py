@@ -72,8 +72,12 @@ def run_flow(module: str, attribute: str, as_json: bool, **kwargs) -> dict:
         logging.getLogger(__name__).debug("flow %s could not run", attribute, exc_info=True)
         fail(f"could not run the flow ({_describe_prefect_error(exc)})", as_json)
     if not state.is_completed() or isinstance(result, BaseException):
+        from pipeline.secrets import config_secrets, redact_text
+
         reason = f"{type(result).__name__}: {result}" if isinstance(result, BaseException) else state.message
-        fail(str(reason), as_json, flow_run_state=state.type.value)
+        config = kwargs.get("config")
+        secrets = config_secrets(config) if isinstance(config, PipelineConfig) else []
+        fail(redact_text(str(reason), secrets), as_json, flow_run_state=state.type.value)
     return result
 
 

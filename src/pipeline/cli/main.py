@@ -12,8 +12,16 @@ from typing import Annotated, Optional
 
 import typer
 
-from pipeline.cli.common import (ConfigOpt, JsonOpt, SetOpt, build_config, check_tracking, configure_logging, run_flow,
-                                 run_guard)
+from pipeline.cli.common import (
+    ConfigOpt,
+    JsonOpt,
+    SetOpt,
+    build_config,
+    check_tracking,
+    configure_logging,
+    run_flow,
+    run_guard,
+)
 from pipeline.workspace import Workspace
 
 app = typer.Typer(help="Continuous fine-tuning pipeline for transformer text classifiers.", no_args_is_help=True,
@@ -31,7 +39,10 @@ def run(data: Annotated[Optional[list[str]], typer.Option("--data", "-d", help="
     if as_json:
         keys = ["status", "run_id", "tracking_uri", "snapshot_id", "model_name", "model_version", "aliases", "metrics",
                 "resumed_from_step", "gate", "training"]
-        typer.echo(json.dumps({k: result.get(k) for k in keys}, default=str))
+        from pipeline.secrets import redact_credentials
+
+        typer.echo(json.dumps({**{k: result.get(k) for k in keys},
+                               "tracking_uri": redact_credentials(result.get("tracking_uri"))}, default=str))
     else:
         m = result["metrics"]
         typer.echo(f"registered {result['model_name']} v{result['model_version']} {result['aliases']} "
@@ -56,7 +67,8 @@ def retrain_summary(result: dict) -> dict:
     """``status`` (trained or skipped), ``reason``, the new-data counts and, when trained, the training result."""
     training = result.get("training") or {}
     keys = ["status", "run_id", "snapshot_id", "model_name", "model_version", "aliases", "metrics", "gate", "training"]
-    return {"status": result.get("status"), "reason": result.get("reason"), "new_rows": (result.get("new_data") or {}).get("rows"),
+    return {"status": result.get("status"), "reason": result.get("reason"),
+            "new_rows": (result.get("new_data") or {}).get("rows"),
             "training": {k: training.get(k) for k in keys} if training else None}
 
 
@@ -64,8 +76,8 @@ def retrain_line(result: dict) -> str:
     if result.get("status") != "trained":
         return f"skipped: {result.get('reason')}"
     t = result["training"]
-    return (f"trained: registered {t['model_name']} v{t['model_version']} {t['aliases']} on snapshot {t['snapshot_id']} "
-            f"({result.get('reason')})")
+    return (f"trained: registered {t['model_name']} v{t['model_version']} {t['aliases']} "
+            f"on snapshot {t['snapshot_id']} ({result.get('reason')})")
 
 
 @app.command()

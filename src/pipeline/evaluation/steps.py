@@ -58,7 +58,8 @@ def compare_with_champion(config: PipelineConfig, tracking: dict, test_frame: pd
     in the MLflow UI counts); the exact version it resolves to is loaded and named in the report. A
     champion that cannot be loaded or scored fails the gate (the run goes on and registers the version
     without an alias), unless the cause is infrastructure (network, timeout, full disk, MLflow 5xx): then
-    ChampionUnavailableError stops the run before it registers anything. Logs the outcome (metrics, tags, ``registry/comparison.{md,json}``) to the run.
+    ChampionUnavailableError stops the run before it registers anything.
+    Logs the outcome (metrics, tags, ``registry/comparison.{md,json}``) to the run.
     """
     import numpy as np
 

@@ -221,7 +221,8 @@ def read_history(client, name: str) -> list[dict]:
     points where it said and it is the last entry for that alias; ``abandoned`` entries never count.
     """
     model = client.get_registered_model(name)
-    entries = sorted((json.loads(v) for k, v in model.tags.items() if k.startswith(AUDIT_PREFIX)), key=lambda e: e["seq"])
+    entries = sorted((json.loads(v) for k, v in model.tags.items() if k.startswith(AUDIT_PREFIX)),
+                     key=lambda e: e["seq"])
     live = {alias: str(version) for alias, version in model.aliases.items()}
     last = {e["alias"]: e["seq"] for e in entries}
     return [e for e in entries if e.get("state", "done") == "done"

@@ -27,8 +27,11 @@ class TrackingUnavailableError(RuntimeError):
     """The MLflow tracking server cannot be reached (down, wrong address, or not answering in time)."""
 
 
-def retry_budget_s(timeout_s: float = DEFAULT_TIMEOUT_S, max_retries: int = DEFAULT_MAX_RETRIES,
-                   backoff_factor: float = DEFAULT_BACKOFF_FACTOR) -> float:
+def retry_budget_s(
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    max_retries: int = DEFAULT_MAX_RETRIES,
+    backoff_factor: float = DEFAULT_BACKOFF_FACTOR,
+) -> float:
     """Worst-case seconds one MLflow client call may take before it gives up (every attempt timing out)."""
     backoff = sum(backoff_factor * 2**attempt + JITTER_S for attempt in range(max_retries))
     return (max_retries + 1) * timeout_s + backoff
@@ -36,9 +39,11 @@ def retry_budget_s(timeout_s: float = DEFAULT_TIMEOUT_S, max_retries: int = DEFA
 
 def current_retry_budget_s() -> float:
     """``retry_budget_s`` of the settings in force in this process."""
-    return retry_budget_s(float(os.environ.get("MLFLOW_HTTP_REQUEST_TIMEOUT", DEFAULT_TIMEOUT_S)),
-                          int(os.environ.get("MLFLOW_HTTP_REQUEST_MAX_RETRIES", DEFAULT_MAX_RETRIES)),
-                          float(os.environ.get("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", DEFAULT_BACKOFF_FACTOR)))
+    return retry_budget_s(
+        float(os.environ.get("MLFLOW_HTTP_REQUEST_TIMEOUT", DEFAULT_TIMEOUT_S)),
+        int(os.environ.get("MLFLOW_HTTP_REQUEST_MAX_RETRIES", DEFAULT_MAX_RETRIES)),
+        float(os.environ.get("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", DEFAULT_BACKOFF_FACTOR)),
+    )
 
 
 def apply_http_deadlines(registry_config=None, environ: dict | None = None) -> dict[str, str]:
@@ -48,12 +53,17 @@ def apply_http_deadlines(registry_config=None, environ: dict | None = None) -> d
     the environment names nothing (so a user's ``MLFLOW_HTTP_REQUEST_*`` wins over built-in defaults).
     """
     environ = os.environ if environ is None else environ
-    values = {"MLFLOW_HTTP_REQUEST_TIMEOUT": DEFAULT_TIMEOUT_S, "MLFLOW_HTTP_REQUEST_MAX_RETRIES": DEFAULT_MAX_RETRIES,
-              "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": DEFAULT_BACKOFF_FACTOR}
+    values = {
+        "MLFLOW_HTTP_REQUEST_TIMEOUT": DEFAULT_TIMEOUT_S,
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": DEFAULT_MAX_RETRIES,
+        "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": DEFAULT_BACKOFF_FACTOR,
+    }
     if registry_config is not None:
-        values = {"MLFLOW_HTTP_REQUEST_TIMEOUT": int(registry_config.http_timeout_s),
-                  "MLFLOW_HTTP_REQUEST_MAX_RETRIES": registry_config.http_max_retries,
-                  "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": registry_config.http_backoff_factor}
+        values = {
+            "MLFLOW_HTTP_REQUEST_TIMEOUT": int(registry_config.http_timeout_s),
+            "MLFLOW_HTTP_REQUEST_MAX_RETRIES": registry_config.http_max_retries,
+            "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": registry_config.http_backoff_factor,
+        }
     applied = {}
     for key, value in values.items():
         if registry_config is not None or key not in environ:
@@ -79,13 +89,23 @@ def check_tracking_server(tracking_uri: str, timeout_s: float = 5.0) -> None:
             raise TrackingUnavailableError(f"MLflow tracking server {shown} answered {exc.code}") from None
     except Exception as exc:  # refused, DNS, timeout, TLS, malformed answer: all mean "not usable now"
         reason = getattr(exc, "reason", exc)
-        raise TrackingUnavailableError(f"MLflow tracking server {shown} is unreachable ({reason}); start it or "
-                                       "point MLFLOW_TRACKING_URI / registry.tracking_uri at a running one") from None
+        raise TrackingUnavailableError(
+            f"MLflow tracking server {shown} is unreachable ({reason}); start it or "
+            "point MLFLOW_TRACKING_URI / registry.tracking_uri at a running one"
+        ) from None
 
 
 TRANSIENT_MLFLOW_CODES = ("TEMPORARILY_UNAVAILABLE", "INTERNAL_ERROR", "REQUEST_LIMIT_EXCEEDED", "DEADLINE_EXCEEDED")
-TRANSIENT_ERRNOS = {errno.ENOSPC, errno.EIO, errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ECONNREFUSED,
-                    errno.ECONNRESET, errno.ETIMEDOUT, errno.EDQUOT}
+TRANSIENT_ERRNOS = {
+    errno.ENOSPC,
+    errno.EIO,
+    errno.ENETUNREACH,
+    errno.EHOSTUNREACH,
+    errno.ECONNREFUSED,
+    errno.ECONNRESET,
+    errno.ETIMEDOUT,
+    errno.EDQUOT,
+}
 
 
 class ChampionUnavailableError(RuntimeError):

@@ -68,8 +68,8 @@ def fail_abandoned_runs(client, experiment_id: str, model_name: str, workspace_r
             client.set_tag(run.info.run_id, "interrupted", "after registering; check the version's aliases")
             registry.end_run(client, run.info.run_id, status="FINISHED")
             continue
-        client.set_tag(run.info.run_id, "failure_reason", "interrupted before a version was registered "
-                                                            "(the process died or was killed); its data stays untrained")
+        client.set_tag(run.info.run_id, "failure_reason", "interrupted before a version was registered (the "
+                       "process died or was killed); its data stays untrained")
         client.set_tag(run.info.run_id, REGISTRATION_TAG, "none")
         registry.end_run(client, run.info.run_id, status="FAILED")
         failed.append(run.info.run_id)

@@ -146,7 +146,8 @@ def fine_tune(model: torch.nn.Module, train: TokenizedSplit, validation: Tokeniz
 
     Resumes from ``resume_from`` (a checkpoint whose fingerprint differs is refused: CheckpointMismatch),
     else from the newest usable checkpoint in ``resume_dirs`` (default: ``checkpoint_dir``; corrupt or
-    mismatched ones are skipped with a warning). New checkpoints go to ``checkpoint_dir``. ``on_epoch`` receives each epoch record;
+    mismatched ones are skipped with a warning). New checkpoints go to ``checkpoint_dir``. ``on_epoch``
+    receives each epoch record;
     ``on_resume`` receives {step, epoch, next_batch, checkpoint, meta, history} as soon as a checkpoint is
     loaded, where ``meta`` is the ``checkpoint_meta`` of the run that wrote it (e.g. its MLflow run id) and
     ``history`` the epoch records already made before the interruption.
