@@ -103,12 +103,7 @@ def _describe_prefect_error(exc: BaseException) -> str:
     from pipeline.secrets import redact_text
 
     text = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-    try:
-        from prefect.settings import PREFECT_API_URL
-
-        api = PREFECT_API_URL.value()
-    except Exception:
-        api = os.environ.get("PREFECT_API_URL")
+    api = os.environ.get("PREFECT_API_URL")  # (the library never imports prefect; a profile's URL is in the error)
     if api and any(word in type(exc).__name__ for word in ("Connect", "Timeout", "Network", "Protocol")):
         text = f"Prefect API {api} is unreachable: {text}"
     return redact_text(text, [])
