@@ -68,8 +68,10 @@ def one_run_per_model(config: PipelineConfig, workspace: Workspace, what: str = 
             slot = concurrency(name, occupy=1, timeout_seconds=max(wait, 1.0), strict=True)
             slot.__enter__()
         except TimeoutError:
-            raise RunInProgressError(f"another run of {model} holds the Prefect concurrency limit {name} "
-                                     f"(waited {max(wait, 1.0):g} s); retry when it finishes") from None
+            raise RunInProgressError(
+                f"another run of {model} holds the Prefect concurrency limit {name} "
+                f"(waited {max(wait, 1.0):g} s); retry when it finishes"
+            ) from None
         with _slots_guard:
             _slots.add(name)
         try:

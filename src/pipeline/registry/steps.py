@@ -51,7 +51,7 @@ REGISTRATION_TAG = "registration"
 
 
 def fail_abandoned_runs(client, experiment_id: str, model_name: str, workspace_root: str) -> list[str]:
-    """Mark FAILED the runs of this model and workspace that never registered a version (killed mid-run, or
+    """Mark KILLED the runs of this model and workspace that never registered a version (killed mid-run, or
     after MLflow closed the run while logging the model). Only call while holding the run lock."""
     name, root = model_name.replace("'", "\\'"), workspace_root.replace("'", "\\'")
     runs = client.search_runs([experiment_id], max_results=100, filter_string=(
@@ -71,10 +71,10 @@ def fail_abandoned_runs(client, experiment_id: str, model_name: str, workspace_r
         client.set_tag(run.info.run_id, "failure_reason", "interrupted before a version was registered (the "
                        "process died or was killed); its data stays untrained")
         client.set_tag(run.info.run_id, REGISTRATION_TAG, "none")
-        registry.end_run(client, run.info.run_id, status="FAILED")
+        registry.end_run(client, run.info.run_id, status="KILLED")
         failed.append(run.info.run_id)
     if failed:
-        logger.warning("marked %d interrupted run(s) FAILED: %s", len(failed), ", ".join(failed))
+        logger.warning("marked %d interrupted run(s) KILLED: %s", len(failed), ", ".join(failed))
     return failed
 
 
