@@ -18,6 +18,8 @@ from pipeline.run_lock import RunInProgressError, hold_run_lock
 from pipeline.workspace import Workspace
 
 logger = logging.getLogger(__name__)
+# Taking a slot is a few API calls that count against the timeout: a busy server needs seconds for them.
+SLOT_MIN_WAIT_S = 30.0
 _slots: set[str] = set()
 _slots_guard = threading.Lock()
 
@@ -65,12 +67,12 @@ def one_run_per_model(config: PipelineConfig, workspace: Workspace, what: str = 
 
         ensure_run_limit(name)
         try:
-            slot = concurrency(name, occupy=1, timeout_seconds=max(wait, 1.0), strict=True)
+            slot = concurrency(name, occupy=1, timeout_seconds=max(wait, SLOT_MIN_WAIT_S), strict=True)
             slot.__enter__()
         except TimeoutError:
             raise RunInProgressError(
                 f"another run of {model} holds the Prefect concurrency limit {name} "
-                f"(waited {max(wait, 1.0):g} s); retry when it finishes"
+                f"(waited {max(wait, SLOT_MIN_WAIT_S):g} s); retry when it finishes"
             ) from None
         with _slots_guard:
             _slots.add(name)
