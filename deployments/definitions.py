@@ -10,6 +10,7 @@ in step). Entry points are module paths, so a worker runs them wherever the pack
 
 from __future__ import annotations
 
+import logging
 import re
 
 from prefect.deployments.runner import EntrypointType, RunnerDeployment
@@ -21,6 +22,8 @@ from pipeline.flows.ingestion import ingestion_flow
 from pipeline.flows.retraining import manual_training_flow, retraining_flow
 from pipeline.tasks.events import DATA_ARRIVED, SNAPSHOT_RESOURCE_PREFIX
 from pipeline.workspace import Workspace
+
+logger = logging.getLogger(__name__)
 
 RETRAINING, TRAINING, INGESTION = "retraining", "training", "ingestion"
 MODEL_LIMITED = (RETRAINING, TRAINING)
@@ -66,12 +69,36 @@ def data_arrived_trigger(workspace: Workspace) -> DeploymentEventTrigger:
         match={"prefect.resource.id": f"{SNAPSHOT_RESOURCE_PREFIX}*", "pipeline.workspace": str(workspace.root)})
 
 
+def deployment_parameters(config: PipelineConfig) -> dict:
+    """The ``config`` parameter of the deployments, with no secret in it: a literal webhook URL is handed to
+    the serving process as ``$PIPELINE_WEBHOOK_URL`` (its flow runs inherit it) and the parameter says
+    ``env:PIPELINE_WEBHOOK_URL``. Workers of other pools need that variable in their environment."""
+    import os
+
+    from pipeline.secrets import WEBHOOK_ENV, redact_url
+
+    params = config.model_dump(mode="json")
+    webhook = config.notifications.webhook_url
+    if webhook and not webhook.startswith("env:"):
+        os.environ[WEBHOOK_ENV] = webhook
+        params["retraining"]["webhook_url"] = f"env:{WEBHOOK_ENV}"
+        logger.info("webhook %s passed to deployed runs as $%s, not as a parameter", redact_url(webhook), WEBHOOK_ENV)
+    tracking = params["registry"].get("tracking_uri")
+    if tracking:
+        from pipeline.secrets import redact_credentials
+
+        if redact_credentials(tracking) != tracking:
+            raise ValueError("registry.tracking_uri carries credentials; give them to MLflow through "
+                             "MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD instead of the URI")
+    return params
+
+
 def build_deployments(config: PipelineConfig) -> dict[str, RunnerDeployment]:
     """``{name: RunnerDeployment}``; their default parameters are ``config`` (workspace made absolute)."""
     config = pinned_config(config)
     workspace = Workspace.resolve(config.workspace)
     ops = config.retraining
-    common = dict(parameters={"config": config.model_dump(mode="json")}, enforce_parameter_schema=True,
+    common = dict(parameters={"config": deployment_parameters(config)}, enforce_parameter_schema=True,
                   job_variables={"env": {"PIPELINE_HOME": str(workspace.root)}}, entrypoint_type=EntrypointType.MODULE_PATH,
                   tags=["pipeline", f"model:{config.registry.model_name}"])
     built = {

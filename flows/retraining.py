@@ -12,6 +12,7 @@ from prefect.states import Completed
 from pipeline.config import PipelineConfig
 from pipeline.flows.training import training_flow
 from pipeline.tasks.data import prepare_workspace
+from pipeline.tasks.guard import one_run_per_model
 from pipeline.tasks.notifications import report_failure
 from pipeline.tasks.ops import check_new_data
 
@@ -30,11 +31,12 @@ def retraining_flow(config: PipelineConfig = PipelineConfig()):
         config: Settings: every configuration key, with its embedded default.
     """
     workspace = prepare_workspace(config)
-    check = check_new_data(config, workspace)
-    if not check.train:
-        print(check.reason)
-        return Completed(message=check.reason, data={"status": "skipped", **check.to_dict()})
-    result = training_flow(config=config)
+    with one_run_per_model(config, workspace, what="retraining flow"):
+        check = check_new_data(config, workspace)
+        if not check.train:
+            print(check.reason)
+            return Completed(message=check.reason, data={"status": "skipped", **check.to_dict()})
+        result = training_flow(config=config)
     message = (f"registered {result['model_name']} version {result['model_version']} "
                f"{result['aliases']} on snapshot {result['snapshot_id']} ({check.reason})")
     print(message)

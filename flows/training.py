@@ -11,6 +11,7 @@ from pipeline.config import PipelineConfig, with_run_options
 from pipeline.results import training_summary
 from pipeline.tasks.data import ingest_data, prepare_workspace, split_data
 from pipeline.tasks.evaluation import compare_with_champion, evaluate_model
+from pipeline.tasks.guard import one_run_per_model
 from pipeline.tasks.registry import fail_tracking, register_model, start_tracking
 from pipeline.tasks.training import fine_tune, tokenize_data
 from pipeline.tasks.validation import check_data_gate
@@ -37,17 +38,18 @@ def training_flow(data_paths: list[str] | None = None, base_model: str | None = 
     config = with_run_options(config, data_paths=data_paths, base_model=base_model, method=method, epochs=epochs,
                               learning_rate=learning_rate, promote=promote)
     workspace = prepare_workspace(config)
-    data = ingest_data(config, workspace)
-    check_data_gate(config, workspace, data)
-    splits = split_data(config, workspace, data)
-    tokenized = tokenize_data(config, workspace, splits)
-    tracking = start_tracking(config, workspace, data)
-    try:
-        trained = fine_tune(config, workspace, tracking, tokenized)
-        evaluation = evaluate_model(config, workspace, tracking, trained, splits)
-        comparison = compare_with_champion(config, workspace, tracking, evaluation, splits)
-        registration = register_model(config, workspace, tracking, trained, evaluation, comparison)
-    except BaseException as exc:
-        fail_tracking(tracking, f"{type(exc).__name__}: {exc}")
-        raise
+    with one_run_per_model(config, workspace, what="training flow"):
+        data = ingest_data(config, workspace)
+        check_data_gate(config, workspace, data)
+        splits = split_data(config, workspace, data)
+        tokenized = tokenize_data(config, workspace, splits)
+        tracking = start_tracking(config, workspace, data)
+        try:
+            trained = fine_tune(config, workspace, tracking, tokenized)
+            evaluation = evaluate_model(config, workspace, tracking, trained, splits)
+            comparison = compare_with_champion(config, workspace, tracking, evaluation, splits)
+            registration = register_model(config, workspace, tracking, trained, evaluation, comparison)
+        except BaseException as exc:
+            fail_tracking(tracking, f"{type(exc).__name__}: {exc}")
+            raise
     return training_summary(data, tracking, trained, evaluation, registration)

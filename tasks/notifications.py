@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from pipeline.config import PipelineConfig
 from pipeline.ops import notifications as notify
 from pipeline.ops.reports import failure_markdown
+from pipeline.secrets import config_secrets, redact_text, redact_url, resolve_secret
 
 logger = logging.getLogger(__name__)
 
@@ -49,12 +50,13 @@ def run_url(flow_run_id) -> str | None:
 def report_failure(flow, flow_run, state) -> None:
     """State hook: publish the reason as artifact ``run-failure`` and post it to ``notifications.webhook_url``."""
     config = config_of(flow_run.parameters or {})
-    reason = failure_reason(state)
+    reason = redact_text(failure_reason(state), config_secrets(config))
     url = run_url(flow_run.id)
-    webhook = config.notifications.webhook_url
+    webhook = resolve_secret(config.notifications.webhook_url)
     try:
         MarkdownArtifact(key="run-failure", description="Why the run failed", flow_run_id=flow_run.id,
-                         markdown=failure_markdown(flow.name, flow_run.name, state.name, reason, url, webhook)).create()
+                         markdown=failure_markdown(flow.name, flow_run.name, state.name, reason, url,
+                                                   redact_url(webhook))).create()
     except Exception:
         logger.exception("could not publish the failure artifact of %s", flow_run.name)
     if not webhook:
@@ -63,5 +65,5 @@ def report_failure(flow, flow_run, state) -> None:
                                      config.registry.model_name, url)
     try:
         notify.post_json(webhook, message, config.notifications.webhook_timeout_seconds)
-    except notify.NotificationError as exc:
-        logger.warning("failure notification not delivered: %s", exc)
+    except Exception as exc:  # NotificationError, or anything unforeseen: never hide the original failure
+        logger.warning("failure notification not delivered: %s", redact_text(str(exc), [webhook]))

@@ -28,6 +28,36 @@ def fsync_directory(path: Path) -> None:
         os.close(fd)
 
 
+def fsync_file(path: Path) -> None:
+    """Flush ``path``'s bytes to disk (before renaming it into place)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_tree(folder: Path) -> None:
+    """Flush every file under ``folder``, then each folder's entries (deepest first), so a rename of
+    ``folder`` that follows publishes complete contents."""
+    for child in folder.rglob("*"):
+        if child.is_file() and not child.is_symlink():
+            fsync_file(child)
+    for sub in sorted((p for p in folder.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
+        fsync_directory(sub)
+    fsync_directory(folder)
+
+
+def replace_durably(source: Path, target: Path) -> None:
+    """``os.replace`` a fully flushed file or folder onto ``target`` and flush the folder holding it."""
+    if Path(source).is_dir():
+        fsync_tree(Path(source))
+    else:
+        fsync_file(Path(source))
+    os.replace(source, target)
+    fsync_directory(Path(target).parent)
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file in the same folder and an atomic rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -56,13 +86,7 @@ def staged_directory(final: Path) -> Iterator[Path]:
     os.chmod(staging, 0o755)  # mkdtemp makes 0700
     try:
         yield staging
-        for child in staging.rglob("*"):
-            if child.is_file():
-                fd = os.open(child, os.O_RDONLY)
-                try:
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
+        fsync_tree(staging)
         os.replace(staging, final)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

@@ -58,6 +58,13 @@ class DataConfig(_Section):
         250_000, ge=1_000, description="Largest snapshot deduplicated in memory; larger ones are partitioned on disk by text hash."
     )
     hf_split: str = Field("train", min_length=1, description="Split read from hf:NAME[:CONFIG] sources ('train+validation' joins splits).")
+    allowed_url_schemes: list[str] = Field(
+        default_factory=lambda: ["file", "hf"],
+        description="URL schemes data.paths may name (local paths are 'file'). Add e.g. 's3' or 'https' to fetch "
+        "remote data.")
+    allowed_url_hosts: list[str] = Field(
+        default_factory=list,
+        description="Hosts (or buckets) remote data.paths may name; empty: any host of an allowed scheme.")
     lock_timeout_s: float = Field(
         600.0, ge=0.0, description="Seconds an ingest waits for another one to finish before giving up (DataStoreBusy)."
     )
@@ -185,6 +192,13 @@ class TrackingConfig(_Section):
         "database or when a tracking server should not choose. None: the server's default, or the workspace's "
         "mlflow/artifacts folder for a database.")
     experiment: str = Field("text-classification", min_length=1, description="MLflow experiment name.")
+    http_timeout_s: int = Field(15, ge=1, le=600, description="Seconds one MLflow HTTP request may wait for an answer.")
+    http_max_retries: int = Field(3, ge=0, le=10,
+                                  description="Retries of a failed MLflow HTTP request (backoff between).")
+    http_backoff_factor: int = Field(
+        1, ge=0, le=30, description="Backoff between MLflow retries: factor x 1, 2, 4... seconds. The defaults give up "
+        "on a dead tracking server within about a minute.")
+
 
 
 class RegistryConfig(_Section):
@@ -234,9 +248,14 @@ class NotificationsConfig(_Section):
     """Who hears about a failed deployed run."""
 
     webhook_url: str | None = Field(
-        None, pattern=r"^https?://\S+$",
-        description="URL that receives a JSON message (with a Slack-style 'text') when a deployed run fails; None: no message.")
+        None, pattern=r"^(https?://\S+|env:[A-Za-z_][A-Za-z0-9_]*)$",
+        description="URL that receives a JSON message (with a Slack-style 'text') when a deployed run fails, or "
+        "env:NAME to read it from that environment variable at send time (keeps it out of run parameters); "
+        "None: no message.")
     webhook_timeout_seconds: float = Field(10.0, gt=0.0, le=120.0, description="Timeout of the webhook request.")
+    run_lock_wait_s: float = Field(
+        0.0, ge=0.0, le=86_400.0, description="Seconds a run waits for another run of the same model and workspace "
+        "to finish before it stops with 'another run ... is in progress' (0: stop at once).")
 
 
 # Keys that moved to another section: still read from their old place, with a deprecation warning.

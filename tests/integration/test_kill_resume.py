@@ -45,7 +45,7 @@ def wait_for_checkpoint(process: subprocess.Popen, checkpoints: Path, timeout: f
     """The first checkpoint made after the first epoch ended (so the resumed run inherits epoch records)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        for meta in sorted(checkpoints.glob("*/*/step-*/meta.json")):
+        for meta in sorted(checkpoints.glob("*/*/*/step-*/meta.json")):
             try:
                 if json.loads(meta.read_text())["epoch"] >= 1:
                     return meta.parent
@@ -99,4 +99,4 @@ def test_sigkilled_run_resumes_and_sees_every_example_exactly_epochs_times(tmp_p
     assert "plots/training_curve.png" in [a.path for a in client.list_artifacts(result["run_id"], "plots")]
 
     # A finished run leaves no checkpoint behind.
-    assert not list((workspace / "checkpoints").glob("*/*/step-*"))
+    assert not list((workspace / "checkpoints").rglob("step-*"))

@@ -175,7 +175,7 @@ def test_memory_filesystem_urls(tmp_path):
         handle.write("text,label\nhello,a\nworld,b\n")
     with fsspec.open("memory://incoming/b.csv", "w") as handle:
         handle.write("text,category\nhello,a\n")
-    store = DataStore(Workspace(tmp_path / "ws"), DataConfig())
+    store = DataStore(Workspace(tmp_path / "ws"), DataConfig(allowed_url_schemes=["file", "memory"]))
     assert len(store.pending(["memory://incoming"])) == 2
     result = store.ingest(["memory://incoming"])
     assert result.new_files == ["memory:///incoming/a.csv"] and result.rows_added == 2

@@ -56,3 +56,73 @@ def test_an_error_status_or_no_server_raises_a_clear_error(http_server):
         post_json(http_server["url"], {"text": "x"})
     with pytest.raises(NotificationError, match="unreachable"):
         post_json("http://127.0.0.1:9/nothing-listens-here", {"text": "x"}, timeout=2)
+
+
+def _raw_server(respond):
+    """127.0.0.1 socket server whose connection handler is ``respond(connection)``; returns (url, close)."""
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(5)
+
+    def serve():
+        while True:
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=respond, args=(connection,), daemon=True).start()
+
+    threading.Thread(target=serve, daemon=True).start()
+    return f"http://127.0.0.1:{listener.getsockname()[1]}/services/T000/B000/SECRET-TOKEN-123", listener.close
+
+
+def test_a_trickling_server_is_cut_at_the_total_deadline():
+    import time
+
+    def trickle(connection):
+        connection.recv(65536)
+        connection.sendall(b"HTTP/1.1 200 OK\r\n")
+        for _ in range(40):  # one header byte every 0.5 s: each read is quick, the whole answer is not
+            time.sleep(0.5)
+            try:
+                connection.sendall(b"X")
+            except OSError:
+                return
+
+    url, close = _raw_server(trickle)
+    started = time.monotonic()
+    with pytest.raises(NotificationError, match="did not answer within 2 s") as caught:
+        post_json(url, {"text": "x"}, timeout=2)
+    assert time.monotonic() - started < 4
+    assert "SECRET-TOKEN-123" not in str(caught.value)
+    close()
+
+
+def test_a_malformed_status_line_is_a_notification_error_without_the_secret():
+    def garbage(connection):
+        connection.recv(65536)
+        connection.sendall(b"NOT HTTP AT ALL\r\n\r\n")
+        connection.close()
+
+    url, close = _raw_server(garbage)
+    with pytest.raises(NotificationError, match="unreachable") as caught:
+        post_json(url, {"text": "x"}, timeout=5)
+    assert "SECRET-TOKEN-123" not in str(caught.value) and "127.0.0.1" in str(caught.value)
+    close()
+
+
+def test_redirects_are_not_followed(http_server):
+    def redirect(connection):
+        connection.recv(65536)
+        connection.sendall(f"HTTP/1.1 307 Temporary Redirect\r\nLocation: {http_server['url']}\r\n"
+                           "Content-Length: 0\r\n\r\n".encode())
+        connection.close()
+
+    url, close = _raw_server(redirect)
+    with pytest.raises(NotificationError, match="answered 307") as caught:
+        post_json(url, {"text": "x"}, timeout=5)
+    assert http_server["bodies"] == [], "the message must not reach the redirect target"
+    assert "SECRET-TOKEN-123" not in str(caught.value)
+    close()

@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -47,6 +48,9 @@ def build_config(config_file: Path | None, overrides: list[str] | None, data: li
     if data:
         config.data.paths = list(data)
     apply_environment_defaults(Workspace.resolve(config.workspace))
+    from pipeline.registry.connection import apply_http_deadlines
+
+    apply_http_deadlines(config.registry)
     return config
 
 
@@ -57,14 +61,60 @@ def prefect_module(module: str):
     return importlib.import_module(module)
 
 
+def check_tracking(config: PipelineConfig, as_json: bool) -> None:
+    """Exit non-zero at once, in one line naming the server, when the MLflow tracking server does not answer."""
+    from pipeline.registry.connection import TrackingUnavailableError, check_tracking_server
+
+    try:
+        check_tracking_server(Workspace.resolve(config.workspace).tracking_uri(config.tracking.tracking_uri))
+    except TrackingUnavailableError as exc:
+        fail(str(exc), as_json, code=1)
+
+
 def run_flow(module: str, attribute: str, as_json: bool, **kwargs) -> dict:
     """Run a Prefect flow in this process; returns its result or exits non-zero with the reason."""
     if os.environ.get("PREFECT_HOME"):  # the temporary Prefect server needs it at start
         Path(os.environ["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)
     flow = getattr(prefect_module(module), attribute)
-    state = flow(return_state=True, **kwargs)
-    result = state.result(raise_on_failure=False)
+    try:
+        state = flow(return_state=True, **kwargs)
+        result = state.result(raise_on_failure=False)
+    except Exception as exc:  # the Prefect API unreachable, its database locked...: one line, not a traceback
+        logging.getLogger(__name__).debug("flow %s could not run", attribute, exc_info=True)
+        fail(f"could not run the flow ({_describe_prefect_error(exc)})", as_json)
     if not state.is_completed() or isinstance(result, BaseException):
+        from pipeline.secrets import config_secrets, redact_text
+
         reason = f"{type(result).__name__}: {result}" if isinstance(result, BaseException) else state.message
-        fail(str(reason), as_json, flow_run_state=state.type.value)
+        config = kwargs.get("config")
+        secrets = config_secrets(config) if isinstance(config, PipelineConfig) else []
+        fail(redact_text(str(reason), secrets), as_json, flow_run_state=state.type.value)
     return result
+
+
+@contextmanager
+def run_guard(config: PipelineConfig, as_json: bool, what: str):
+    """Hold the model's run lock for the command; exit 75 at once (one line) when another run holds it."""
+    from pipeline.run_lock import RunInProgressError, hold_run_lock
+
+    workspace = Workspace.resolve(config.workspace)
+    try:
+        lock = hold_run_lock(workspace, config.registry.model_name, config.retraining.run_lock_wait_s, what)
+        lock.__enter__()
+    except RunInProgressError as exc:
+        fail(str(exc), as_json, code=exc.exit_code)
+    try:
+        yield
+    finally:
+        lock.__exit__(None, None, None)
+
+
+def _describe_prefect_error(exc: BaseException) -> str:
+    """``Type: first line``, naming the Prefect API when the error is about reaching it."""
+    from pipeline.secrets import redact_text
+
+    text = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+    api = os.environ.get("PREFECT_API_URL")  # (the library never imports prefect; a profile's URL is in the error)
+    if api and any(word in type(exc).__name__ for word in ("Connect", "Timeout", "Network", "Protocol")):
+        text = f"Prefect API {api} is unreachable: {text}"
+    return redact_text(text, [])

@@ -90,6 +90,6 @@ def data_show(snapshot: str, config: ConfigOpt = None, as_json: JsonOpt = False)
     cfg = build_config(config, None)
     try:
         manifest = load_snapshot(Workspace.resolve(cfg.workspace).snapshots, snapshot).manifest.to_dict()
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, ValueError) as exc:
         fail(str(exc), as_json)
     typer.echo(json.dumps(manifest, indent=None if as_json else 2, default=str))

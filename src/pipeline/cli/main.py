@@ -12,7 +12,16 @@ from typing import Annotated, Optional
 
 import typer
 
-from pipeline.cli.common import ConfigOpt, JsonOpt, SetOpt, build_config, configure_logging, run_flow
+from pipeline.cli.common import (
+    ConfigOpt,
+    JsonOpt,
+    SetOpt,
+    build_config,
+    check_tracking,
+    configure_logging,
+    run_flow,
+    run_guard,
+)
 from pipeline.workspace import Workspace
 
 app = typer.Typer(help="Continuous fine-tuning pipeline for transformer text classifiers.", no_args_is_help=True,
@@ -23,16 +32,52 @@ def run(data: Annotated[Optional[list[str]], typer.Option("--data", "-d", help="
         config: ConfigOpt = None, set_: SetOpt = None, as_json: JsonOpt = False) -> None:
     """Run the training flow end to end: ingest, validate, fine-tune, evaluate, register."""
     cfg = build_config(config, set_, data, as_json)
+    check_tracking(cfg, as_json)
     configure_logging()
-    result = run_flow("pipeline.flows.training", "training_flow", as_json, config=cfg)
+    with run_guard(cfg, as_json, "pipeline run"):
+        result = run_flow("pipeline.flows.training", "training_flow", as_json, config=cfg)
     if as_json:
         keys = ["status", "run_id", "tracking_uri", "snapshot_id", "model_name", "model_version", "aliases", "metrics",
                 "resumed_from_step", "gate", "training"]
-        typer.echo(json.dumps({k: result.get(k) for k in keys}, default=str))
+        from pipeline.secrets import redact_credentials
+
+        typer.echo(json.dumps({**{k: result.get(k) for k in keys},
+                               "tracking_uri": redact_credentials(result.get("tracking_uri"))}, default=str))
     else:
         m = result["metrics"]
         typer.echo(f"registered {result['model_name']} v{result['model_version']} {result['aliases']} "
                    f"accuracy={m['accuracy']:.4f} macro_f1={m['macro_f1']:.4f} (snapshot {result['snapshot_id']})")
+
+
+@app.command()
+def retrain(config: ConfigOpt = None, set_: SetOpt = None, as_json: JsonOpt = False) -> None:
+    """Run the retraining flow once: train when enough new data arrived, else skip (for cron, no server needed).
+
+    Exit codes: 0 trained or skipped, 1 failed, 2 bad configuration, 75 another run of the model is in progress.
+    """
+    cfg = build_config(config, set_, None, as_json)
+    check_tracking(cfg, as_json)
+    configure_logging()
+    with run_guard(cfg, as_json, "pipeline retrain"):
+        result = run_flow("pipeline.flows.retraining", "retraining_flow", as_json, config=cfg)
+    typer.echo(json.dumps(retrain_summary(result), default=str) if as_json else retrain_line(result))
+
+
+def retrain_summary(result: dict) -> dict:
+    """``status`` (trained or skipped), ``reason``, the new-data counts and, when trained, the training result."""
+    training = result.get("training") or {}
+    keys = ["status", "run_id", "snapshot_id", "model_name", "model_version", "aliases", "metrics", "gate", "training"]
+    return {"status": result.get("status"), "reason": result.get("reason"),
+            "new_rows": (result.get("new_data") or {}).get("rows"),
+            "training": {k: training.get(k) for k in keys} if training else None}
+
+
+def retrain_line(result: dict) -> str:
+    if result.get("status") != "trained":
+        return f"skipped: {result.get('reason')}"
+    t = result["training"]
+    return (f"trained: registered {t['model_name']} v{t['model_version']} {t['aliases']} "
+            f"on snapshot {t['snapshot_id']} ({result.get('reason')})")
 
 
 @app.command()

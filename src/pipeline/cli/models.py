@@ -25,8 +25,13 @@ ActorOpt = Annotated[Optional[str], typer.Option("--actor", help="Who (default: 
 
 def _client(config, set_, tracking_uri: str | None, as_json: bool):
     from pipeline.registry import tracking as registry
+    from pipeline.registry.connection import TrackingUnavailableError, check_tracking_server
     cfg = build_config(config, set_, None, as_json)
     uri = tracking_uri or Workspace.resolve(cfg.workspace).tracking_uri(cfg.tracking.tracking_uri)
+    try:
+        check_tracking_server(uri)
+    except TrackingUnavailableError as exc:
+        fail(str(exc), as_json, code=1)
     return registry.client(uri), cfg
 
 

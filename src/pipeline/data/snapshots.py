@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields
@@ -204,8 +205,22 @@ def _records(frame: pd.DataFrame) -> list[dict]:
     return [{k: (None if pd.isna(v) else v) for k, v in row.items()} for row in frame[COLUMNS].to_dict("records")]
 
 
+SNAPSHOT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+
+
+def check_snapshot_id(snapshot_id: str) -> str:
+    """``snapshot_id`` when it is a plain name (letters, digits, ``_``, ``-``); ValueError otherwise, so a
+    typed value such as ``../../x`` never names a path outside ``snapshots/``."""
+    if not isinstance(snapshot_id, str) or not SNAPSHOT_ID.match(snapshot_id):
+        raise ValueError(f"invalid snapshot id {snapshot_id!r}: expected letters, digits, '_' or '-' "
+                         "(e.g. 3f2a9c0d1e4b5a67)")
+    return snapshot_id
+
+
 def load_snapshot(root: Path, snapshot_id: str) -> Snapshot:
-    path = root / snapshot_id
+    """The snapshot ``root/<snapshot_id>``; ValueError for an id that is not a plain name, FileNotFoundError
+    when there is none."""
+    path = root / check_snapshot_id(snapshot_id)
     manifest_path = path / "manifest.json"
     if not manifest_path.exists():
         raise FileNotFoundError(f"no snapshot {snapshot_id!r} under {root}")

@@ -105,3 +105,32 @@ def stat_file(uri: str) -> FileInfo:
     if hasattr(mtime, "timestamp"):
         mtime = mtime.timestamp()
     return FileInfo(uri=uri, size=int(info.get("size") or 0), mtime=float(mtime) if mtime is not None else None)
+
+
+def check_source_allowed(uri: str, allowed_schemes: list[str], allowed_hosts: list[str] | None = None) -> None:
+    """Raise IngestionError (rule ``source_not_allowed``) unless every scheme of ``uri`` is allowed.
+
+    Local paths are scheme ``file``, ``hf:`` sources ``hf``; chained fsspec URLs (``simplecache::s3://b/k``)
+    are checked link by link. With ``allowed_hosts``, a remote link's host (or bucket) must be listed too:
+    a value typed into the run form must not make the pipeline fetch from anywhere (SSRF).
+    """
+    from urllib.parse import urlsplit
+
+    allowed = {s.lower() for s in allowed_schemes}
+    if is_hf_uri(uri):
+        links = [("hf", None)]
+    else:
+        links = []
+        for link in uri.split("::"):
+            if "://" not in link:
+                links.append(("file", None))
+                continue
+            parts = urlsplit(link)
+            links.append((parts.scheme.lower(), parts.hostname))
+    for scheme, host in links:
+        scheme = "file" if scheme == "local" else scheme
+        if scheme not in allowed:
+            raise IngestionError(uri, "source_not_allowed", f"scheme {scheme!r} is not in data.allowed_url_schemes "
+                                 f"({', '.join(sorted(allowed))}); add it there to read from it")
+        if host and allowed_hosts and scheme != "file" and host.lower() not in {h.lower() for h in allowed_hosts}:
+            raise IngestionError(uri, "source_not_allowed", f"host {host!r} is not in data.allowed_url_hosts")

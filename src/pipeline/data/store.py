@@ -32,7 +32,15 @@ from filelock import FileLock, Timeout
 from pipeline.config import DataConfig
 from pipeline.data.ledger import Ledger
 from pipeline.data.quarantine import quarantine_file, render_quarantine_report, retry_transient  # noqa: F401  (re-exported)
-from pipeline.data.sources import FileInfo, IngestionError, file_sha256, is_hf_uri, is_supported, stat_file
+from pipeline.data.sources import (
+    FileInfo,
+    IngestionError,
+    check_source_allowed,
+    file_sha256,
+    is_hf_uri,
+    is_supported,
+    stat_file,
+)
 from pipeline.workspace import Workspace
 
 # pandas, pyarrow and the snapshot code are imported inside the methods that need them, so that
@@ -154,6 +162,7 @@ class DataStore:
         roots = list(paths or []) or [str(self.workspace.landing)]
         found: list[str] = []
         for root in roots:
+            check_source_allowed(root, self.config.allowed_url_schemes, self.config.allowed_url_hosts)
             if is_hf_uri(root):
                 found.append(root)
                 continue

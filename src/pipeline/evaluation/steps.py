@@ -8,8 +8,8 @@ from datetime import datetime, timezone
 
 from pipeline.config import PipelineConfig
 from pipeline.registry import tracking as registry
-from pipeline.results import Comparison, Evaluation, Splits, TrackingRun, TrainedModel
 from pipeline.registry.naming import per_class_metrics
+from pipeline.results import Comparison, Evaluation, Splits, TrackingRun, TrainedModel
 from pipeline.workspace import Workspace
 
 logger = logging.getLogger(__name__)
@@ -63,13 +63,17 @@ def compare_with_champion(config: PipelineConfig, workspace: Workspace, tracking
     The champion is whatever ``models:/NAME@champion`` points to now (never cached, so a promotion made
     in the MLflow UI counts); the exact version it resolves to is loaded and named in the report. A
     champion that cannot be loaded or scored fails the gate (the run goes on and registers the version
-    without an alias). Logs the outcome (metrics, tags, ``registry/comparison.{md,json}``) to the run.
+    without an alias), unless the cause is infrastructure (network, timeout, full disk, MLflow 5xx): then
+    ChampionUnavailableError stops the run before it registers anything.
+    Logs the outcome (metrics, tags, ``registry/comparison.{md,json}``) to the run.
     """
     import numpy as np
 
     from pipeline.registry import gate as promotion
     from pipeline.registry import model_card
     from pipeline.registry import versions as registration
+    from pipeline.registry.connection import ChampionUnavailableError, is_infrastructure_error
+
     client = registry.client(tracking.tracking_uri)
     name, policy, test_frame = config.registry.model_name, config.promotion, splits.test
     names = evaluation.label_names
@@ -88,7 +92,11 @@ def compare_with_champion(config: PipelineConfig, workspace: Workspace, tracking
             comparison = promotion.compare_predictions(truth, candidate, labels, policy, champion_confidence=scores,
                                                        label_names=names, champion_labels=known,
                                                        candidate_confidence=proba.max(axis=1), seed=config.training.seed)
-        except Exception as exc:  # any failure to re-score fails the gate, never the run
+        except Exception as exc:  # a model that cannot be re-scored fails the gate, never the run...
+            if is_infrastructure_error(exc):  # ...but an unreachable store must not count the data as trained
+                raise ChampionUnavailableError(f"could not load champion {champion['uri']} ({type(exc).__name__}: "
+                                               f"{str(exc).splitlines()[0] if str(exc) else ''}); nothing registered, "
+                                               "the next run compares again") from exc
             logger.exception("could not re-score champion %s", champion["uri"])
             comparison = {"error": f"{type(exc).__name__}: {exc}"[:1000]}
         comparison["champion"] = champion

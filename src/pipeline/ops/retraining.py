@@ -1,8 +1,9 @@
 """Deciding whether a retraining run trains: how many labeled rows arrived since the last training.
 
 New rows are (a) rows of files waiting in the landing zone (the ledger has not seen their content) and
-(b) rows of files already ingested into the newest snapshot but not into the snapshot that the last
-finished training of this registered model used (ingestion may run on its own and announce new data).
+(b) rows of files already ingested into the newest snapshot but not into the snapshot of the newest
+registered version of this model (ingestion may run on its own and announce new data). What is registered
+decides, never what ran: a run killed after training but before registering leaves its snapshot untrained.
 Files that cannot be read count too: training them quarantines them and the failure is reported.
 """
 
@@ -47,24 +48,36 @@ class RetrainingDecision:
     reason: str
 
 
-def last_trained_snapshot(config: PipelineConfig, workspace: Workspace) -> str | None:
-    """Snapshot id of the newest FINISHED MLflow training run of ``registry.model_name``, or None.
+def registered_snapshots(config: PipelineConfig, workspace: Workspace) -> list[str]:
+    """Snapshot ids of the registered versions of ``registry.model_name``, newest version first.
 
-    A finished run counts whether or not its version passed the promotion gate: the same data is not
-    trained again. A failed run does not count, so the next retraining tries again.
+    A version counts whether or not it passed the promotion gate: the same data is not trained again. A run
+    that registered nothing (failed, killed, or stopped before registering) does not count.
     """
+    from mlflow.exceptions import MlflowException
+
     tracking_uri = workspace.tracking_uri(config.tracking.tracking_uri)
     if tracking_uri == workspace.default_tracking_uri() and not (workspace.mlflow_dir / "mlflow.db").exists():
-        return None
+        return []
     client = registry.client(tracking_uri)
-    experiment = client.get_experiment_by_name(config.tracking.experiment)
-    if experiment is None:
-        return None
     name = config.registry.model_name.replace("'", "\\'")
-    runs = client.search_runs([experiment.experiment_id],
-                              filter_string=f"tags.registered_model = '{name}' and attributes.status = 'FINISHED'",
-                              order_by=["attributes.start_time DESC"], max_results=1)
-    return runs[0].data.tags.get("snapshot_id") if runs else None
+    try:
+        versions = client.search_model_versions(f"name='{name}'")
+    except MlflowException as exc:
+        if "RESOURCE_DOES_NOT_EXIST" in str(exc.error_code):
+            return []
+        raise
+    ordered = sorted(versions, key=lambda v: int(v.version), reverse=True)
+    return [v.tags["snapshot_id"] for v in ordered if v.tags.get("snapshot_id")]
+
+
+def last_trained_snapshot(config: PipelineConfig, workspace: Workspace, head_snapshot: str | None = None) -> str | None:
+    """``head_snapshot`` when a registered version was trained on it, else the snapshot of the newest
+    registered version of ``registry.model_name``, else None."""
+    snapshots = registered_snapshots(config, workspace)
+    if head_snapshot and head_snapshot in snapshots:
+        return head_snapshot
+    return snapshots[0] if snapshots else None
 
 
 def count_pending_rows(pending: list[dict], config: PipelineConfig) -> tuple[int, list[dict]]:
@@ -100,7 +113,7 @@ def measure_new_data(config: PipelineConfig, workspace: Workspace, trained_snaps
     pending_rows, unreadable = count_pending_rows(pending, config)
     head = store.head()
     if trained_snapshot is None and lookup_trained and head is not None:
-        trained_snapshot = last_trained_snapshot(config, workspace)
+        trained_snapshot = last_trained_snapshot(config, workspace, head.id)
     new = NewData(head.id if head else None, trained_snapshot, [p["uri"] for p in pending], pending_rows, unreadable)
     if head is not None and head.id != trained_snapshot:
         trained = _load(workspace, trained_snapshot)

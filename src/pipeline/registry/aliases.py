@@ -7,15 +7,20 @@ both read "no champion" would both write one. The design:
    creating a registered model whose name exists fails (a primary key in the SQL stores, checked by
    the database behind a tracking server too). The lease for model ``NAME`` is the registered model
    ``NAME--alias-lock``; its tags name the holder, a random token and an expiry. Only the holder
-   deletes it. A lease past its expiry (a crashed holder) is broken by whoever finds it; this is the
-   one timing assumption: a holder finishes within ``ttl_s`` (its critical section is a few requests).
+   deletes it. A lease held by the same token for longer than its ``ttl_s`` *as timed by the one who
+   waits* (its own monotonic clock, never a comparison of two machines' clocks) belongs to a crashed holder
+   and is broken. The holder re-checks, on its own clock, that enough of the ttl is left for one more call
+   at MLflow's worst-case retry budget before it writes; the default ttl is twice that budget plus 30 s.
+   A create whose answer was lost and retried finds our own token there: that is our lease, not contention.
    Works the same for SQLite files and for remote tracking servers, across processes and machines,
    which a file lock could not.
 2. **Compare-and-set under the lease.** Read the alias live, refuse with ``AliasMovedError`` when it is
    not what the caller expected, check that the lease is still ours, write, read back.
-3. **Audit history.** Each move appends one registered-model tag ``audit.NNNNNN`` holding a JSON entry
-   (who, when, alias, from, to, action, why), numbered under the lease, so concurrent writers cannot
-   overwrite each other's entries; one tag per entry keeps every value far below the stores' limits.
+3. **Audit history, intent first.** Each move first appends one registered-model tag ``audit.NNNNNN``
+   holding a JSON entry (who, when, alias, from, to, action, why) in state ``intended``, then moves the
+   alias, then marks the entry ``done``. A crash between them leaves an ``intended`` entry that the next
+   move (under the lease) reconciles: ``done`` when the alias points where it said, ``abandoned`` when not.
+   Entries are numbered under the lease, so concurrent writers cannot overwrite each other's.
 
 Moves made by hand in the MLflow UI bypass this module: they are honoured (aliases are always read
 live) and ``history`` reports when the live alias differs from the last recorded move.
@@ -34,6 +39,7 @@ import uuid
 from contextlib import contextmanager
 from datetime import datetime, timezone
 
+from pipeline.faults import fault_point
 from pipeline.registry.tracking import CHAMPION, alias_version
 
 logger = logging.getLogger(__name__)
@@ -59,7 +65,11 @@ class RegistryLockTimeout(RuntimeError):
 
 
 class LockLostError(RuntimeError):
-    """Our lease expired and was taken over before we wrote; nothing was written."""
+    """Our lease expired or was taken over. ``written`` says whether the alias had already been moved."""
+
+    def __init__(self, message: str, written: bool = False):
+        self.written = written
+        super().__init__(message)
 
 
 def _show(version) -> str:
@@ -100,25 +110,51 @@ def _read_lease(client, name: str) -> dict | None:
         raise
 
 
-def acquire_lease(client, name: str, holder: str, ttl_s: float = 60.0, wait_s: float = 30.0) -> str:
+def default_ttl_s() -> float:
+    """Lease ttl: twice the MLflow client's worst-case retry budget plus 30 s (a holder's call never outlives it)."""
+    from pipeline.registry.connection import current_retry_budget_s
+
+    return 2 * current_retry_budget_s() + 30.0
+
+
+def default_wait_s() -> float:
+    """How long a writer waits for the lease by default: long enough to outwait a crashed holder's ttl."""
+    return default_ttl_s() + 10.0
+
+
+_acquired: dict[str, tuple[float, float]] = {}  # our tokens -> (monotonic time taken, ttl_s)
+
+
+def acquire_lease(client, name: str, holder: str, ttl_s: float | None = None, wait_s: float | None = None) -> str:
     """Take the alias lease of model ``name``; returns its token. Raises RegistryLockTimeout after ``wait_s``."""
     from mlflow.exceptions import MlflowException
 
+    ttl_s = default_ttl_s() if ttl_s is None else ttl_s
+    wait_s = default_wait_s() if wait_s is None else wait_s
     token, deadline, pause = uuid.uuid4().hex, time.monotonic() + wait_s, 0.05
+    first_seen: dict[str, float] = {}  # other holders' tokens -> when we first saw them (our monotonic clock)
     while True:
-        tags = {LOCK_TAG: "true", "token": token, "holder": holder, "expires": f"{time.time() + ttl_s:.3f}"}
+        taken_at = time.monotonic()
+        tags = {LOCK_TAG: "true", "token": token, "holder": holder, "ttl_s": f"{ttl_s:.3f}",
+                "expires": f"{time.time() + ttl_s:.3f}"}  # ``expires``: informational, for people reading it
         try:
             client.create_registered_model(lock_name(name), tags=tags,
                                            description=f"Alias lease of {name} held by {holder}; deleted when done.")
+            _acquired[token] = (taken_at, ttl_s)
             return token
         except MlflowException as exc:
             # Exists, or vanished between the failed insert and the store's follow-up read: contended.
             if not any(code in _error_code(exc) for code in ("RESOURCE_ALREADY_EXISTS", "RESOURCE_DOES_NOT_EXIST")):
                 raise
         lease = _read_lease(client, name)
-        if lease is not None and float(lease.get("expires", 0)) < time.time():
-            _break_lease(client, name, lease)
-            continue
+        if lease is not None and lease.get("token") == token:  # our create went through; its answer was lost
+            _acquired[token] = (taken_at, ttl_s)
+            return token
+        if lease is not None:
+            seen = first_seen.setdefault(lease.get("token", ""), time.monotonic())
+            if time.monotonic() - seen > float(lease.get("ttl_s") or ttl_s):
+                _break_lease(client, name, lease)
+                continue
         if time.monotonic() > deadline:
             who = lease.get("holder", "?") if lease else "?"
             raise RegistryLockTimeout(f"{name}: alias lease held by {who} for more than {wait_s:.0f} s; "
@@ -148,6 +184,7 @@ def _break_lease(client, name: str, stale: dict) -> None:
 
 def release_lease(client, name: str, token: str) -> None:
     """Delete the lease if it is still ours (never someone else's)."""
+    _acquired.pop(token, None)
     lease = _read_lease(client, name)
     if lease is None or lease.get("token") != token:
         logger.warning("alias lease of %s was no longer ours at release", name)
@@ -156,13 +193,19 @@ def release_lease(client, name: str, token: str) -> None:
 
 
 def verify_lease(client, name: str, token: str) -> None:
+    """Raise LockLostError (nothing written yet) unless the lease is ours and, on our own clock, enough of its
+    ttl is left for one more call at the client's worst-case retry budget."""
+    from pipeline.registry.connection import current_retry_budget_s
+
     lease = _read_lease(client, name)
-    if lease is None or lease.get("token") != token or float(lease.get("expires", 0)) < time.time():
+    taken_at, ttl_s = _acquired.get(token, (0.0, 0.0))
+    left = ttl_s - (time.monotonic() - taken_at)
+    if lease is None or lease.get("token") != token or left <= min(current_retry_budget_s(), ttl_s / 2):
         raise LockLostError(f"{name}: the alias lease expired or was taken over before the write; nothing written")
 
 
 @contextmanager
-def alias_lease(client, name: str, holder: str, ttl_s: float = 60.0, wait_s: float = 30.0):
+def alias_lease(client, name: str, holder: str, ttl_s: float | None = None, wait_s: float | None = None):
     """Hold the alias lease of ``name`` for the ``with`` block; yields the token."""
     token = acquire_lease(client, name, holder, ttl_s, wait_s)
     try:
@@ -172,10 +215,38 @@ def alias_lease(client, name: str, holder: str, ttl_s: float = 60.0, wait_s: flo
 
 
 def read_history(client, name: str) -> list[dict]:
-    """Every recorded alias move of ``name``, oldest first."""
-    tags = client.get_registered_model(name).tags
-    entries = [json.loads(v) for k, v in tags.items() if k.startswith(AUDIT_PREFIX)]
-    return sorted(entries, key=lambda e: e["seq"])
+    """Every alias move of ``name`` that took place, oldest first.
+
+    An entry still ``intended`` (its writer died between recording and moving) counts when the live alias
+    points where it said and it is the last entry for that alias; ``abandoned`` entries never count.
+    """
+    model = client.get_registered_model(name)
+    entries = sorted((json.loads(v) for k, v in model.tags.items() if k.startswith(AUDIT_PREFIX)),
+                     key=lambda e: e["seq"])
+    live = {alias: str(version) for alias, version in model.aliases.items()}
+    last = {e["alias"]: e["seq"] for e in entries}
+    return [e for e in entries if e.get("state", "done") == "done"
+            or (e.get("state") == "intended" and last[e["alias"]] == e["seq"] and live.get(e["alias"]) == e["to"])]
+
+
+def reconcile_history(client, name: str) -> list[dict]:
+    """Settle entries left ``intended`` by a writer that died: ``done`` if the alias points where the entry
+    said, else ``abandoned``. Call under the lease; returns the entries changed."""
+    model = client.get_registered_model(name)
+    live = {alias: str(version) for alias, version in model.aliases.items()}
+    changed = []
+    for key, value in sorted(model.tags.items()):
+        if not key.startswith(AUDIT_PREFIX):
+            continue
+        entry = json.loads(value)
+        if entry.get("state") != "intended":
+            continue
+        entry["state"] = "done" if live.get(entry["alias"]) == entry["to"] else "abandoned"
+        client.set_registered_model_tag(name, key, json.dumps(entry, sort_keys=True))
+        logger.warning("audit entry %s of %s (%s -> %s) was left unfinished by a writer that died: now %s",
+                       key, name, entry["alias"], entry["to"], entry["state"])
+        changed.append(entry)
+    return changed
 
 
 def _append_history(client, name: str, entry: dict) -> dict:
@@ -185,13 +256,19 @@ def _append_history(client, name: str, entry: dict) -> dict:
     key = f"{AUDIT_PREFIX}{seq:06d}"
     client.set_registered_model_tag(name, key, json.dumps(entry, sort_keys=True))
     if json.loads(client.get_registered_model(name).tags[key])["id"] != entry["id"]:
-        raise LockLostError(f"{name}: audit entry {key} was overwritten by another writer")
+        raise LockLostError(f"{name}: audit entry {key} was overwritten by another writer; the alias was not moved")
+    return entry
+
+
+def _mark_entry(client, name: str, entry: dict, state: str) -> dict:
+    entry = {**entry, "state": state}
+    client.set_registered_model_tag(name, f"{AUDIT_PREFIX}{entry['seq']:06d}", json.dumps(entry, sort_keys=True))
     return entry
 
 
 def move_alias(client, name: str, alias: str, version, *, expect_current=ANY, actor: str | None = None,
                reason: str = "", action: str = "promote", details: dict | None = None,
-               ttl_s: float = 60.0, wait_s: float = 30.0) -> dict:
+               ttl_s: float | None = None, wait_s: float | None = None) -> dict:
     """Point ``name@alias`` at ``version`` if it still points at ``expect_current`` (None: unset).
 
     ``expect_current=ANY`` skips the comparison (the move is still serialised and audited). Raises
@@ -203,6 +280,7 @@ def move_alias(client, name: str, alias: str, version, *, expect_current=ANY, ac
     actor = actor or default_actor()
     client.get_model_version(name, version)
     with alias_lease(client, name, actor, ttl_s, wait_s) as token:
+        reconcile_history(client, name)
         current = alias_version(client, name, alias)
         if current == version:  # already there (e.g. a retried task): nothing to write or record
             return {"alias": alias, "from": current, "to": version, "action": action, "unchanged": True, "seq": None}
@@ -210,14 +288,18 @@ def move_alias(client, name: str, alias: str, version, *, expect_current=ANY, ac
         if expect_current is not ANY and current != expected:
             raise AliasMovedError(name, alias, expected, current)
         verify_lease(client, name, token)
+        entry = {"id": uuid.uuid4().hex, "alias": alias, "from": current, "to": version, "action": action,
+                 "actor": actor, "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                 "reason": (reason or "")[:MAX_REASON], **(details or {}), "state": "intended"}
+        entry = _append_history(client, name, entry)  # the intent first: a crash after it is reconciled
+        fault_point("after-alias-intent")
+        verify_lease(client, name, token)
         client.set_registered_model_alias(name, alias, version)
         written = alias_version(client, name, alias)
         if written != version:
-            raise LockLostError(f"{name}@{alias} reads {_show(written)} right after writing {_show(version)}")
-        entry = {"id": uuid.uuid4().hex, "alias": alias, "from": current, "to": version, "action": action,
-                 "actor": actor, "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                 "reason": (reason or "")[:MAX_REASON], **(details or {})}
-        return _append_history(client, name, entry)
+            raise LockLostError(f"{name}@{alias} reads {_show(written)} right after writing {_show(version)}: "
+                                "another writer moved it since", written=True)
+        return _mark_entry(client, name, entry, "done")
 
 
 def champion_stack(history: list[dict], live: str | None) -> list[str]:

@@ -36,9 +36,13 @@ def flatten(prefix: str, value, out: dict | None = None) -> dict:
 
 
 def client(tracking_uri: str):
+    """An MlflowClient for ``tracking_uri`` (tracking and registry); HTTP deadlines are in force first."""
     import mlflow
     from mlflow import MlflowClient
 
+    from pipeline.registry.connection import apply_http_deadlines
+
+    apply_http_deadlines()  # built-in deadlines where neither the configuration nor the environment set any
     mlflow.set_tracking_uri(tracking_uri)
     return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
 
@@ -178,6 +182,8 @@ def log_model(run_id: str, model_dir: Path, input_example: list[str]) -> str:
         info = mlflow.pyfunc.log_model(
             name="model", python_model=str(MODEL_CODE), artifacts={"model_dir": str(model_dir)},
             signature=signature, input_example=example, pip_requirements=pinned_requirements())
+    # Leaving ``start_run`` marked the run FINISHED; it is not finished until its version is registered.
+    mlflow.MlflowClient().update_run(run_id, status="RUNNING")
     return info.model_uri
 
 

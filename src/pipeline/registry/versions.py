@@ -6,8 +6,8 @@ import json
 
 from pipeline.registry import gate as promotion
 from pipeline.registry import tracking as registry
-from pipeline.results import Comparison, Evaluation
 from pipeline.registry.naming import VERSION_TAG_LIMIT, compact_outcome_json
+from pipeline.results import Comparison, Evaluation
 
 LINEAGE_TAGS = ("source_run", "snapshot_id", "snapshot_sha256", "manifest_sha256", "code_version", "base_model")
 

@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 from pipeline.config import TrainingConfig
 from pipeline.evaluation.metrics import classification_metrics
 from pipeline.training.batching import collate, epoch_batches, token_budget_batches
-from pipeline.training.checkpoints import CheckpointWriter, list_checkpoints, load_checkpoint
+from pipeline.training.checkpoints import CheckpointWriter, load_checkpoint, load_newest_valid
 from pipeline.training.inference import autocast_context, predict_proba
 from pipeline.training.tokenization import TokenizedSplit
 
@@ -166,11 +166,13 @@ def fine_tune(model: torch.nn.Module, train: TokenizedSplit, validation: Tokeniz
               config: TrainingConfig, checkpoint_dir: Path, fingerprint: dict, resume_from: Path | None = None,
               on_epoch: Callable[[dict], None] | None = None, progress: bool = True,
               on_resume: Callable[[dict], None] | None = None, checkpoint_meta: dict | None = None,
-              parallel: DataParallel | None = None) -> TrainResult:
+              parallel: DataParallel | None = None, resume_dirs: list[Path] | None = None) -> TrainResult:
     """Train ``model`` in place and return it with its history (best validation epoch restored).
 
-    Resumes from ``resume_from``, else from the newest checkpoint in ``checkpoint_dir``; a checkpoint
-    whose fingerprint differs is refused (CheckpointMismatch). ``on_epoch`` receives each epoch record;
+    Resumes from ``resume_from`` (a checkpoint whose fingerprint differs is refused: CheckpointMismatch),
+    else from the newest usable checkpoint in ``resume_dirs`` (default: ``checkpoint_dir``; corrupt or
+    mismatched ones are skipped with a warning). New checkpoints go to ``checkpoint_dir``. ``on_epoch``
+    receives each epoch record;
     ``on_resume`` receives {step, epoch, next_batch, checkpoint, meta, history} as soon as a checkpoint is
     loaded, where ``meta`` is the ``checkpoint_meta`` of the run that wrote it (e.g. its MLflow run id) and
     ``history`` the epoch records already made before the interruption.
@@ -205,9 +207,11 @@ def fine_tune(model: torch.nn.Module, train: TokenizedSplit, validation: Tokeniz
     resumed_from, resumed_meta = None, {}
     running_loss, running_batches = torch.zeros((), device=device), 0  # mean loss since the last log point
 
-    source = resume_from or (list_checkpoints(checkpoint_dir)[-1] if list_checkpoints(checkpoint_dir) else None)
-    if source is not None:
-        state = load_checkpoint(Path(source), fingerprint)
+    if resume_from is not None:
+        source, state = resume_from, load_checkpoint(Path(resume_from), fingerprint)
+    else:
+        source, state = load_newest_valid(resume_dirs or [checkpoint_dir], fingerprint)
+    if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])

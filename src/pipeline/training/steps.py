@@ -57,7 +57,7 @@ def train_model(config: PipelineConfig, workspace: Workspace, tracking: Tracking
 
     from pipeline.evaluation.metrics import plot_training_curve
     from pipeline.training.distributed import resolve_world_size
-    from pipeline.training.loop import clear_checkpoints, fine_tune, seed_everything
+    from pipeline.training.loop import fine_tune, seed_everything
     from pipeline.training.modeling import load_model, save_model
 
     snapshot_id, label_map, tokenizer, tokenized = data.snapshot_id, data.label_map, data.tokenizer, data.splits
@@ -77,8 +77,10 @@ def train_model(config: PipelineConfig, workspace: Workspace, tracking: Tracking
         client.set_tag(run_id, "warm_start", warm_tag)
     fingerprint = training_fingerprint(config, snapshot_id, tokenized["train"].cache_key, label_map, source_id)
     key = hashlib.sha256(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()[:12]
-    checkpoint_dir = workspace.checkpoints / config.registry.model_name / key
-    resume_from = Path(config.training.resume_from) if config.training.resume_from else None
+    checkpoint_root = workspace.checkpoints / config.registry.model_name / key
+    checkpoint_dir = checkpoint_root / run_id  # this run's own folder: two runs never prune each other's files
+    resume_dirs = [checkpoint_root, *sorted(p for p in checkpoint_root.glob("*") if p.is_dir() and p.name != run_id)]
+    resume_from = confine_to_workspace(workspace, config.training.resume_from)
 
     def on_epoch(record: dict) -> None:
         registry.log_metrics(client, run_id, {k: v for k, v in record.items() if k not in ("epoch", "step")},
@@ -91,14 +93,15 @@ def train_model(config: PipelineConfig, workspace: Workspace, tracking: Tracking
 
     if resolve_world_size(config.training) > 1:
         result = fine_tune_distributed(config, tracking, source, label_map, tokenizer, tokenized, out_dir,
-                                       checkpoint_dir, fingerprint)
+                                       checkpoint_dir, fingerprint, resume_from, resume_dirs)
         model_dir = out_dir / "model"
     else:
         seed_everything(config.training.seed)
         model = load_model(source, label_map, config.model)
         result = fine_tune(model, tokenized["train"], tokenized.get("validation"), tokenizer.pad_token_id,
                            config.training, checkpoint_dir, fingerprint, resume_from=resume_from, on_epoch=on_epoch,
-                           progress=progress, on_resume=on_resume, checkpoint_meta={"mlflow_run_id": run_id})
+                           progress=progress, on_resume=on_resume, checkpoint_meta={"mlflow_run_id": run_id},
+                           resume_dirs=resume_dirs)
         model_dir = save_model(result.model, tokenizer, out_dir / "model")
     registry.write_model_meta(model_dir, {"max_length": config.model.max_length, "label_map": label_map,
                                           "base_model": config.model.name_or_path, "snapshot_id": snapshot_id,
@@ -112,13 +115,30 @@ def train_model(config: PipelineConfig, workspace: Workspace, tracking: Tracking
     client.set_tag(run_id, "world_size", str(result.world_size))
     client.set_tag(run_id, "resumed", str(result.resumed_from_step is not None).lower())
     np.save(out_dir / "sample_counts.npy", result.sample_counts)
-    clear_checkpoints(checkpoint_dir)
+    # Checkpoints stay until the version is registered (``registry.steps.register_model`` clears them): a
+    # crash in evaluation or registration resumes from the last one instead of training again.
     return TrainedModel(model_dir=str(model_dir), snapshot_id=snapshot_id, history=result.history, steps=result.steps,
                         planned_steps=result.planned_steps, resumed_from_step=result.resumed_from_step,
                         samples_per_s=result.samples_per_s, train_seconds=result.train_seconds, device=result.device,
                         best_epoch=result.best_epoch, stopped_early=result.stopped_early,
                         train_rows=len(tokenized["train"]), warm_start=warm_tag,
                         sample_counts=str(out_dir / "sample_counts.npy"), world_size=result.world_size)
+
+
+def confine_to_workspace(workspace: Workspace, path: str | None) -> Path | None:
+    """``path`` (relative paths are taken from the workspace root) when it lies inside the workspace.
+
+    ValueError otherwise: ``training.resume_from`` can be typed into a run form, and a checkpoint is loaded
+    from it, so it must not name a file anywhere on the machine.
+    """
+    if not path:
+        return None
+    candidate = Path(path).expanduser()
+    resolved = (candidate if candidate.is_absolute() else workspace.root / candidate).resolve()
+    if not resolved.is_relative_to(workspace.root.resolve()):
+        raise ValueError(f"training.resume_from {path!r} is outside the workspace {workspace.root}; "
+                         "checkpoints are only loaded from inside it")
+    return resolved
 
 
 def record_resume(client, run_id: str, info: dict) -> None:
@@ -137,7 +157,8 @@ def record_resume(client, run_id: str, info: dict) -> None:
 
 
 def fine_tune_distributed(config: PipelineConfig, tracking: TrackingRun, source: str, label_map: dict, tokenizer,
-                          tokenized: dict, out_dir: Path, checkpoint_dir: Path, fingerprint: dict):
+                          tokenized: dict, out_dir: Path, checkpoint_dir: Path, fingerprint: dict,
+                          resume_from: Path | None = None, resume_dirs: list[Path] | None = None):
     """Fine-tune with ``training.num_processes`` ranks under torchrun; rank 0 logs, checkpoints and saves
     the model to ``out_dir/model``. Raises DistributedTrainingError naming the failed rank."""
     from pipeline.training.distributed import launch_fine_tune
@@ -148,6 +169,7 @@ def fine_tune_distributed(config: PipelineConfig, tracking: TrackingRun, source:
     job = {"config": config.model_dump(mode="json"), "source": source, "label_map": label_map,
            "train": tokenized["train"], "validation": tokenized.get("validation"), "pad_id": tokenizer.pad_token_id,
            "checkpoint_dir": str(checkpoint_dir), "fingerprint": fingerprint,
-           "resume_from": config.training.resume_from, "tracking_uri": tracking.tracking_uri,
+           "resume_from": str(resume_from) if resume_from else None,
+           "resume_dirs": [str(p) for p in resume_dirs or []], "tracking_uri": tracking.tracking_uri,
            "run_id": tracking.run_id, "tokenizer_dir": str(tokenizer_dir), "model_dir": str(out_dir / "model")}
     return launch_fine_tune(config, job_dir, job)

@@ -11,13 +11,14 @@ import hashlib
 import json
 import logging
 import os
-import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from pipeline.atomic import replace_durably
 
 logger = logging.getLogger(__name__)
 
@@ -96,7 +97,7 @@ def tokenize_split(frame: pd.DataFrame, tokenizer, label_map: dict[str, int], ma
         os.close(fd)
         try:
             np.savez(tmp, flat=flat, offsets=offsets, labels=labels)
-            shutil.move(tmp, entry)
+            replace_durably(Path(tmp), entry)
         finally:
             Path(tmp).unlink(missing_ok=True)
     return TokenizedSplit(ids, labels, key, from_cache=False)

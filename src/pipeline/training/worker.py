@@ -122,6 +122,7 @@ def train_rank(job: dict, job_dir: Path) -> None:
         on_resume=on_resume,
         checkpoint_meta={"mlflow_run_id": job.get("run_id")},
         parallel=parallel,
+        resume_dirs=[Path(p) for p in job.get("resume_dirs") or []] or None,
     )
     if not parallel.is_main:
         return
