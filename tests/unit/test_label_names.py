@@ -45,14 +45,14 @@ def many_labels(count: int) -> list[str]:
 
 
 def test_two_thousand_odd_labels_log_and_register(client, tmp_path):
-    from pipeline.config import RegistryConfig
+    from pipeline.config import PromotionConfig
 
     labels = many_labels(2000)
     rng = np.random.default_rng(0)
     truth = rng.integers(0, len(labels), 6000)
     candidate = np.where(rng.random(6000) < 0.8, truth, rng.integers(0, len(labels), 6000))
     champion = np.where(rng.random(6000) < 0.8, truth, rng.integers(0, len(labels), 6000))
-    policy = RegistryConfig(model_name="many")
+    policy = PromotionConfig()
     comparison = promotion.compare_predictions(
         [labels[i] for i in truth],
         [labels[i] for i in candidate],

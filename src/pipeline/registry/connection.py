@@ -46,10 +46,10 @@ def current_retry_budget_s() -> float:
     )
 
 
-def apply_http_deadlines(registry_config=None, environ: dict | None = None) -> dict[str, str]:
+def apply_http_deadlines(tracking_config=None, environ: dict | None = None) -> dict[str, str]:
     """Set MLflow's HTTP timeout and retry budget; returns what was set.
 
-    With a ``RegistryConfig`` its ``http_*`` values are set; without one, the defaults are set only where
+    With a ``TrackingConfig`` its ``http_*`` values are set; without one, the defaults are set only where
     the environment names nothing (so a user's ``MLFLOW_HTTP_REQUEST_*`` wins over built-in defaults).
     """
     environ = os.environ if environ is None else environ
@@ -60,9 +60,9 @@ def apply_http_deadlines(registry_config=None, environ: dict | None = None) -> d
     }
     if registry_config is not None:
         values = {
-            "MLFLOW_HTTP_REQUEST_TIMEOUT": int(registry_config.http_timeout_s),
-            "MLFLOW_HTTP_REQUEST_MAX_RETRIES": registry_config.http_max_retries,
-            "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": registry_config.http_backoff_factor,
+            "MLFLOW_HTTP_REQUEST_TIMEOUT": int(tracking_config.http_timeout_s),
+            "MLFLOW_HTTP_REQUEST_MAX_RETRIES": tracking_config.http_max_retries,
+            "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": tracking_config.http_backoff_factor,
         }
     applied = {}
     for key, value in values.items():
