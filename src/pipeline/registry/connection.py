@@ -58,7 +58,7 @@ def apply_http_deadlines(tracking_config=None, environ: dict | None = None) -> d
         "MLFLOW_HTTP_REQUEST_MAX_RETRIES": DEFAULT_MAX_RETRIES,
         "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": DEFAULT_BACKOFF_FACTOR,
     }
-    if registry_config is not None:
+    if tracking_config is not None:
         values = {
             "MLFLOW_HTTP_REQUEST_TIMEOUT": int(tracking_config.http_timeout_s),
             "MLFLOW_HTTP_REQUEST_MAX_RETRIES": tracking_config.http_max_retries,
@@ -66,7 +66,7 @@ def apply_http_deadlines(tracking_config=None, environ: dict | None = None) -> d
         }
     applied = {}
     for key, value in values.items():
-        if registry_config is not None or key not in environ:
+        if tracking_config is not None or key not in environ:
             environ[key] = applied[key] = str(value)
     return applied
 
