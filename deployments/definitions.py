@@ -1,4 +1,4 @@
-"""The deployments, built from one ``PipelineConfig``: what ``pipeline serve`` registers.
+"""The deployments, built from one ``PipelineConfig``: what ``pipeline deploy`` registers.
 
 - ``retraining``: on ``retraining.schedule_cron`` and on the ``pipeline.data.arrived`` event of this workspace;
 - ``training``: manual, the typed configuration as its parameter form;
@@ -44,13 +44,20 @@ def data_arrived_trigger(workspace: Workspace) -> DeploymentEventTrigger:
         match={"prefect.resource.id": f"{SNAPSHOT_RESOURCE_PREFIX}*", "pipeline.workspace": str(workspace.root)})
 
 
+def run_environment(config: PipelineConfig, workspace: Workspace) -> dict[str, str]:
+    """Environment of a deployed run: its workspace, and heartbeats (a run whose heartbeats stop is marked
+    Crashed by the crash-detection automation)."""
+    return {"PIPELINE_HOME": str(workspace.root),
+            "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": str(config.retraining.heartbeat_seconds)}
+
+
 def build_deployments(config: PipelineConfig) -> dict[str, RunnerDeployment]:
     """``{name: RunnerDeployment}``; their default parameters are ``config`` (workspace made absolute)."""
     config = pinned_config(config)
     workspace = Workspace.resolve(config.workspace)
     ops = config.retraining
     common = dict(parameters={"config": config.model_dump(mode="json")}, enforce_parameter_schema=True,
-                  job_variables={"env": {"PIPELINE_HOME": str(workspace.root)}}, entrypoint_type=EntrypointType.MODULE_PATH,
+                  job_variables={"env": run_environment(config, workspace)}, entrypoint_type=EntrypointType.MODULE_PATH,
                   tags=["pipeline", f"model:{config.registry.model_name}"])
     built = {
         RETRAINING: retraining_flow.to_deployment(

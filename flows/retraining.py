@@ -12,6 +12,7 @@ from prefect.states import Completed
 from pipeline.config import PipelineConfig
 from pipeline.flows.training import training_flow
 from pipeline.tasks.data import prepare_workspace
+from pipeline.tasks.logs import forward_pipeline_logs
 from pipeline.tasks.notifications import report_failure
 from pipeline.tasks.retraining import check_new_data
 
@@ -19,7 +20,7 @@ manual_training_flow = training_flow.with_options(on_failure=[report_failure], o
 
 
 @flow(name="retraining", log_prints=True, validate_parameters=True,
-      on_failure=[report_failure], on_crashed=[report_failure])
+      on_failure=[report_failure], on_crashed=[report_failure], on_running=[forward_pipeline_logs])
 def retraining_flow(config: PipelineConfig = PipelineConfig()):
     """Retrain when at least ``retraining.min_new_rows`` new rows arrived; otherwise finish at once ("no new data").
 

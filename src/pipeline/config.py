@@ -155,6 +155,9 @@ class RegistryConfig(_Section):
     significance_level: float = Field(0.05, gt=0.0, lt=0.5, description="Alpha for the significance tests.")
     bootstrap_samples: int = Field(1000, ge=100, le=100_000, description="Paired bootstrap resamples.")
     auto_promote: bool = Field(False, description="Make a challenger that passes the gate champion at once.")
+    ui_url: str | None = Field(
+        None, pattern=r"^https?://\S+$", description="Address of the MLflow UI for links from Prefect runs and "
+        "the command line. None: the tracking URI when it is an http(s) server, else no links.")
 
 
 class RetrainingConfig(_Section):
@@ -178,6 +181,20 @@ class RetrainingConfig(_Section):
         None, pattern=r"^https?://\S+$",
         description="URL that receives a JSON message (with a Slack-style 'text') when a deployed run fails; None: no message.")
     webhook_timeout_seconds: float = Field(10.0, gt=0.0, le=120.0, description="Timeout of the webhook request.")
+    training_timeout_seconds: int = Field(
+        6 * 3600, ge=10, description="Deadline of a deployed training or retraining run, from the moment it starts "
+        "running: past it the run is cancelled (freeing the model's concurrency slot) and a notice is sent.")
+    ingestion_timeout_seconds: int = Field(
+        3600, ge=10, description="Deadline of a deployed ingestion run (cancelled and notified past it).")
+    heartbeat_seconds: int = Field(
+        60, ge=30, le=3600, description="Heartbeat interval of deployed runs; a run silent for two intervals plus "
+        "ten seconds (its worker or pod was killed) is marked Crashed, which sends the failure notice.")
+    notification_block: str | None = Field(
+        None, pattern=r"^[a-z0-9-]+/[a-z0-9-]+$",
+        description="Prefect notification block ('slack-webhook/ops-alerts', 'email-server-credentials/...'), "
+        "created in the Prefect UI, that also receives failure, crash and deadline notices.")
+    ui_log_level: Literal["DEBUG", "INFO", "WARNING"] = Field(
+        "INFO", description="Lowest level of the pipeline's own log records sent to each flow run's logs in Prefect.")
 
 
 class PipelineConfig(_Section):

@@ -57,3 +57,19 @@ def run_flow(module: str, attribute: str, as_json: bool, **kwargs) -> dict:
         reason = f"{type(result).__name__}: {result}" if isinstance(result, BaseException) else state.message
         fail(str(reason), as_json, flow_run_state=state.type.value)
     return result
+
+
+LINK_LABELS = {"prefect_flow_run": "Prefect flow run", "mlflow_run": "MLflow run",
+               "mlflow_logged_model": "MLflow logged model", "mlflow_model_version": "MLflow version"}
+
+
+def link_lines(result: dict) -> list[str]:
+    """``label: address`` for each link of a flow result; says how to get MLflow links when none is known."""
+    links = result.get("links") or {}
+    lines = [f"{label}: {links[key]}" for key, label in LINK_LABELS.items() if links.get(key)]
+    if links.get("prefect_flow_run_id") and not links.get("prefect_flow_run"):
+        lines.append(f"Prefect flow run: {links['prefect_flow_run_id']} (no Prefect UI: a temporary server ran it)")
+    if not links.get("mlflow_run") and result.get("run_id"):
+        lines.append(f"MLflow run: {result['run_id']} in {result.get('tracking_uri')} "
+                     "(set registry.ui_url to the MLflow UI for links)")
+    return lines

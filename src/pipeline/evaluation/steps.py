@@ -44,11 +44,13 @@ def evaluate_model(model_dir: str, test_frame: pd.DataFrame, config: PipelineCon
     metrics = {f"test_{k}": v for k, v in report["metrics"].items()}
     per_class = {f"test_f1_{row.label}": row.f1 for row in report["per_class"].itertuples()}
     registry.log_metrics(client, tracking["run_id"], {**metrics, **per_class})
+    dataset = registry.log_dataset(tracking["run_id"], test_frame, name="test-split", source=str(out_dir),
+                                   context="evaluation")
     for path in report["files"].values():
         client.log_artifact(tracking["run_id"], str(path), "evaluation")
     return {"metrics": report["metrics"], "per_class": report["per_class"].to_dict("records"),
             "slices": report["slices"].to_dict("records"), "out_dir": str(out_dir),
-            "probabilities": str(out_dir / "probabilities.npy"), "label_names": names}
+            "probabilities": str(out_dir / "probabilities.npy"), "label_names": names, "dataset": dataset}
 
 
 def compare_with_champion(config: PipelineConfig, tracking: dict, test_frame: pd.DataFrame, evaluation: dict) -> dict:

@@ -70,6 +70,8 @@ def register_model(config: PipelineConfig, tracking: dict, model_dir: str, snaps
     version = registration.find_version_of_run(client, name, run_id)  # a retried task reuses its version
     if version is None:
         model_uri = registry.log_model(run_id, Path(model_dir), EXAMPLE_TEXTS)
+        registry.log_model_metrics(client, run_id, registry.model_id_of(model_uri), evaluation["metrics"],
+                                   evaluation.get("dataset"))
         version = registry.register_version(client, model_uri, name, run_id,
                                             registration.version_tags(lineage, evaluation["metrics"], outcome),
                                             f"Registering. Gate: {gate['reason']}"[:5000])
@@ -92,5 +94,6 @@ def register_model(config: PipelineConfig, tracking: dict, model_dir: str, snaps
     client.update_model_version(name, number, description=model_card.fit_description(card, compact))
     client.log_text(run_id, card, "registry/model_card.md")
     registry.end_run(client, run_id)
-    return {"model_name": name, "model_version": number, "model_uri": version.source, "aliases": current,
+    return {"model_name": name, "model_version": number, "model_uri": version.source,
+            "model_id": getattr(version, "model_id", None) or registry.model_id_of(version.source), "aliases": current,
             "gate": gate, "promotion_note": note, "model_card": card}

@@ -140,14 +140,16 @@ def evaluate_split(model, split: TokenizedSplit, pad_id: int, config: TrainingCo
 def fine_tune(model: torch.nn.Module, train: TokenizedSplit, validation: TokenizedSplit | None, pad_id: int,
               config: TrainingConfig, checkpoint_dir: Path, fingerprint: dict, resume_from: Path | None = None,
               on_epoch: Callable[[dict], None] | None = None, progress: bool = True,
-              on_resume: Callable[[dict], None] | None = None, checkpoint_meta: dict | None = None) -> TrainResult:
+              on_resume: Callable[[dict], None] | None = None, checkpoint_meta: dict | None = None,
+              on_step: Callable[[int, int], None] | None = None) -> TrainResult:
     """Train ``model`` in place and return it with its history (best validation epoch restored).
 
     Resumes from ``resume_from``, else from the newest checkpoint in ``checkpoint_dir``; a checkpoint
     whose fingerprint differs is refused (CheckpointMismatch). ``on_epoch`` receives each epoch record;
     ``on_resume`` receives {step, epoch, next_batch, checkpoint, meta, history} as soon as a checkpoint is
     loaded, where ``meta`` is the ``checkpoint_meta`` of the run that wrote it (e.g. its MLflow run id) and
-    ``history`` the epoch records already made before the interruption.
+    ``history`` the epoch records already made before the interruption. ``on_step(step, planned)`` follows
+    each optimizer step (for progress reports; keep it cheap).
     """
     if len(train) == 0:
         raise ValueError("the training split is empty")
@@ -234,6 +236,8 @@ def fine_tune(model: torch.nn.Module, train: TokenizedSplit, validation: Tokeniz
                     step += 1
                     next_batch = b + 1
                     bar.update(1)
+                    if on_step:
+                        on_step(step, planned)
                     if step % LOG_EVERY_STEPS == 0 or step == planned:
                         mean_loss = (running_loss / max(running_batches, 1)).item()  # one sync per log point
                         running_loss.zero_()
