@@ -73,7 +73,9 @@ def version_rows(client, name: str) -> list[dict]:
 def metric_of(client, version, key: str) -> str:
     """A test metric of the version's logged model (versions registered before metrics moved there: its
     ``metric.<key>`` tag), or ``?``."""
-    model_id = getattr(version, "model_id", None)
+    from pipeline.registry.tracking import model_id_of
+
+    model_id = getattr(version, "model_id", None) or model_id_of(version.source)
     if model_id:
         try:
             for metric in client.get_logged_model(model_id).metrics or []:
