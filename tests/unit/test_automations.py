@@ -41,7 +41,8 @@ def test_each_deployment_gets_notice_deadline_and_crash_detection():
     assert [type(a) for a in built["deadline"].actions] == [CancelFlowRun, CallWebhook]
 
     crash = built["crash detection"]
-    assert crash.trigger.after == {"prefect.flow-run.heartbeat"} and "prefect.flow-run.heartbeat" in crash.trigger.expect
+    assert crash.trigger.after == {"prefect.flow-run.heartbeat"}
+    assert "prefect.flow-run.heartbeat" in crash.trigger.expect
     assert crash.trigger.within == timedelta(seconds=crash_after_seconds(30)) == timedelta(seconds=70)
     assert isinstance(crash.actions[0], ChangeFlowRunState) and crash.actions[0].state.value == "CRASHED"
 

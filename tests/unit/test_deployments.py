@@ -59,8 +59,9 @@ def test_prefect_yaml_declares_the_same_deployments():
         assert entry["entrypoint"] == file_entrypoint(deployment.entrypoint), name
         assert entry["work_pool"]["name"] == config.retraining.work_pool
         assert entry["enforce_parameter_schema"] is True
-        assert entry["work_pool"]["job_variables"]["env"]["PREFECT_FLOWS_HEARTBEAT_FREQUENCY"] == \
-            deployment.job_variables["env"]["PREFECT_FLOWS_HEARTBEAT_FREQUENCY"] == str(config.retraining.heartbeat_seconds)
+        heartbeat = entry["work_pool"]["job_variables"]["env"]["PREFECT_FLOWS_HEARTBEAT_FREQUENCY"]
+        assert heartbeat == deployment.job_variables["env"]["PREFECT_FLOWS_HEARTBEAT_FREQUENCY"]
+        assert heartbeat == str(config.retraining.heartbeat_seconds)
     schedule = declared[RETRAINING]["schedules"][0]
     assert (schedule["cron"], schedule["timezone"]) == (config.retraining.schedule_cron, config.retraining.timezone)
     assert declared[RETRAINING]["triggers"][0]["expect"] == ["pipeline.data.arrived"]

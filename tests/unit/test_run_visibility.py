@@ -47,7 +47,18 @@ def test_progress_is_published_every_few_percent_and_once_at_the_end(monkeypatch
     assert all(b - a >= 5.0 for a, b in zip(published[:-1], published[1:-1], strict=False))
 
 
-def test_a_broken_progress_artifact_never_stops_training(monkeypatch, caplog):
+class Collect(logging.Handler):
+    """The messages logged to one logger (Prefect's logging setup keeps them from pytest's caplog)."""
+
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.messages: list[str] = []
+
+    def emit(self, record):
+        self.messages.append(record.getMessage())
+
+
+def test_a_broken_progress_artifact_never_stops_training(monkeypatch):
     from pipeline.tasks import logs
 
     def refuse(*args, **kwargs):
@@ -55,10 +66,14 @@ def test_a_broken_progress_artifact_never_stops_training(monkeypatch, caplog):
 
     monkeypatch.setattr(logs, "create_progress_artifact", refuse)
     reporter = logs.ProgressReporter(min_interval_s=0.0)
-    with caplog.at_level(logging.WARNING):
+    warnings = Collect()
+    logs.logger.addHandler(warnings)
+    try:
         for step in range(1, 101):
             reporter(step, 100)
-    assert reporter.broken and sum("API down" in r.getMessage() for r in caplog.records) == 1
+    finally:
+        logs.logger.removeHandler(warnings)
+    assert reporter.broken and sum("API down" in message for message in warnings.messages) == 1
 
 
 def test_run_log_handler_forwards_once_and_only_inside_runs(monkeypatch):
@@ -87,7 +102,8 @@ def test_cli_prints_links_or_says_how_to_get_them():
                         "mlflow_model_version": "http://ui/#/models/m/versions/1"}}
     assert link_lines(result) == ["Prefect flow run: http://prefect/runs/flow-run/f1",
                                   "MLflow version: http://ui/#/models/m/versions/1",
-                                  "MLflow run: r1 in sqlite:////ws/mlflow.db (set registry.ui_url to the MLflow UI for links)"]
+                                  "MLflow run: r1 in sqlite:////ws/mlflow.db "
+                                  "(set registry.ui_url to the MLflow UI for links)"]
 
 
 @pytest.mark.parametrize("command", ["deploy", "serve"])
@@ -99,3 +115,26 @@ def test_deploy_command_and_its_deprecated_alias(command, tmp_path):
                           text=True, env=env, timeout=180, cwd=tmp_path)
     assert done.returncode == 1 and "no Prefect server configured" in done.stderr
     assert ("`pipeline serve` is deprecated" in done.stderr) == (command == "serve")
+
+
+def test_a_failure_to_link_never_fails_the_run(monkeypatch):
+    from pipeline.config import load_config
+    from pipeline.tasks import links as link_tasks
+
+    def refuse(*args):
+        raise ConnectionError("tracking server down")
+
+    monkeypatch.setattr(link_tasks.links, "tag_run", refuse)
+    monkeypatch.setattr(link_tasks.links, "tag_version", refuse)
+    monkeypatch.setattr(link_tasks.registry, "client", lambda uri: None)
+    config = load_config(overrides=["registry.ui_url=http://ui:5000"], environ={})
+    tracking = {"tracking_uri": "http://mlflow:5000", "run_id": "r1", "experiment_id": "1"}
+    warnings = Collect()
+    link_tasks.logger.addHandler(warnings)
+    try:
+        assert link_tasks.link_tracking_run(config, tracking) == {}
+        found = link_tasks.link_runs.fn(config, tracking, {"model_name": "m", "model_version": "1", "model_id": "m-1"})
+    finally:
+        link_tasks.logger.removeHandler(warnings)
+    assert found["mlflow_run"] == "http://ui:5000/#/experiments/1/runs/r1" and "mlflow_model_version" not in found
+    assert sum("tracking server down" in message for message in warnings.messages) == 2
