@@ -25,7 +25,8 @@ from pipeline.registry.links import FLOW_RUN_ID_TAG, FLOW_RUN_URL_TAG
 from pipeline.workspace import Workspace
 from tests.integration.prefect_stack import PrefectStack, stop
 
-pytestmark = pytest.mark.integration
+# The deadline and crash tests wait for the server's automations and the worker's cancellation polling.
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
 MODEL = "ops-model"
 POOL = "pipeline-ops-test"
