@@ -105,7 +105,7 @@ def main() -> None:
             results["new_file_to_challenger"] = describe(client, fresh, time.perf_counter() - landed)
             results["new_file_to_challenger"]["batch_3_rows_left_out_for_test_leakage"] = left_out
             version = registry.get_model_version_by_alias("text-classifier", "challenger")
-            logged = registry.get_logged_model(version.source.removeprefix("models:/"))
+            logged = registry.get_logged_model(version.model_id or version.source.removeprefix("models:/"))
             results["new_file_to_challenger"]["challenger"] = {
                 "version": version.version, "snapshot_id": version.tags.get("snapshot_id"),
                 "metrics": {metric.key: metric.value for metric in logged.metrics}}

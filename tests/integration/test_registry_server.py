@@ -139,7 +139,7 @@ def test_gate_promotion_rollback_history_and_serving_against_a_real_server(mlflo
         assert version.tags.get(key), key
     # MLflow 3: the test metrics live on the logged model (Logged Models page), not in version tags.
     assert not [key for key in version.tags if key.startswith("metric.")]
-    logged = client.get_logged_model(version.source.removeprefix("models:/"))
+    logged = client.get_logged_model(version.model_id or version.source.removeprefix("models:/"))
     assert {"accuracy", "macro_f1"} <= {metric.key for metric in logged.metrics}
     assert version.tags["compared_with"] == "version 1"
     assert set(json.loads(version.tags["label_map"])) == {"account", "billing", "shipping", "technical"}
