@@ -43,12 +43,13 @@ def webhook_payload(model_name: str, event: str) -> str:
     """Jinja template of the JSON body the server posts: Slack-style ``text`` plus machine-readable fields
     (the same keys as the in-process notice)."""
     text = (f"{{{{ flow.name }}}} run {{{{ flow_run.name }}}} of {model_name}: {event} "
-            "({{ flow_run.state.name }}) {{ flow_run|ui_url }}")
+            "({{ flow_run.state.name }}) {{ flow_run|ui_url or '' }}")
     fields = {"event": event, "flow": "{{ flow.name }}", "flow_run": "{{ flow_run.name }}",
               "flow_run_id": "{{ flow_run.id }}", "state": "{{ flow_run.state.name }}", "model": model_name,
-              "url": "{{ flow_run|ui_url }}", "source": "prefect-automation"}
+              "url": "{{ flow_run|ui_url or '' }}", "source": "prefect-automation"}
     body = ", ".join(f"{json.dumps(k)}: {json.dumps(v)}" for k, v in fields.items())
-    # The state message is free text: tojson quotes and escapes it.
+    # The state message is free text: tojson quotes and escapes it. ``ui_url`` is empty when the server does
+    # not know its UI address (PREFECT_UI_URL).
     return "{" + f'"text": {json.dumps(text)}, {body}, "reason": {{{{ flow_run.state.message | tojson }}}}' + "}"
 
 
@@ -60,7 +61,7 @@ def notice_actions(webhook_id: UUID | None, notification_id: UUID | None, model_
         actions.append(SendNotification(
             block_document_id=notification_id, subject=f"[pipeline] {model_name}: {event}",
             body=(f"{{{{ flow.name }}}} run {{{{ flow_run.name }}}} of {model_name}: {event} "
-                  "({{ flow_run.state.name }}: {{ flow_run.state.message }})\n{{ flow_run|ui_url }}")))
+                  "({{ flow_run.state.name }}: {{ flow_run.state.message }})\n{{ flow_run|ui_url or '' }}")))
     return actions
 
 

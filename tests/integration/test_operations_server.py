@@ -211,5 +211,6 @@ def test_killed_worker_run_is_marked_crashed_and_notified_by_the_server(ops):
     stop(stack.worker)
     notice = webhook.wait_for(lambda b: b.get("flow_run_id") == str(doomed.id) and b.get("state") == "Crashed",
                               timeout=4 * HEARTBEAT + 120)
-    assert notice["event"] == "failed" and notice["model"] == MODEL and str(doomed.id) in notice["url"]
+    assert notice["event"] == "failed" and notice["model"] == MODEL and notice["flow_run"] == running.name
+    assert notice["url"] in ("", f"{stack.ui_url}/runs/flow-run/{doomed.id}")  # the server's PREFECT_UI_URL
     assert client.read_flow_run(doomed.id).state.is_crashed()

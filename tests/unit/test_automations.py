@@ -70,6 +70,7 @@ def test_webhook_payload_renders_to_json_even_with_quotes_in_the_reason():
     assert body["reason"] == 'killed: "SIGKILL"\nworker gone'
     assert body["state"] == "Crashed" and body["flow_run_id"] == "1234" and body["model"] == "intents"
     assert body["text"].startswith("training run brave-cat of intents: failed (Crashed)")
+    assert body["url"] == ""  # this server has no UI address: no "None" in the message
 
 
 def test_deadlines_come_from_the_configuration():
