@@ -105,8 +105,10 @@ def main() -> None:
             results["new_file_to_challenger"] = describe(client, fresh, time.perf_counter() - landed)
             results["new_file_to_challenger"]["batch_3_rows_left_out_for_test_leakage"] = left_out
             version = registry.get_model_version_by_alias("text-classifier", "challenger")
-            results["new_file_to_challenger"]["challenger"] = {"version": version.version, "tags": {
-                k: v for k, v in version.tags.items() if k.startswith("metric.") or k == "snapshot_id"}}
+            logged = registry.get_logged_model(version.model_id or version.source.removeprefix("models:/"))
+            results["new_file_to_challenger"]["challenger"] = {
+                "version": version.version, "snapshot_id": version.tags.get("snapshot_id"),
+                "metrics": {metric.key: metric.value for metric in logged.metrics}}
     finally:
         stack.close()
     (root / "retraining.json").write_text(json.dumps(results, indent=2, default=str))

@@ -1,4 +1,4 @@
-"""The deployments, built from one ``PipelineConfig``: what ``pipeline serve`` registers.
+"""The deployments, built from one ``PipelineConfig``: what ``pipeline deploy`` registers.
 
 - ``retraining``: on ``retraining.schedule_cron`` and on the ``pipeline.data.arrived`` event of this workspace;
 - ``training``: manual, the typed configuration as its parameter form;
@@ -81,16 +81,23 @@ def deployment_parameters(config: PipelineConfig) -> dict:
     webhook = config.notifications.webhook_url
     if webhook and not webhook.startswith("env:"):
         os.environ[WEBHOOK_ENV] = webhook
-        params["retraining"]["webhook_url"] = f"env:{WEBHOOK_ENV}"
+        params["notifications"]["webhook_url"] = f"env:{WEBHOOK_ENV}"
         logger.info("webhook %s passed to deployed runs as $%s, not as a parameter", redact_url(webhook), WEBHOOK_ENV)
-    tracking = params["registry"].get("tracking_uri")
+    tracking = params["tracking"].get("tracking_uri")
     if tracking:
         from pipeline.secrets import redact_credentials
 
         if redact_credentials(tracking) != tracking:
-            raise ValueError("registry.tracking_uri carries credentials; give them to MLflow through "
+            raise ValueError("tracking.tracking_uri carries credentials; give them to MLflow through "
                              "MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD instead of the URI")
     return params
+
+
+def run_environment(config: PipelineConfig, workspace: Workspace) -> dict[str, str]:
+    """Environment of a deployed run: its workspace, and heartbeats (a run whose heartbeats stop is marked
+    Crashed by the crash-detection automation)."""
+    return {"PIPELINE_HOME": str(workspace.root),
+            "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": str(config.deployment.heartbeat_seconds)}
 
 
 def build_deployments(config: PipelineConfig) -> dict[str, RunnerDeployment]:
@@ -99,7 +106,7 @@ def build_deployments(config: PipelineConfig) -> dict[str, RunnerDeployment]:
     workspace = Workspace.resolve(config.workspace)
     ops = config.retraining
     common = dict(parameters={"config": deployment_parameters(config)}, enforce_parameter_schema=True,
-                  job_variables={"env": {"PIPELINE_HOME": str(workspace.root)}}, entrypoint_type=EntrypointType.MODULE_PATH,
+                  job_variables={"env": run_environment(config, workspace)}, entrypoint_type=EntrypointType.MODULE_PATH,
                   tags=["pipeline", f"model:{config.registry.model_name}"])
     built = {
         RETRAINING: retraining_flow.to_deployment(

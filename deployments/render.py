@@ -38,7 +38,8 @@ def file_entrypoint(module_entrypoint: str) -> str:
 def deployment_entry(name: str, deployment, config: PipelineConfig) -> dict:
     entry = {"name": name, "entrypoint": file_entrypoint(deployment.entrypoint),
              "description": deployment.description, "tags": list(deployment.tags),
-             "work_pool": {"name": config.deployment.work_pool}}
+             "work_pool": {"name": config.deployment.work_pool, "job_variables": {"env": {
+                 "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": deployment.job_variables["env"]["PREFECT_FLOWS_HEARTBEAT_FREQUENCY"]}}}}
     if deployment.schedules:
         entry["schedules"] = [{"cron": s.schedule.cron, "timezone": s.schedule.timezone, "active": True}
                               for s in deployment.schedules]

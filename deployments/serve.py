@@ -1,9 +1,11 @@
-"""Register the deployments on a Prefect server and run them on this machine (``pipeline serve``).
+"""Register the deployments on a Prefect server and run them on this machine (``pipeline deploy``).
 
 Every step is idempotent: the process work pool is created when missing, the deployments are created or
 updated, and the global concurrency limit ``pipeline-model-<model>`` (1 slot) is created and shared by
 the training and retraining deployments, so at most one of them runs per registered model; a run
 that collides waits (state AwaitingConcurrencySlot) or is cancelled, per ``deployment.collision_strategy``.
+Each deployment also gets its server-side automations (``pipeline.deployments.automations``): failure
+notices, a deadline and crash detection.
 Then the process is replaced by ``prefect worker start``, which stops cleanly on SIGTERM or Ctrl-C.
 
 Run it directly with ``python -m pipeline.deployments.serve [--config FILE] [--set KEY=VALUE ...]``.
@@ -25,6 +27,7 @@ from prefect.settings import PREFECT_API_URL
 from prefect.workers.process import ProcessWorker
 
 from pipeline.config import PipelineConfig
+from pipeline.deployments.automations import ensure_automations
 from pipeline.deployments.definitions import MODEL_LIMITED, build_deployments, model_limit_name, pinned_config
 
 logger = logging.getLogger(__name__)
@@ -98,6 +101,8 @@ def deploy_all(config: PipelineConfig) -> dict[str, UUID]:
         limit_id = ensure_model_limit(client, config.registry.model_name)
         for name in MODEL_LIMITED:
             link_model_limit(client, ids[name], limit_id, config.deployment.collision_strategy)
+        automations = ensure_automations(client, config, ids)
+    logger.info("%d automations in place: %s", len(automations), ", ".join(sorted(automations)))
     return ids
 
 

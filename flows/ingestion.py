@@ -10,12 +10,13 @@ from prefect import flow
 from pipeline.config import PipelineConfig, with_run_options
 from pipeline.tasks.data import ingest_data, prepare_workspace
 from pipeline.tasks.events import announce_new_data
+from pipeline.tasks.logs import forward_pipeline_logs
 from pipeline.tasks.notifications import report_failure
 from pipeline.tasks.validation import check_data_gate
 
 
 @flow(name="ingestion", log_prints=True, validate_parameters=True,
-      on_failure=[report_failure], on_crashed=[report_failure])
+      on_failure=[report_failure], on_crashed=[report_failure], on_running=[forward_pipeline_logs])
 def ingestion_flow(data_paths: list[str] | None = None, config: PipelineConfig = PipelineConfig()) -> dict:
     """Ingest the landing zone (or ``data.paths``); fails, after committing the good files, when one was quarantined.
 

@@ -13,6 +13,7 @@ from pipeline.config import PipelineConfig
 from pipeline.flows.training import training_flow
 from pipeline.tasks.data import prepare_workspace
 from pipeline.tasks.guard import one_run_per_model
+from pipeline.tasks.logs import forward_pipeline_logs
 from pipeline.tasks.notifications import report_failure
 from pipeline.tasks.ops import check_new_data
 
@@ -20,7 +21,7 @@ manual_training_flow = training_flow.with_options(on_failure=[report_failure], o
 
 
 @flow(name="retraining", log_prints=True, validate_parameters=True,
-      on_failure=[report_failure], on_crashed=[report_failure])
+      on_failure=[report_failure], on_crashed=[report_failure], on_running=[forward_pipeline_logs])
 def retraining_flow(config: PipelineConfig = PipelineConfig()):
     """Retrain when at least ``retraining.min_new_rows`` new rows arrived; otherwise finish at once ("no new data").
 

@@ -12,12 +12,14 @@ from pipeline.results import training_summary
 from pipeline.tasks.data import ingest_data, prepare_workspace, split_data
 from pipeline.tasks.evaluation import compare_with_champion, evaluate_model
 from pipeline.tasks.guard import one_run_per_model
+from pipeline.tasks.links import link_runs
+from pipeline.tasks.logs import forward_pipeline_logs
 from pipeline.tasks.registry import fail_tracking, register_model, start_tracking
 from pipeline.tasks.training import fine_tune, tokenize_data
 from pipeline.tasks.validation import check_data_gate
 
 
-@flow(name="training", log_prints=True, validate_parameters=True)
+@flow(name="training", log_prints=True, validate_parameters=True, on_running=[forward_pipeline_logs])
 def training_flow(data_paths: list[str] | None = None, base_model: str | None = None,
                   method: Literal["full", "lora"] | None = None,
                   epochs: Annotated[int | None, Field(ge=1, le=100)] = None,
@@ -52,4 +54,5 @@ def training_flow(data_paths: list[str] | None = None, base_model: str | None = 
         except BaseException as exc:
             fail_tracking(tracking, f"{type(exc).__name__}: {exc}")
             raise
-    return training_summary(data, tracking, trained, evaluation, registration)
+    links = link_runs(config, tracking, registration)
+    return {**training_summary(data, tracking, trained, evaluation, registration), "links": links}

@@ -54,8 +54,8 @@ def ensure_run_limit(name: str) -> None:
 @contextmanager
 def one_run_per_model(config: PipelineConfig, workspace: Workspace, what: str = "") -> Iterator[None]:
     """Hold the model's run lock (and its server-wide slot); RunInProgressError when another run holds it
-    for longer than ``retraining.run_lock_wait_s``. Re-entrant: a subflow inside a guarded flow passes."""
-    model, wait = config.registry.model_name, config.retraining.run_lock_wait_s
+    for longer than ``deployment.run_lock_wait_s``. Re-entrant: a subflow inside a guarded flow passes."""
+    model, wait = config.registry.model_name, config.deployment.run_lock_wait_s
     with hold_run_lock(workspace, model, wait_s=wait, what=what):
         name = run_limit_name(model)
         with _slots_guard:

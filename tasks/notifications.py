@@ -1,5 +1,8 @@
 """Failure notification for deployed flows: a markdown artifact on the run and an optional webhook message.
 
+Deployments made by ``pipeline deploy`` are notified by server-side automations instead (they still fire when
+the worker is killed); this in-process hook then only publishes the artifact.
+
 ``report_failure`` is a Prefect state hook (``on_failure`` / ``on_crashed``); it never raises, so a broken
 webhook cannot hide the original failure.
 """
@@ -47,6 +50,25 @@ def run_url(flow_run_id) -> str | None:
     return f"{base.rstrip('/')}/runs/flow-run/{flow_run_id}" if base else None
 
 
+def server_notifies(flow_run) -> bool:
+    """True when the run's deployment has an enabled failure-notice automation on the server (``pipeline deploy``
+    made it): the server sends the notice, even when this process dies, so this hook does not send it twice."""
+    if getattr(flow_run, "deployment_id", None) is None:
+        return False
+    from prefect import get_client
+
+    from pipeline.deployments.automations import NOTIFY_SUFFIX
+
+    target = f"prefect.deployment.{flow_run.deployment_id}"
+    try:
+        with get_client(sync_client=True) as client:
+            automations = client.read_automations()
+    except Exception:  # the server is unreachable: notify from here
+        return False
+    return any(a.enabled and a.name.endswith(NOTIFY_SUFFIX) and target in a.trigger.model_dump_json()
+               for a in automations)
+
+
 def report_failure(flow, flow_run, state) -> None:
     """State hook: publish the reason as artifact ``run-failure`` and post it to ``notifications.webhook_url``."""
     config = config_of(flow_run.parameters or {})
@@ -60,6 +82,9 @@ def report_failure(flow, flow_run, state) -> None:
     except Exception:
         logger.exception("could not publish the failure artifact of %s", flow_run.name)
     if not webhook:
+        return
+    if server_notifies(flow_run):
+        logger.info("failure notice of %s left to the server's automation", flow_run.name)
         return
     message = notify.failure_message(flow.name, flow_run.name, str(flow_run.id), state.name, reason,
                                      config.registry.model_name, url)

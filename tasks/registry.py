@@ -9,12 +9,15 @@ from pipeline.config import PipelineConfig
 from pipeline.ops.reports import registration_markdown
 from pipeline.registry import steps
 from pipeline.results import Comparison, DataOutcome, Evaluation, Registration, TrackingRun, TrainedModel
+from pipeline.tasks.links import link_tracking_run
 from pipeline.workspace import Workspace
 
 
 @task(name="start-tracking", retries=2, retry_delay_seconds=5)
 def start_tracking(config: PipelineConfig, workspace: Workspace, data: DataOutcome) -> TrackingRun:
-    return steps.start_tracking(config, workspace, data.snapshot_id)
+    tracking = steps.start_tracking(config, workspace, data.snapshot_id)
+    link_tracking_run(config, tracking)
+    return tracking
 
 
 @task(name="fail-tracking")

@@ -192,6 +192,9 @@ class TrackingConfig(_Section):
         "database or when a tracking server should not choose. None: the server's default, or the workspace's "
         "mlflow/artifacts folder for a database.")
     experiment: str = Field("text-classification", min_length=1, description="MLflow experiment name.")
+    ui_url: str | None = Field(
+        None, pattern=r"^https?://\S+$", description="Address of the MLflow UI for links from Prefect runs and "
+        "the command line. None: the tracking URI when it is an http(s) server, else no links.")
     http_timeout_s: int = Field(15, ge=1, le=600, description="Seconds one MLflow HTTP request may wait for an answer.")
     http_max_retries: int = Field(3, ge=0, le=10,
                                   description="Retries of a failed MLflow HTTP request (backoff between).")
@@ -242,6 +245,19 @@ class DeploymentConfig(_Section):
     collision_strategy: Literal["ENQUEUE", "CANCEL_NEW"] = Field(
         "ENQUEUE", description="A deployed training or retraining run started while another one of the same registered "
         "model is active: wait for the slot (ENQUEUE) or be cancelled (CANCEL_NEW).")
+    run_lock_wait_s: float = Field(
+        0.0, ge=0.0, le=86_400.0, description="Seconds a run waits for another run of the same model and workspace "
+        "to finish before it stops with 'another run ... is in progress' (0: stop at once).")
+    training_timeout_seconds: int = Field(
+        6 * 3600, ge=10, description="Deadline of a deployed training or retraining run, from the moment it starts "
+        "running: past it the run is cancelled (freeing the model's concurrency slot) and a notice is sent.")
+    ingestion_timeout_seconds: int = Field(
+        3600, ge=10, description="Deadline of a deployed ingestion run (cancelled and notified past it).")
+    heartbeat_seconds: int = Field(
+        60, ge=30, le=3600, description="Heartbeat interval of deployed runs; a run silent for two intervals plus "
+        "ten seconds (its worker or pod was killed) is marked Crashed, which sends the failure notice.")
+    ui_log_level: Literal["DEBUG", "INFO", "WARNING"] = Field(
+        "INFO", description="Lowest level of the pipeline's own log records sent to each flow run's logs in Prefect.")
 
 
 class NotificationsConfig(_Section):
@@ -253,9 +269,10 @@ class NotificationsConfig(_Section):
         "env:NAME to read it from that environment variable at send time (keeps it out of run parameters); "
         "None: no message.")
     webhook_timeout_seconds: float = Field(10.0, gt=0.0, le=120.0, description="Timeout of the webhook request.")
-    run_lock_wait_s: float = Field(
-        0.0, ge=0.0, le=86_400.0, description="Seconds a run waits for another run of the same model and workspace "
-        "to finish before it stops with 'another run ... is in progress' (0: stop at once).")
+    notification_block: str | None = Field(
+        None, pattern=r"^[a-z0-9-]+/[a-z0-9-]+$",
+        description="Prefect notification block ('slack-webhook/ops-alerts', 'email-server-credentials/...'), "
+        "created in the Prefect UI, that also receives failure, crash and deadline notices.")
 
 
 # Keys that moved to another section: still read from their old place, with a deprecation warning.

@@ -111,6 +111,7 @@ class Evaluation(_Result):
     out_dir: str
     probabilities: str
     label_names: list[str]
+    dataset: Any = _opaque(default=None)
 
 
 @dataclass(frozen=True)
@@ -141,6 +142,7 @@ class Registration(_Result):
     gate: dict
     promotion_note: str | None
     model_card: str
+    model_id: str | None = None
 
 
 def training_summary(data: DataOutcome, tracking: TrackingRun, trained: TrainedModel, evaluation: Evaluation,

@@ -13,9 +13,9 @@ from urllib.parse import urlsplit
 
 REDACTED = "***"
 # Configuration keys whose whole value is a secret-bearing URL (dotted paths of PipelineConfig).
-SECRET_URL_KEYS = ("retraining.webhook_url",)
+SECRET_URL_KEYS = ("notifications.webhook_url",)
 # Configuration keys that are URLs whose credentials (user:password, query) are secret.
-CREDENTIAL_URL_KEYS = ("registry.tracking_uri",)
+CREDENTIAL_URL_KEYS = ("tracking.tracking_uri",)
 _URL = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>]+")
 
 

@@ -40,6 +40,8 @@ def test_run_json_success_then_bad_data_failure(tmp_path, tiny_model_dir):
     assert {"run_id", "tracking_uri", "snapshot_id", "model_name", "model_version", "aliases", "metrics",
             "resumed_from_step"} <= set(payload)
     assert payload["resumed_from_step"] is None
+    assert payload["links"]["prefect_flow_run_id"]  # no MLflow UI configured: no MLflow addresses
+    assert not {"mlflow_run", "mlflow_model_version"} & set(payload["links"])
     assert {"accuracy", "macro_f1"} <= set(payload["metrics"])
     assert payload["tracking_uri"].startswith("sqlite:///") and str(home) in payload["tracking_uri"]
 

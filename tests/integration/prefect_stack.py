@@ -1,5 +1,5 @@
 """A real local Prefect stack for integration tests and benchmarks: ``prefect server start`` on a free
-port of 127.0.0.1 and ``pipeline serve`` (deployments + process worker), each in its own session so
+port of 127.0.0.1 and ``pipeline deploy`` (deployments + process worker), each in its own session so
 that everything is torn down by PID."""
 
 from __future__ import annotations
@@ -101,12 +101,12 @@ class PrefectStack:
         return stack
 
     def start_serve(self, root: Path, args: list[str], **extra_env: str) -> subprocess.Popen:
-        """``pipeline serve ARGS`` (deploy, then become the worker) with its output in ``root/serve.log``.
+        """``pipeline deploy ARGS`` (deploy, then become the worker) with its output in ``root/serve.log``.
 
         It starts with SIGINT ignored, as a script's ``cmd &`` starts it: the worker must still stop on SIGTERM.
         """
         self.worker_log = root / "serve.log"
-        self.worker = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "serve", *args],
+        self.worker = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "deploy", *args],
                                        env={**self.env, **extra_env}, stdout=self.worker_log.open("w"),
                                        stderr=subprocess.STDOUT, start_new_session=True, cwd=root,
                                        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))

@@ -11,8 +11,8 @@ from typer.testing import CliRunner
 
 from pipeline.cli.main import app
 from pipeline.config import TrackingConfig
-from pipeline.results import TrackingRun
 from pipeline.registry.connection import apply_http_deadlines, retry_budget_s
+from pipeline.results import TrackingRun
 
 
 def closed_port() -> int:

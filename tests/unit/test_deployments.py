@@ -53,6 +53,10 @@ def test_prefect_yaml_is_rendered_from_the_python_definitions():
     config = load_config(environ={})
     assert set(declared) == set(build_deployments(config))
     assert declared[RETRAINING]["entrypoint"] == "flows/retraining.py:retraining_flow"
+    for name, deployment in build_deployments(config).items():
+        heartbeat = declared[name]["work_pool"]["job_variables"]["env"]["PREFECT_FLOWS_HEARTBEAT_FREQUENCY"]
+        assert heartbeat == deployment.job_variables["env"]["PREFECT_FLOWS_HEARTBEAT_FREQUENCY"]
+        assert heartbeat == str(config.deployment.heartbeat_seconds)
     assert declared[RETRAINING]["triggers"][0]["expect"] == ["pipeline.data.arrived"]
     for name in (RETRAINING, TRAINING):
         assert declared[name]["concurrency_limit"] == {"limit": 1, "collision_strategy": "ENQUEUE"}

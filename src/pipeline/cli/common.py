@@ -99,7 +99,7 @@ def run_guard(config: PipelineConfig, as_json: bool, what: str):
 
     workspace = Workspace.resolve(config.workspace)
     try:
-        lock = hold_run_lock(workspace, config.registry.model_name, config.retraining.run_lock_wait_s, what)
+        lock = hold_run_lock(workspace, config.registry.model_name, config.deployment.run_lock_wait_s, what)
         lock.__enter__()
     except RunInProgressError as exc:
         fail(str(exc), as_json, code=exc.exit_code)
@@ -118,3 +118,19 @@ def _describe_prefect_error(exc: BaseException) -> str:
     if api and any(word in type(exc).__name__ for word in ("Connect", "Timeout", "Network", "Protocol")):
         text = f"Prefect API {api} is unreachable: {text}"
     return redact_text(text, [])
+
+
+LINK_LABELS = {"prefect_flow_run": "Prefect flow run", "mlflow_run": "MLflow run",
+               "mlflow_logged_model": "MLflow logged model", "mlflow_model_version": "MLflow version"}
+
+
+def link_lines(result: dict) -> list[str]:
+    """``label: address`` for each link of a flow result; says how to get MLflow links when none is known."""
+    links = result.get("links") or {}
+    lines = [f"{label}: {links[key]}" for key, label in LINK_LABELS.items() if links.get(key)]
+    if links.get("prefect_flow_run_id") and not links.get("prefect_flow_run"):
+        lines.append(f"Prefect flow run: {links['prefect_flow_run_id']} (no Prefect UI: a temporary server ran it)")
+    if not links.get("mlflow_run") and result.get("run_id"):
+        lines.append(f"MLflow run: {result['run_id']} in {result.get('tracking_uri')} "
+                     "(set tracking.ui_url to the MLflow UI for links)")
+    return lines

@@ -19,6 +19,7 @@ from pipeline.cli.common import (
     build_config,
     check_tracking,
     configure_logging,
+    link_lines,
     run_flow,
     run_guard,
 )
@@ -38,7 +39,7 @@ def run(data: Annotated[Optional[list[str]], typer.Option("--data", "-d", help="
         result = run_flow("pipeline.flows.training", "training_flow", as_json, config=cfg)
     if as_json:
         keys = ["status", "run_id", "tracking_uri", "snapshot_id", "model_name", "model_version", "aliases", "metrics",
-                "resumed_from_step", "gate", "training"]
+                "resumed_from_step", "gate", "training", "links"]
         from pipeline.secrets import redact_credentials
 
         typer.echo(json.dumps({**{k: result.get(k) for k in keys},
@@ -47,6 +48,8 @@ def run(data: Annotated[Optional[list[str]], typer.Option("--data", "-d", help="
         m = result["metrics"]
         typer.echo(f"registered {result['model_name']} v{result['model_version']} {result['aliases']} "
                    f"accuracy={m['accuracy']:.4f} macro_f1={m['macro_f1']:.4f} (snapshot {result['snapshot_id']})")
+        for line in link_lines(result):
+            typer.echo(line)
 
 
 @app.command()
@@ -102,7 +105,8 @@ def _register_subcommands() -> None:
     from pipeline.cli import validate as cli_validate
     app.add_typer(cli_data.app, name="data")
     app.add_typer(cli_models.app, name="models")
-    app.add_typer(cli_serve.app, name="serve")
+    app.command("deploy")(cli_serve.deploy)
+    app.command("serve", deprecated=True)(cli_serve.serve)
     app.command("validate")(cli_validate.validate)
 
 

@@ -67,12 +67,28 @@ def version_rows(client, name: str) -> list[dict]:
     for v in client.search_model_versions(f"name='{name}'"):
         tags = v.tags
         rows.append({"version": str(v.version), "aliases": ",".join(sorted(by_version.get(str(v.version), []))) or "-",
-                     "created": _when(v.creation_timestamp), "macro_f1": tags.get("metric.macro_f1", "?"),
-                     "accuracy": tags.get("metric.accuracy", "?"), "gate": tags.get("gate_outcome", "?"),
+                     "created": _when(v.creation_timestamp), "macro_f1": metric_of(client, v, "macro_f1"),
+                     "accuracy": metric_of(client, v, "accuracy"), "gate": tags.get("gate_outcome", "?"),
                      "delta": tags.get("delta_macro_f1") or tags.get("delta_accuracy") or "-",
                      "snapshot": (tags.get("snapshot_id") or "?")[:12], "run": (v.run_id or "?")[:12],
                      "gate_reason": tags.get("gate_reason", "")})
     return sorted(rows, key=lambda r: int(r["version"]), reverse=True)
+
+
+def metric_of(client, version, key: str) -> str:
+    """A test metric of the version's logged model (versions registered before metrics moved there: its
+    ``metric.<key>`` tag), or ``?``."""
+    from pipeline.registry.tracking import model_id_of
+
+    model_id = getattr(version, "model_id", None) or model_id_of(version.source)
+    if model_id:
+        try:
+            for metric in client.get_logged_model(model_id).metrics or []:
+                if metric.key == key:
+                    return f"{metric.value:.6g}"
+        except Exception:  # a version whose logged model is gone still lists
+            pass
+    return version.tags.get(f"metric.{key}", "?")
 
 
 def _when(millis) -> str:

@@ -1,29 +1,32 @@
-"""``pipeline serve``: register the deployments on a Prefect server and run them on this machine.
+"""``pipeline deploy``: register the deployments and automations on a Prefect server and run a worker here.
 
-The Prefect side lives in ``pipeline.deployments.serve``, reached through ``cli.common.prefect_module``.
+``pipeline serve`` is the former name, kept for one release as an alias that warns (Prefect's own
+``serve`` and ``mlflow models serve`` mean other things). The Prefect side lives in
+``pipeline.deployments.serve``, reached through ``cli.common.prefect_module``.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 from pipeline.cli.common import ConfigOpt, SetOpt, build_config, configure_logging, fail, prefect_module
 from pipeline.workspace import Workspace
 
-app = typer.Typer(help="Deploy the flows to a Prefect server and run them here.", invoke_without_command=True)
+ApiUrlOpt = Annotated[str | None, typer.Option(help="Prefect API, e.g. http://127.0.0.1:4200/api "
+                                                       "(default: $PREFECT_API_URL).")]
+WorkerOpt = Annotated[bool, typer.Option(help="Run a worker after deploying (--no-worker: deploy only).")]
+WorkerNameOpt = Annotated[str | None, typer.Option(help="Worker name (default: pipeline-<host>).")]
+DEPRECATION = "`pipeline serve` is deprecated and will be removed in the next release: use `pipeline deploy`"
 
 
-@app.callback(invoke_without_command=True)
-def serve(config: ConfigOpt = None, set_: SetOpt = None,
-          api_url: Annotated[Optional[str], typer.Option(help="Prefect API, e.g. http://127.0.0.1:4200/api "
-                                                              "(default: $PREFECT_API_URL).")] = None,
-          worker: Annotated[bool, typer.Option(help="Run a worker after deploying (--no-worker: deploy only).")] = True,
-          worker_name: Annotated[Optional[str], typer.Option(help="Worker name (default: pipeline-<host>).")] = None) -> None:
-    """Create the work pool, the per-model concurrency limit and the deployments (retraining on its schedule
-    and on new data; training and ingestion on demand), then run a process worker until SIGTERM or Ctrl-C."""
+def deploy(config: ConfigOpt = None, set_: SetOpt = None, api_url: ApiUrlOpt = None, worker: WorkerOpt = True,
+           worker_name: WorkerNameOpt = None) -> None:
+    """Create the work pool, the per-model concurrency limit, the deployments (retraining on its schedule and on
+    new data; training and ingestion on demand) and their automations (failure notices, deadlines), then run a
+    process worker until SIGTERM or Ctrl-C."""
     cfg = build_config(config, set_)
     Workspace.resolve(cfg.workspace).ensure()
     if api_url:
@@ -34,3 +37,10 @@ def serve(config: ConfigOpt = None, set_: SetOpt = None,
         serving.serve(cfg, run_worker=worker, worker_name=worker_name, echo=typer.echo)
     except serving.ServeError as exc:
         fail(str(exc), as_json=False)
+
+
+def serve(config: ConfigOpt = None, set_: SetOpt = None, api_url: ApiUrlOpt = None, worker: WorkerOpt = True,
+          worker_name: WorkerNameOpt = None) -> None:
+    """Deprecated name of `pipeline deploy`."""
+    typer.echo(f"warning: {DEPRECATION}", err=True)
+    deploy(config, set_, api_url, worker, worker_name)

@@ -49,11 +49,14 @@ def evaluate_model(config: PipelineConfig, workspace: Workspace, tracking: Track
     registry.log_metrics(client, tracking.run_id, {**metrics, **per_class})
     client.log_dict(tracking.run_id, {"per_class_metric_labels": metric_labels, "classes": len(names),
                                          "per_class_table": "evaluation/per_class.csv"}, "evaluation/class_metrics.json")
+    dataset = registry.log_dataset(tracking.run_id, test_frame, name="test-split", source=str(out_dir),
+                                   context="evaluation")
     for path in report["files"].values():
         client.log_artifact(tracking.run_id, str(path), "evaluation")
     return Evaluation(metrics=report["metrics"], per_class=report["per_class"].to_dict("records"),
                       slices=report["slices"].to_dict("records"), out_dir=str(out_dir),
-                      probabilities=str(out_dir / "probabilities.npy"), label_names=names)
+                      probabilities=str(out_dir / "probabilities.npy"), label_names=names,
+                      dataset=dataset)
 
 
 def compare_with_champion(config: PipelineConfig, workspace: Workspace, tracking: TrackingRun, evaluation: Evaluation,

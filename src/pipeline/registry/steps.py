@@ -124,6 +124,8 @@ def register_model(config: PipelineConfig, workspace: Workspace, tracking: Track
     version = registration.find_version_of_run(client, name, run_id)  # a retried task reuses its version
     if version is None:
         model_uri = registry.log_model(run_id, Path(trained.model_dir), EXAMPLE_TEXTS)
+        registry.log_model_metrics(client, run_id, registry.model_id_of(model_uri), evaluation.metrics,
+                                   evaluation.dataset)
         fault_point("after-log-model")
         version = registry.register_version(client, model_uri, name, run_id,
                                             registration.version_tags(lineage, evaluation.metrics, outcome),
@@ -157,4 +159,5 @@ def register_model(config: PipelineConfig, workspace: Workspace, tracking: Track
 
     clear_run_checkpoints(workspace, name, run_id)
     return Registration(model_name=name, model_version=number, model_uri=version.source, aliases=current, gate=gate,
-                        promotion_note=note, model_card=card)
+                        promotion_note=note, model_card=card,
+                        model_id=getattr(version, "model_id", None) or registry.model_id_of(version.source))

@@ -114,19 +114,42 @@ def log_metric_series(mlflow_client, run_id: str, records: list[dict], step_key:
         mlflow_client.log_batch(run_id, metrics=items[start:start + 1000])
 
 
-def log_dataset(run_id: str, frame: pd.DataFrame, name: str, source: str, context: str) -> None:
-    """Record a data set (its digest and schema) as an input of the run.
+def log_dataset(run_id: str, frame: pd.DataFrame, name: str, source: str, context: str) -> dict:
+    """Record a data set (its digest and schema) as an input of the run; returns ``{name, digest}``.
 
     Through the client, not ``with mlflow.start_run(...)``: leaving that block would mark the run
     FINISHED while it is still training (and a killed run would then look finished).
     """
     import mlflow
-    from mlflow.entities import DatasetInput, InputTag
+    from mlflow.entities import Dataset, DatasetInput, InputTag
     from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
     dataset = mlflow.data.from_pandas(frame[["text", "label"]], source=source, name=name)
-    entry = DatasetInput(dataset._to_mlflow_entity(), tags=[InputTag(MLFLOW_DATASET_CONTEXT, context)])
+    entry = DatasetInput(Dataset(**dataset.to_dict()), tags=[InputTag(MLFLOW_DATASET_CONTEXT, context)])
     mlflow.MlflowClient().log_inputs(run_id, datasets=[entry])
+    return {"name": dataset.name, "digest": dataset.digest}
+
+
+def log_model_metrics(mlflow_client, run_id: str, model_id: str, metrics: dict[str, float],
+                      dataset: dict | None = None) -> None:
+    """Metrics of a logged model (MLflow 3: they show on the Logged Models page and in ``search_logged_models``),
+    tied to the evaluation data set ``{name, digest}`` when given."""
+    import time
+
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    name, digest = (dataset["name"], dataset["digest"]) if dataset else (None, None)
+    items = [Metric(k, float(v), now, 0, model_id=model_id, dataset_name=name, dataset_digest=digest)
+             for k, v in metrics.items() if isinstance(v, (int, float)) and v is not None]
+    for start in range(0, len(items), 1000):
+        mlflow_client.log_batch(run_id, metrics=items[start:start + 1000])
+
+
+def model_id_of(model_uri: str | None) -> str | None:
+    """The logged model id in a ``models:/m-...`` URI, else None."""
+    remainder = (model_uri or "").removeprefix("models:/") if (model_uri or "").startswith("models:/") else ""
+    return remainder if remainder and "/" not in remainder else None
 
 
 def end_run(mlflow_client, run_id: str, status: str = "FINISHED") -> None:
@@ -197,10 +220,8 @@ def register_version(mlflow_client, model_uri: str, name: str, run_id: str, tags
         if "RESOURCE_ALREADY_EXISTS" not in str(exc.error_code):
             raise
     # A logged model's URI (``models:/m-...``) must travel with its id, or a tracking server refuses it.
-    remainder = model_uri.removeprefix("models:/") if model_uri.startswith("models:/") else ""
     version = mlflow_client.create_model_version(name, model_uri, run_id=run_id, tags={k: str(v) for k, v in tags.items()},
-                                                 description=description,
-                                                 model_id=remainder if remainder and "/" not in remainder else None)
+                                                 description=description, model_id=model_id_of(model_uri))
     return version
 
 

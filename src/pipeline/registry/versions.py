@@ -42,10 +42,10 @@ def uncompared_outcome(policy, name: str, client, run_id: str, evaluation: Evalu
 
 
 def version_tags(lineage: dict, metrics: dict, outcome: dict) -> dict[str, str]:
-    """Lineage, test metrics, gate outcome and the full comparison (JSON) as version tags."""
+    """Lineage, gate outcome and the full comparison (JSON) as version tags. The test metrics live on the
+    logged model (``tracking.log_model_metrics``), not in tags; ``metrics`` is kept for callers."""
     return {**{k: str(lineage[k]) for k in LINEAGE_TAGS if lineage.get(k) is not None},
             "label_map": label_map_tag(lineage["label_map"]), **promotion.outcome_tags(outcome),
-            **{f"metric.{k}": f"{v:.6g}" for k, v in metrics.items() if isinstance(v, (int, float))},
             "comparison": compact_outcome_json(outcome)}
 
 

@@ -166,7 +166,8 @@ def fine_tune(model: torch.nn.Module, train: TokenizedSplit, validation: Tokeniz
               config: TrainingConfig, checkpoint_dir: Path, fingerprint: dict, resume_from: Path | None = None,
               on_epoch: Callable[[dict], None] | None = None, progress: bool = True,
               on_resume: Callable[[dict], None] | None = None, checkpoint_meta: dict | None = None,
-              parallel: DataParallel | None = None, resume_dirs: list[Path] | None = None) -> TrainResult:
+              parallel: DataParallel | None = None, resume_dirs: list[Path] | None = None,
+              on_step: Callable[[int, int], None] | None = None) -> TrainResult:
     """Train ``model`` in place and return it with its history (best validation epoch restored).
 
     Resumes from ``resume_from`` (a checkpoint whose fingerprint differs is refused: CheckpointMismatch),
@@ -179,6 +180,7 @@ def fine_tune(model: torch.nn.Module, train: TokenizedSplit, validation: Tokeniz
 
     ``parallel`` (inside a process group, see ``pipeline.training.parallel``): this rank trains on its share
     of every batch under DDP; sample counts come back summed over the ranks; only rank 0 writes checkpoints.
+    ``on_step(step, planned)`` follows each optimizer step (for progress reports; keep it cheap).
     """
     if len(train) == 0:
         raise ValueError("the training split is empty")
@@ -282,6 +284,8 @@ def fine_tune(model: torch.nn.Module, train: TokenizedSplit, validation: Tokeniz
                     step += 1
                     next_batch = b + 1
                     bar.update(1)
+                    if on_step:
+                        on_step(step, planned)
                     if step % LOG_EVERY_STEPS == 0 or step == planned:
                         summed = parallel.mean_loss(running_loss) if parallel else running_loss
                         mean_loss = (summed / max(running_batches, 1)).item()  # one sync per log point

@@ -44,14 +44,16 @@ def training_fingerprint(config: PipelineConfig, snapshot_id: str, train_key: st
 
 
 def train_model(config: PipelineConfig, workspace: Workspace, tracking: TrackingRun, data: TokenizedData,
-                warm_start_dir: str | None = None, progress: bool = True) -> TrainedModel:
+                warm_start_dir: str | None = None, progress: bool = True,
+                on_progress=None) -> TrainedModel:
     """Fine-tune and save the best model under ``runs/<run_id>/model``; log epochs and the curve.
 
     With ``model.warm_start`` (and no explicit ``warm_start_dir``) the current champion is resolved and
     downloaded now (``pipeline.training.warm_start``; it falls back to the base model, saying why, when the
     champion does not fit). A run that finds a matching checkpoint resumes from it; the MLflow run then
     records ``resumed_from_step`` and the run that wrote the checkpoint (marked KILLED if it still shows
-    RUNNING). Per-example sample counts are saved as ``runs/<run_id>/sample_counts.npy``.
+    RUNNING). Per-example sample counts are saved as ``runs/<run_id>/sample_counts.npy``. ``on_progress(step,
+    planned)`` is called after each optimizer step.
     """
     import numpy as np
 
@@ -101,7 +103,7 @@ def train_model(config: PipelineConfig, workspace: Workspace, tracking: Tracking
         result = fine_tune(model, tokenized["train"], tokenized.get("validation"), tokenizer.pad_token_id,
                            config.training, checkpoint_dir, fingerprint, resume_from=resume_from, on_epoch=on_epoch,
                            progress=progress, on_resume=on_resume, checkpoint_meta={"mlflow_run_id": run_id},
-                           resume_dirs=resume_dirs)
+                           resume_dirs=resume_dirs, on_step=on_progress)
         model_dir = save_model(result.model, tokenizer, out_dir / "model")
     registry.write_model_meta(model_dir, {"max_length": config.model.max_length, "label_map": label_map,
                                           "base_model": config.model.name_or_path, "snapshot_id": snapshot_id,
