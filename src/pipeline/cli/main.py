@@ -53,12 +53,14 @@ def _register_subcommands() -> None:
     """Each command group lives in its own module (``pipeline.cli_<group>``)."""
     from pipeline.cli import data as cli_data
     from pipeline.cli import models as cli_models
+    from pipeline.cli import predict as cli_predict
     from pipeline.cli import serve as cli_serve
     from pipeline.cli import validate as cli_validate
     app.add_typer(cli_data.app, name="data")
     app.add_typer(cli_models.app, name="models")
     app.add_typer(cli_serve.app, name="serve")
     app.command("validate")(cli_validate.validate)
+    app.command("predict")(cli_predict.predict)
 
 
 _register_subcommands()
