@@ -70,7 +70,9 @@ def build_reference(scoring: ScoringModel, snapshot_frame: pd.DataFrame, label_c
 
     The word-piece vocabulary comes from 80% of the sample and the unseen share is measured on the other
     20%, so the reference level is what a new batch from the same distribution shows. Confidence is
-    measured on validation and test rows when there are enough (the model trained on the rest).
+    measured on validation and test rows when there are enough (the model trained on the rest). The label
+    reference is the model's own predicted-label mix on the sample (close to the training labels for a good
+    model), so a batch is judged against what the model predicts on training-like texts, not its accuracy.
     """
     from pipeline.data.splits import assign_splits
     from pipeline.scoring.scorer import score_chunk
@@ -94,9 +96,19 @@ def build_reference(scoring: ScoringModel, snapshot_frame: pd.DataFrame, label_c
         "tokens_std": float(features["tokens"].std(ddof=0)),
         "unseen_share": float(held.features["unseen_share"].mean()) if held is not None else 0.0,
         "confidence_mean": float(confidence.mean()),
-        "label_distribution": {str(k): v / total for k, v in sorted(label_counts.items())},
+        "training_label_distribution": {str(k): v / total for k, v in sorted(label_counts.items())},
+        "label_distribution": _predicted_distribution(features["label"], scoring.labels),
         "seen_tokens": seen_ids})
     return summary
+
+
+def _predicted_distribution(labels: pd.Series, classes: list[str]) -> dict[str, float]:
+    """Predicted-label shares on the reference sample; every class gets a small floor so KL stays finite."""
+    counts = labels.astype(str).value_counts()
+    floor = 0.5 / max(len(labels), 1)
+    shares = {c: max(counts.get(c, 0) / max(len(labels), 1), floor) for c in classes}
+    total = sum(shares.values())
+    return {c: v / total for c, v in shares.items()}
 
 
 def _token_ids(scoring: ScoringModel, texts: list[str]):
