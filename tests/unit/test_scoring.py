@@ -94,6 +94,8 @@ def test_ledger_scores_each_content_once_and_retries_failures_a_bounded_number_o
     ledger.record(todo[0], inbox.FAILED, error="boom again")
     todo, skipped = ledger.plan(files, max_attempts=2)
     assert todo == [] and any("failed 2 times (last: boom again)" in s["reason"] for s in skipped)
+    todo, skipped = ledger.plan([str(folder / "gone.csv")], max_attempts=2)
+    assert todo == [] and skipped[0]["reason"].startswith("cannot be read: FileNotFoundError")
 
 
 def test_output_names_follow_the_input_and_its_content():

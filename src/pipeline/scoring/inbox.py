@@ -17,7 +17,7 @@ from pathlib import Path, PurePosixPath
 import fsspec
 
 from pipeline.atomic import atomic_write_text
-from pipeline.data.sources import file_sha256, is_supported
+from pipeline.data.sources import file_sha256, is_supported, stat_file
 from pipeline.workspace import Workspace
 
 SCORED, FAILED = "scored", "failed"
@@ -91,13 +91,21 @@ class ScoringLedger:
         atomic_write_text(self.path, json.dumps(ledger, indent=1, sort_keys=True))
 
     def plan(self, uris: list[str], max_attempts: int) -> tuple[list[InboxFile], list[dict]]:
-        """(files to score now, skipped files with the reason); each content once even when listed twice."""
-        files = self.read()["files"]
+        """(files to score now, skipped files with the reason); each content once even when listed twice.
+
+        A file whose size and modification time match the last run is not hashed again.
+        """
+        ledger = self.read()
+        files, seen = ledger["files"], ledger.setdefault("seen", {})
         todo: list[InboxFile] = []
         skipped: list[dict] = []
         planned: set[str] = set()
         for uri in uris:
-            sha = file_sha256(uri)
+            try:
+                sha = self._content_hash(uri, seen)
+            except OSError as exc:
+                skipped.append({"uri": uri, "reason": f"cannot be read: {type(exc).__name__}: {exc}"})
+                continue
             record = files.get(sha)
             if sha in planned:
                 skipped.append({"uri": uri, "reason": "same content as another file in this run"})
@@ -110,7 +118,18 @@ class ScoringLedger:
             else:
                 todo.append(InboxFile(uri, sha))
                 planned.add(sha)
+        self._write(ledger)
         return todo, skipped
+
+    @staticmethod
+    def _content_hash(uri: str, seen: dict) -> str:
+        info = stat_file(uri)
+        known = seen.get(uri)
+        if known and known["size"] == info.size and known["mtime"] == info.mtime and info.mtime is not None:
+            return known["sha256"]
+        sha = file_sha256(uri)
+        seen[uri] = {"size": info.size, "mtime": info.mtime, "sha256": sha}
+        return sha
 
     def record(self, item: InboxFile, status: str, **fields) -> None:
         ledger = self.read()

@@ -135,9 +135,8 @@ def record_scoring(config: PipelineConfig, workspace: Workspace, outcome: Scorin
             client.log_text(outcome.model_run_id, json.dumps(item.drift, indent=1, default=str),
                             f"drift/{stamp}/{name}")
     if outcome.scored:
-        worst = max((f.drift or {}).get("status", "skipped") for f in outcome.scored)
         statuses = [(f.drift or {}).get("status") for f in outcome.scored]
-        worst = next((s for s in ("error", "warning", "ok") if s in statuses), worst)
+        worst = next((s for s in ("error", "warning", "ok") if s in statuses), "skipped")
         for key, value in {"scoring.last_run": stamp, "scoring.last_rows": str(outcome.rows),
                            "drift.last_status": worst}.items():
             client.set_model_version_tag(outcome.model_name, outcome.model_version, key, value)
