@@ -1,25 +1,42 @@
-"""A workspace whose registry holds a champion trained (a few seconds, tiny BERT) on demo data, without Prefect."""
+"""A workspace whose registry holds a champion trained (tiny BERT, seconds) on demo data, without Prefect.
+
+The data contract and the evaluation step are left out (other tests cover them): only what scoring needs,
+a snapshot, a trained model folder with its ``pipeline.json``, and a registered version tagged with the
+snapshot and aliased champion.
+"""
 
 from __future__ import annotations
 
 from pipeline.data.demo import write_demo_files
-from pipeline.data.steps import ingest_and_validate, split_snapshot
-from pipeline.evaluation.steps import evaluate_model
-from pipeline.registry.steps import register_model, start_tracking
+from pipeline.data.steps import split_snapshot
+from pipeline.data.store import DataStore
+from pipeline.registry import tracking as registry
+from pipeline.registry.steps import start_tracking
 from pipeline.training.steps import tokenize_splits, train_model
 from pipeline.workspace import prepare_workspace
 
 
 def train_champion(config, rows: int = 600) -> dict:
-    """Ingest demo batch 1, fine-tune, evaluate and register (the first version becomes champion)."""
+    """Ingest demo batch 1, fine-tune, register the version as champion; returns its accuracy on the test split."""
+    from pipeline.scoring.model import ModelRef, load_model_folder
+    from pipeline.scoring.scorer import score_chunk
+
     workspace = prepare_workspace(config)
     write_demo_files(workspace.landing, (1,), rows_per_batch=rows)
-    data = ingest_and_validate(config, workspace)
-    splits = split_snapshot(data.snapshot_id, config, workspace)
+    snapshot_id = DataStore(workspace, config.data).ingest().snapshot_id
+    splits = split_snapshot(snapshot_id, config, workspace)
     tokenizer, label_map, tokenized = tokenize_splits(splits, config, workspace)
-    tracking = start_tracking(config, workspace, data.snapshot_id)
-    trained = train_model(config, workspace, tracking, data.snapshot_id, tokenizer, label_map, tokenized,
+    tracking = start_tracking(config, workspace, snapshot_id)
+    trained = train_model(config, workspace, tracking, snapshot_id, tokenizer, label_map, tokenized,
                           progress=False)
-    evaluation = evaluate_model(trained["model_dir"], splits["test"], config, workspace, tracking)
-    registered = register_model(config, tracking, trained["model_dir"], data.snapshot_id, evaluation)
-    return {**registered, "metrics": evaluation["metrics"], "snapshot_id": data.snapshot_id}
+    client = registry.client(tracking["tracking_uri"])
+    name, run_id = config.registry.model_name, tracking["run_id"]
+    model_uri = registry.log_model(run_id, trained["model_dir"], ["my parcel is late"])
+    version = registry.register_version(client, model_uri, name, run_id, {"snapshot_id": snapshot_id}, "test champion")
+    client.set_registered_model_alias(name, registry.CHAMPION, version.version)
+    registry.end_run(client, run_id)
+    scoring = load_model_folder(trained["model_dir"], ModelRef(name, str(version.version), run_id, "local"))
+    test = splits["test"]
+    predicted = score_chunk(scoring, test["text"].tolist(), 64).predictions["label"]
+    return {"model_name": name, "model_version": str(version.version), "snapshot_id": snapshot_id,
+            "accuracy": float((predicted.to_numpy() == test["label"].to_numpy()).mean())}

@@ -19,6 +19,7 @@ from tests.flows.test_promotion_flow import artifact_text
 from tests.scoring_champion import train_champion
 
 ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.timeout(1200)  # the module's first test also trains the champion
 REVIEWS = [f"The film's {adjective} performances and {quality} cinematography make this a {verdict} piece of cinema."
            for adjective in ("luminous", "wooden", "subtle", "overwrought", "tender")
            for quality in ("breathtaking", "muddy", "restless") for verdict in ("haunting", "tedious", "dazzling")]
@@ -30,12 +31,11 @@ def champion(tmp_path_factory, tiny_model_dir):
     root = tmp_path_factory.mktemp("scoring")
     config = load_config(overrides=[
         f"workspace={root / 'ws'}", f"model.name_or_path={tiny_model_dir}", "model.max_length=64",
-        "training.epochs=6", "training.batch_size=16", "training.learning_rate=0.001", "training.checkpoint_steps=1000",
+        "training.epochs=3", "training.batch_size=16", "training.learning_rate=0.002", "training.checkpoint_steps=1000",
         "registry.model_name=tiny-scorer", "validation.data_docs=false", "scoring.to_label_rows=5",
         "scoring.top_k=2"], environ={})
-    registered = train_champion(config, rows=600)
-    assert registered["aliases"] == ["challenger", "champion"]
-    assert registered["metrics"]["accuracy"] > 0.8  # the champion learned the tickets (else drift means nothing)
+    registered = train_champion(config, rows=400)
+    assert registered["accuracy"] > 0.8  # the champion learned the tickets (else its drift report means little)
     return config
 
 
