@@ -2,7 +2,9 @@
 
 - ``retraining``: on ``retraining.schedule_cron`` and on the ``pipeline.data.arrived`` event of this workspace;
 - ``training``: manual, the typed configuration as its parameter form;
-- ``ingestion``: manual, ingests the landing zone and announces a new snapshot.
+- ``ingestion``: manual, ingests the landing zone and announces a new snapshot;
+- ``batch-inference``: on ``scoring.schedule_cron`` and on the ``pipeline.inbox.arrived`` event of this workspace,
+  scores new files of the inbox with the champion.
 
 ``deployments/prefect.yaml`` declares the same deployments for ``prefect deploy`` (a unit test keeps them
 in step). Entry points are module paths, so a worker runs them wherever the package is importable.
@@ -18,17 +20,21 @@ from prefect.events import DeploymentEventTrigger
 from prefect.schedules import Cron
 
 from pipeline.config import PipelineConfig, run_options_of
+from pipeline.flows.batch_inference import batch_inference_flow
 from pipeline.flows.ingestion import ingestion_flow
 from pipeline.flows.retraining import manual_training_flow, retraining_flow
 from pipeline.tasks.events import DATA_ARRIVED, SNAPSHOT_RESOURCE_PREFIX
+from pipeline.tasks.scoring import INBOX_ARRIVED
 from pipeline.workspace import Workspace
 
 logger = logging.getLogger(__name__)
 
 RETRAINING, TRAINING, INGESTION = "retraining", "training", "ingestion"
+BATCH_INFERENCE = "batch-inference"
 MODEL_LIMITED = (RETRAINING, TRAINING)
 ENTRYPOINTS = {RETRAINING: "pipeline.flows.retraining.retraining_flow", TRAINING: "pipeline.flows.retraining.manual_training_flow",
-               INGESTION: "pipeline.flows.ingestion.ingestion_flow"}
+               INGESTION: "pipeline.flows.ingestion.ingestion_flow",
+               BATCH_INFERENCE: "pipeline.flows.batch_inference.batch_inference_flow"}
 
 
 # Titles of the run form's fields in the Prefect UI (the flows' docstrings give the descriptions).
@@ -100,6 +106,12 @@ def run_environment(config: PipelineConfig, workspace: Workspace) -> dict[str, s
             "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": str(config.deployment.heartbeat_seconds)}
 
 
+def inbox_trigger(workspace: Workspace) -> DeploymentEventTrigger:
+    """``pipeline.inbox.arrived`` for this workspace (any resource id): whatever drops files may emit it."""
+    return DeploymentEventTrigger(name="new files in the inbox", expect={INBOX_ARRIVED},
+                                  match={"pipeline.workspace": str(workspace.root)})
+
+
 def build_deployments(config: PipelineConfig) -> dict[str, RunnerDeployment]:
     """``{name: RunnerDeployment}``; their default parameters are ``config`` (workspace made absolute)."""
     config = pinned_config(config)
@@ -120,6 +132,12 @@ def build_deployments(config: PipelineConfig) -> dict[str, RunnerDeployment]:
         INGESTION: ingestion_flow.to_deployment(
             name=INGESTION, description=f"Ingest new labeled files under the data contract; a new snapshot emits "
                                         f"{DATA_ARRIVED}, which starts retraining.", **common),
+        BATCH_INFERENCE: batch_inference_flow.to_deployment(
+            name=BATCH_INFERENCE,
+            schedules=[Cron(config.scoring.schedule_cron, timezone=ops.timezone)] if config.scoring.schedule_cron else [],
+            triggers=[inbox_trigger(workspace)] if config.scoring.trigger_on_inbox_event else [],
+            description=f"Score new files of the inbox with models:/{config.registry.model_name}@champion; drift past an "
+                        f"error threshold emits pipeline.drift.detected.", **common),
     }
     for name, deployment in built.items():
         deployment.entrypoint = ENTRYPOINTS[name]  # the flow object itself: with_options copies keep the base's function

@@ -115,6 +115,39 @@ def snapshot_suite() -> gx.ExpectationSuite:
     ])
 
 
+def _drift_pair(rule: str, column: str, description: str, observed_format: str, low: str | None = None,
+                high: str | None = None) -> list:
+    """One mean check at the warning level and one at the error level, thresholds from the drift reference."""
+    pair = []
+    for level, severity in (("warning", "warning"), ("error", "critical")):
+        bounds = {**({"min_value": P(f"{low}_{level}")} if low else {}),
+                  **({"max_value": P(f"{high}_{level}")} if high else {})}
+        pair.append(E.ExpectColumnMeanToBeBetween(column=column, severity=severity, **bounds, meta=_meta(
+            f"{rule}_{level}", description, statistic=rule, observed_format=observed_format)))
+    return pair
+
+
+def drift_suite() -> gx.ExpectationSuite:
+    """Scored texts against the model's training snapshot; parameters come from the version's drift reference."""
+    labels = [E.ExpectColumnKLDivergenceToBeLessThan(
+        column="label", partition_object=P("label_partition"), threshold=P(f"label_kl_{level}"), severity=severity,
+        meta=_meta(f"label_distribution_{level}", "predicted labels are distributed like the training labels",
+                   statistic="label_distribution"))
+        for level, severity in (("warning", "warning"), ("error", "critical"))]
+    return gx.ExpectationSuite(name="scoring_drift", meta={"version": "1"}, expectations=[
+        *_drift_pair("text_length", "tokens", "mean length in word pieces stays close to the training texts'",
+                     "{:.1f} tokens", low="tokens_mean_min", high="tokens_mean_max"),
+        *_drift_pair("unknown_tokens", "unknown_share", "unknown-token share stays near the training texts'",
+                     "{:.2%}", high="unknown_share_max"),
+        *_drift_pair("unseen_tokens", "unseen_share", "share of word pieces never seen in training stays near its "
+                     "level on held-out training texts", "{:.2%}", high="unseen_share_max"),
+        *_drift_pair("over_max_length", "over_max_length", "share of texts cut at model.max_length stays near the "
+                     "training texts'", "{:.2%}", high="over_max_length_max"),
+        *_drift_pair("confidence", "confidence", "mean confidence stays near its level on held-out training texts",
+                     "{:.3f}", low="confidence_min"),
+        *labels])
+
+
 def suite_to_dict(suite: gx.ExpectationSuite) -> dict:
     """The JSON form stored under suites/ (GX's own, without the volatile ids)."""
     data = suite.to_json_dict()
@@ -127,7 +160,7 @@ def suite_to_dict(suite: gx.ExpectationSuite) -> dict:
 def write_suites(folder: Path = HERE) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     written = []
-    for suite in (batch_suite(), snapshot_suite()):
+    for suite in (batch_suite(), snapshot_suite(), drift_suite()):
         path = folder / f"{suite.name}.json"
         path.write_text(json.dumps(suite_to_dict(suite), indent=2, sort_keys=True) + "\n", encoding="utf-8")
         written.append(path)

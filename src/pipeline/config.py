@@ -303,6 +303,70 @@ def move_deprecated_keys(raw: dict) -> list[str]:
     return moved
 
 
+class ScoringConfig(_Section):
+    """Batch inference with the champion: inputs, outputs, speed, drift thresholds and the to-label file."""
+
+    model_uri: str | None = Field(
+        None,
+        description="Model to score with: models:/NAME@ALIAS or models:/NAME/VERSION. "
+        "None: models:/<registry.model_name>@champion, resolved at run time.")
+    inputs: list[str] = Field(
+        default_factory=list,
+        description="Unlabeled files, folders or fsspec URLs to score. Empty: the workspace's inbox/ folder.")
+    text_column: str | None = Field(None, description="Column holding the text. None: data.text_column.")
+    format: Literal["auto", "csv", "tsv", "jsonl", "parquet"] = Field(
+        "auto", description="Input format; auto picks it from the extension.")
+    output_format: Literal["parquet", "csv"] = Field("parquet", description="Format of the predictions file.")
+    top_k: int = Field(
+        0, ge=0, le=100, description="Also write the k most likely labels and their probabilities (0: off).")
+    batch_size: int = Field(64, ge=1, le=8192, description="Texts per forward pass (batches are sorted by length).")
+    chunk_rows: int = Field(
+        20_000, ge=1, le=10_000_000, description="Rows read, scored and written at a time (bounds memory).")
+    max_attempts: int = Field(3, ge=1, le=100, description="Runs that may try a failing file before it is skipped.")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: CUDA when available (bf16), else CPU.")
+    drift: bool = Field(True, description="Compare each scored file with the model's training data (drift report).")
+    drift_min_rows: int = Field(
+        30, ge=1, description="Fewest rows for a drift verdict; smaller files are reported as skipped.")
+    drift_reference_rows: int = Field(
+        2000, ge=100, le=1_000_000, description="Training-snapshot rows sampled to build the drift reference.")
+    drift_sample_rows: int = Field(
+        100_000, ge=100, description="Most scored rows (a uniform sample) the drift checks look at.")
+    length_ratio_warning: float = Field(
+        1.5, gt=1.0, description="Mean token length this many times longer or shorter than the training data: "
+            "warning.")
+    length_ratio_error: float = Field(2.5, gt=1.0, description="Mean token length ratio that is an error.")
+    unknown_share_warning: float = Field(
+        0.01, ge=0.0, le=1.0, description="Unknown-token share above the training data's by more than this: warning.")
+    unknown_share_error: float = Field(
+        0.05, ge=0.0, le=1.0, description="Unknown-token share increase that is an error.")
+    unseen_share_warning: float = Field(
+        0.1, ge=0.0, le=1.0, description="Share of word pieces never seen in the training sample, above its own level "
+            "by more than this: warning.")
+    unseen_share_error: float = Field(
+        0.25, ge=0.0, le=1.0, description="Unseen word-piece share increase that is an error.")
+    over_max_length_warning: float = Field(
+        0.05, ge=0.0, le=1.0, description="Share of texts over model.max_length, above the training data's by more "
+            "than this: warning.")
+    over_max_length_error: float = Field(
+        0.2, ge=0.0, le=1.0, description="Increase of the share over max_length that is an error.")
+    label_kl_warning: float = Field(
+        0.1, ge=0.0, description="KL divergence of predicted labels from the training labels: warning.")
+    label_kl_error: float = Field(0.5, ge=0.0, description="KL divergence of predicted labels that is an error.")
+    confidence_drop_warning: float = Field(
+        0.1, ge=0.0, le=1.0, description="Mean confidence this much below the held-out training data's: warning.")
+    confidence_drop_error: float = Field(0.2, ge=0.0, le=1.0, description="Mean confidence drop that is an error.")
+    to_label_rows: int = Field(
+        0, ge=0, le=1_000_000, description="Write the N texts the model is least sure of to to_label/ (0: off).")
+    to_label_strategy: Literal["margin", "entropy"] = Field(
+        "margin", description="Uncertainty: smallest top-2 margin or highest entropy.")
+    schedule_cron: str | None = Field(
+        "*/15 * * * *", pattern=r"^\s*\S+(\s+\S+){4,5}\s*$",
+        description="Cron schedule of the batch-inference deployment; None: no schedule.")
+    trigger_on_inbox_event: bool = Field(
+        True,
+        description="Also run batch inference on the event pipeline.inbox.arrived (emitted by whatever drops files).")
+
+
 class PipelineConfig(_Section):
     """Everything one pipeline run needs; every field has an embedded default."""
 
@@ -317,6 +381,7 @@ class PipelineConfig(_Section):
     retraining: RetrainingConfig = Field(default_factory=RetrainingConfig)
     deployment: DeploymentConfig = Field(default_factory=DeploymentConfig)
     notifications: NotificationsConfig = Field(default_factory=NotificationsConfig)
+    scoring: ScoringConfig = Field(default_factory=ScoringConfig)
 
     @model_validator(mode="before")
     @classmethod

@@ -7,7 +7,14 @@ from pathlib import Path
 import yaml
 
 from pipeline.config import load_config
-from pipeline.deployments.definitions import INGESTION, RETRAINING, TRAINING, build_deployments, model_limit_name
+from pipeline.deployments.definitions import (
+    BATCH_INFERENCE,
+    INGESTION,
+    RETRAINING,
+    TRAINING,
+    build_deployments,
+    model_limit_name,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -16,7 +23,7 @@ def test_deployments_follow_the_configuration(tmp_path):
     config = load_config(overrides=[f"workspace={tmp_path / 'ws'}", "retraining.schedule_cron=*/10 * * * *",
                                     "retraining.timezone=Europe/Berlin", "training.epochs=7"], environ={})
     built = build_deployments(config)
-    assert set(built) == {RETRAINING, TRAINING, INGESTION}
+    assert set(built) == {RETRAINING, TRAINING, INGESTION, BATCH_INFERENCE}
     retraining, training = built[RETRAINING], built[TRAINING]
     assert retraining.flow_name == "retraining" and training.flow_name == "training"
     schedule = retraining.schedules[0].schedule
@@ -63,7 +70,8 @@ def test_prefect_yaml_is_rendered_from_the_python_definitions():
 
 
 def test_deployment_modules_import_without_torch():
-    code = "import sys, pipeline.flows.retraining, pipeline.flows.ingestion, pipeline.deployments.definitions; print('torch' in sys.modules)"
+    code = ("import sys, pipeline.flows.retraining, pipeline.flows.ingestion, pipeline.flows.batch_inference, "
+            "pipeline.deployments.definitions; print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120,
                          env={"PYTHONPATH": f"{ROOT / 'src'}:{ROOT}", "PATH": "/usr/bin:/bin", "HOME": str(ROOT),
                               "PREFECT_SERVER_ANALYTICS_ENABLED": "false"})
@@ -86,3 +94,16 @@ def test_run_form_puts_the_common_choices_first_with_titles_and_descriptions():
     configured = build_deployments(load_config(overrides=["training.epochs=5"], environ={}))[TRAINING]
     assert configured.parameters["epochs"] == 5 and configured.parameters["method"] == "full", "the form shows values"
     assert configured.parameters["config"]["training"]["epochs"] == 5
+
+
+def test_batch_inference_runs_on_its_schedule_and_on_inbox_events(tmp_path):
+    config = load_config(overrides=[f"workspace={tmp_path / 'ws'}", "scoring.schedule_cron=5 * * * *"], environ={})
+    deployment = build_deployments(config)[BATCH_INFERENCE]
+    assert deployment.flow_name == "batch-inference"
+    assert deployment.schedules[0].schedule.cron == "5 * * * *"
+    trigger = deployment.triggers[0]
+    assert trigger.expect == {"pipeline.inbox.arrived"}
+    assert trigger.match.root["pipeline.workspace"] == str(tmp_path / "ws")
+    quiet = load_config(overrides=["scoring.schedule_cron=null", "scoring.trigger_on_inbox_event=false"], environ={})
+    assert build_deployments(quiet)[BATCH_INFERENCE].schedules == []
+    assert build_deployments(quiet)[BATCH_INFERENCE].triggers == []

@@ -101,6 +101,7 @@ def _register_subcommands() -> None:
     """Each command group lives in its own module (``pipeline.cli_<group>``)."""
     from pipeline.cli import data as cli_data
     from pipeline.cli import models as cli_models
+    from pipeline.cli import predict as cli_predict
     from pipeline.cli import serve as cli_serve
     from pipeline.cli import validate as cli_validate
     app.add_typer(cli_data.app, name="data")
@@ -108,6 +109,7 @@ def _register_subcommands() -> None:
     app.command("deploy")(cli_serve.deploy)
     app.command("serve", deprecated=True)(cli_serve.serve)
     app.command("validate")(cli_validate.validate)
+    app.command("predict")(cli_predict.predict)
 
 
 _register_subcommands()
