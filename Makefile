@@ -45,7 +45,7 @@ format: install
 	$(VENV)/bin/ruff format .
 
 docs: install
-	$(PY) -m pipeline.config_reference > docs/configuration.md
+	$(PY) -m pipeline.config.reference > docs/configuration.md
 	$(PY) -m pipeline.deployments.render > deployments/prefect.yaml
 
 # Re-resolve the lock after changing dependencies in pyproject.toml (keeps current pins where they still fit).

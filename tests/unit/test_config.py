@@ -92,7 +92,7 @@ def test_the_configuration_reference_page_is_current():
     """docs/configuration.md is generated; a key added without regenerating it fails here."""
     from pathlib import Path
 
-    from pipeline.config_reference import render_reference
+    from pipeline.config.reference import render_reference
 
     page = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
-    assert page.read_text() == render_reference(), "run: python -m pipeline.config_reference > docs/configuration.md"
+    assert page.read_text() == render_reference(), "run: python -m pipeline.config.reference > docs/configuration.md"

@@ -1,6 +1,6 @@
 """``docs/configuration.md``: every configuration key with its default and description, from the model.
 
-Regenerate with ``python -m pipeline.config_reference > docs/configuration.md`` (a test keeps it current).
+Regenerate with ``python -m pipeline.config.reference > docs/configuration.md`` (a test keeps it current).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pipeline.markdown import markdown_table
 
 INTRO = """# Configuration reference
 
-Generated from `src/pipeline/config.py` by `python -m pipeline.config_reference`; do not edit by hand.
+Generated from `src/pipeline/config/` by `python -m pipeline.config.reference`; do not edit by hand.
 
 Sources, later ones winning: the embedded defaults below; a YAML file (`--config FILE`, sections as below);
 environment variables `PIPELINE__SECTION__KEY=value`; `--set section.key=value` (values parsed as YAML).
