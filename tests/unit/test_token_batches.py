@@ -27,7 +27,7 @@ def test_token_budget_batches_cover_each_index_once_within_the_budget():
 def test_token_budget_order_depends_only_on_seed_and_epoch():
     lengths = np.random.default_rng(1).integers(3, 60, size=300)
     a, b = token_budget_batches(lengths, 256, 3, 2), token_budget_batches(lengths, 256, 3, 2)
-    assert all((x == y).all() for x, y in zip(a, b))
+    assert all((x == y).all() for x, y in zip(a, b, strict=True))
     c = token_budget_batches(lengths, 256, 3, 3)
     assert [x.tolist() for x in a] != [x.tolist() for x in c]
     with pytest.raises(ValueError, match="max_tokens"):

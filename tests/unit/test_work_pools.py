@@ -17,9 +17,13 @@ KINDS = ["process", "docker", "kubernetes"]
 
 
 @pytest.fixture(autouse=True)
-def no_server(monkeypatch):
-    # Rendering must not need a Prefect server: point the client at a port nobody listens on.
-    monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:9/api")
+def no_server():
+    """Rendering must not need a Prefect server: point the client at a port nobody listens on (no temporary
+    server starts either)."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings({PREFECT_API_URL: "http://127.0.0.1:9/api"}):
+        yield
 
 
 def render(kind: str, values: dict) -> dict:
