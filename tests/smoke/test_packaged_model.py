@@ -27,7 +27,7 @@ def test_packaged_minilm_fine_tunes_a_few_steps(tmp_path):
 
 
 @pytest.mark.smoke
-def test_packaged_minilm_reads_mean_pooling_and_beats_chance_clearly(tmp_path):
+def test_packaged_minilm_beats_chance_clearly(tmp_path):
     """A short fine-tune on the demo tickets classifies unseen tickets far above chance (0.25)."""
     torch = pytest.importorskip("torch")
     threads = torch.get_num_threads()
@@ -40,7 +40,9 @@ def test_packaged_minilm_reads_mean_pooling_and_beats_chance_clearly(tmp_path):
         train = tokenize_split(train_frame, tokenizer, label_map, 64, None)
         seed_everything(0)
         model = load_model("packaged:all-minilm-l6-v2", label_map, ModelConfig())
-        assert model.config.pipeline_pooling == "mean"  # the checkpoint's sentence-transformers pooling
+        assert model.config.pipeline_pooling == "pooler"  # the default head
+        assert load_model("packaged:all-minilm-l6-v2", label_map, ModelConfig(pooling="auto")).config.pipeline_pooling \
+            == "mean"  # auto reads the checkpoint's sentence-transformers pooling
         fine_tune(model, train, None, tokenizer.pad_token_id, TrainingConfig(epochs=1, batch_size=16), tmp_path, {},
                   progress=False)
         predicted, _ = predict_texts(model, tokenizer, test_frame["text"].tolist(), 64)

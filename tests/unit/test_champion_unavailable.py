@@ -7,9 +7,10 @@ from mlflow import MlflowClient
 
 from pipeline.config import load_config
 from pipeline.evaluation import steps as evaluation_steps
-from pipeline.registry import tracking as registry
 from pipeline.registry.connection import ChampionUnavailableError, is_infrastructure_error
 from pipeline.results import Evaluation, Splits, TrackingRun
+from pipeline.scoring import model as scoring_model
+from pipeline.workspace import Workspace
 from tests.unit.registry_db import fresh_registry_uri
 
 
@@ -27,24 +28,25 @@ def setup(tmp_path, migrated_registry_db):
     config = load_config(overrides=["registry.model_name=m", "promotion.bootstrap_samples=100"])
     frame = pd.DataFrame({"text": ["x", "y"], "label": ["a", "b"]})
     tracking = TrackingRun(tracking_uri=uri, run_id=run.info.run_id, experiment_id=run.info.experiment_id)
-    return config, tracking, Splits("s", frame, frame.iloc[:0], frame), evaluation
+    return config, tracking, Splits("s", frame, frame.iloc[:0], frame), evaluation, Workspace(tmp_path / "ws")
 
 
 def test_an_unreachable_store_fails_the_run_instead_of_the_gate(setup, monkeypatch):
-    config, tracking, frame, evaluation = setup
+    config, tracking, frame, evaluation, workspace = setup
 
     def unreachable(uri):
         raise ConnectionError("Max retries exceeded with url: /api/2.0/mlflow-artifacts")
 
-    monkeypatch.setattr(registry, "load_version", unreachable)
+    monkeypatch.setattr(scoring_model, "load_registered_model", lambda *args: unreachable(args[1]))
     with pytest.raises(ChampionUnavailableError, match="nothing registered"):
-        evaluation_steps.compare_with_champion(config, None, tracking, evaluation, frame)
+        evaluation_steps.compare_with_champion(config, workspace, tracking, evaluation, frame)
 
 
 def test_a_broken_champion_model_still_only_fails_the_gate(setup, monkeypatch):
-    config, tracking, frame, evaluation = setup
-    monkeypatch.setattr(registry, "load_version", lambda uri: (_ for _ in ()).throw(ValueError("bad weights")))
-    outcome = evaluation_steps.compare_with_champion(config, None, tracking, evaluation, frame)
+    config, tracking, frame, evaluation, workspace = setup
+    monkeypatch.setattr(scoring_model, "load_registered_model",
+                        lambda *args: (_ for _ in ()).throw(ValueError("bad weights")))
+    outcome = evaluation_steps.compare_with_champion(config, workspace, tracking, evaluation, frame)
     assert not outcome.gate["passed"] and "bad weights" in outcome.comparison["error"]
 
 

@@ -109,8 +109,10 @@ class ModelConfig(_Section):
     lora_dropout: float = Field(0.1, ge=0.0, lt=1.0, description="LoRA dropout.")
     warm_start: bool = Field(False, description="Start from the current champion's weights instead of the base model.")
     pooling: Literal["auto", "pooler", "cls", "mean", "max"] = Field(
-        "auto", description="What the classification head reads: auto takes the checkpoint's sentence-transformers "
-        "pooling (mean for the packaged MiniLM) or else the architecture's [CLS] pooler; cls is the raw [CLS] vector.")
+        "pooler", description="What the classification head reads: pooler is the architecture's [CLS] pooler (the "
+        "measured default); auto takes the checkpoint's sentence-transformers pooling (mean for the packaged MiniLM), "
+        "which learned faster in selection runs but once collapsed at the default learning rates; cls is the raw "
+        "[CLS] vector.")
 
 
 class TrainingConfig(_Section):

@@ -59,6 +59,22 @@ def evaluate_model(config: PipelineConfig, workspace: Workspace, tracking: Track
                       dataset=dataset)
 
 
+def rescore_champion(config: PipelineConfig, workspace: Workspace, tracking_uri: str, model_uri: str,
+                     texts: list[str]) -> tuple[list[str], list[float], list[str]]:
+    """(labels, scores, the classes it knows) of a registered version on ``texts``.
+
+    The version is loaded from its saved weights and tokenizer by this project's own code
+    (``pipeline.scoring.model``): its Python code is never executed, so writing to the registry does not
+    mean running code in the next training.
+    """
+    from pipeline.scoring.model import load_registered_model
+    from pipeline.scoring.scorer import score_chunk
+
+    champion = load_registered_model(tracking_uri, model_uri, workspace.cache / "models", config.training.device)
+    scored = score_chunk(champion, texts, config.training.eval_batch_size).predictions
+    return scored["label"].astype(str).tolist(), scored["score"].astype(float).tolist(), list(champion.labels)
+
+
 def compare_with_champion(config: PipelineConfig, workspace: Workspace, tracking: TrackingRun, evaluation: Evaluation,
                           splits: Splits) -> Comparison:
     """Re-score the live champion on this run's test split, compare it with the candidate and decide the gate.
@@ -91,7 +107,7 @@ def compare_with_champion(config: PipelineConfig, workspace: Workspace, tracking
                     "resolved_from": f"models:/{name}@{registry.CHAMPION}", "resolved_at": now(),
                     "run_id": client.get_model_version(name, champion_version).run_id}
         try:
-            labels, scores, known = registry.predict_with(registry.load_version(champion["uri"]), texts)
+            labels, scores, known = rescore_champion(config, workspace, tracking.tracking_uri, champion["uri"], texts)
             comparison = promotion.compare_predictions(truth, candidate, labels, policy, champion_confidence=scores,
                                                        label_names=names, champion_labels=known,
                                                        candidate_confidence=proba.max(axis=1), seed=config.training.seed)

@@ -107,7 +107,9 @@ def download_version(tracking_uri: str, ref: ModelRef, cache_dir: Path) -> Path:
 def load_model_folder(folder: Path, ref: ModelRef, device: str = "auto") -> ScoringModel:
     """Load a saved classifier folder (as training writes it) for inference, in eval mode on ``device``."""
     import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoTokenizer
+
+    from pipeline.training.pooling import load_classifier
 
     folder = Path(folder)
     meta_path = folder / "pipeline.json"
@@ -117,7 +119,7 @@ def load_model_folder(folder: Path, ref: ModelRef, device: str = "auto") -> Scor
         raise ValueError(f"{folder}: no fast tokenizer")
     chosen = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
                           ("cpu" if device == "auto" else device))
-    model = AutoModelForSequenceClassification.from_pretrained(folder, dtype=torch.float32).eval().to(chosen)
+    model = load_classifier(folder, dtype=torch.float32).eval().to(chosen)  # with the head it was trained with
     id2label = model.config.id2label
     labels = [str(id2label[i]) for i in sorted(id2label)]
     max_length = int(meta.get("max_length") or min(tokenizer.model_max_length, 512))
