@@ -85,7 +85,7 @@ def decide_rows(frame: pd.DataFrame, policy: str) -> tuple[np.ndarray, int, np.n
     return seqs[keep], int(duplicate.sum()), seqs[conflicting]
 
 
-def count_rows(paths: list[Path]) -> int:
+def count_part_rows(paths: list[Path]) -> int:
     return sum(pq.ParquetFile(path).metadata.num_rows for path in paths)
 
 
@@ -175,7 +175,7 @@ def plan_rows(paths: list[Path], policy: str, max_conflict_share: float, new_row
               max_rows_in_memory: int, scratch: Path) -> RowPlan:
     """Decide which rows of ``paths`` (read in order) to keep; raises ConflictError when the policy is
     ``fail`` and there is a conflict, or when conflicting rows exceed ``max_conflict_share`` of ``new_rows``."""
-    keep = np.zeros(count_rows(paths), dtype=bool)
+    keep = np.zeros(count_part_rows(paths), dtype=bool)
     if len(keep) <= max_rows_in_memory:
         kept, duplicates, conflicting = _decide_in_memory(paths, policy)
         keep[kept] = True

@@ -20,16 +20,12 @@ import pandas as pd
 
 from pipeline.config import DataConfig
 from pipeline.data.delimited import iter_delimited
-from pipeline.data.sources import (  # noqa: F401
+from pipeline.data.sources import (
     HASH_CHUNK,
-    SUPPORTED_SUFFIXES,
-    FileInfo,
     IngestionError,
     detect_format,
     file_sha256,
     is_hf_uri,
-    is_supported,
-    stat_file,
 )
 
 logger = logging.getLogger(__name__)

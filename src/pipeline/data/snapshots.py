@@ -25,9 +25,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.atomic import atomic_write_text, staged_directory  # noqa: F401  (atomic_write_text re-exported)
+from pipeline.atomic import staged_directory
 from pipeline.config import DataConfig
-from pipeline.data.deduplication import ROW_SCHEMA, SEQ, ConflictError, decide_rows, iter_row_batches, plan_rows  # noqa: F401
+from pipeline.data.deduplication import ROW_SCHEMA, SEQ, ConflictError, decide_rows, iter_row_batches, plan_rows
 from pipeline.data.readers import LABELED_COLUMNS
 
 logger = logging.getLogger(__name__)

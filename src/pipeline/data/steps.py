@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 
@@ -27,9 +28,7 @@ def ingest_and_validate(config: PipelineConfig, workspace: Workspace) -> DataOut
     tokenizer = contract_tokenizer(config)
     result = store.ingest(config.data.paths or None,
                           contract_checker(config, tokenizer, contracts, data_docs_for(config, workspace)))
-    outcome = DataOutcome(result.snapshot_id, result.new_files, result.skipped_files, result.quarantined,
-                          result.rows_added, result.snapshot_changed, contracts, result.duplicates_dropped,
-                          result.conflict_rows, result.net_rows_added, label_set_notes(config, store.head()))
+    outcome = dataclasses.replace(result, contracts=contracts, notes=label_set_notes(config, store.head()))
     for uri in outcome.new_files:
         write_contract_report(workspace, outcome.snapshot_id, Path(uri).name, ContractResult.from_dict(contracts[uri]))
     return outcome

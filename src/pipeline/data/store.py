@@ -31,7 +31,7 @@ from filelock import FileLock, Timeout
 
 from pipeline.config import DataConfig
 from pipeline.data.ledger import Ledger
-from pipeline.data.quarantine import quarantine_file, render_quarantine_report, retry_transient  # noqa: F401  (re-exported)
+from pipeline.data.quarantine import quarantine_file, retry_transient
 from pipeline.data.sources import (
     FileInfo,
     IngestionError,
@@ -41,6 +41,7 @@ from pipeline.data.sources import (
     is_supported,
     stat_file,
 )
+from pipeline.results import DataOutcome
 from pipeline.workspace import Workspace
 
 # pandas, pyarrow and the snapshot code are imported inside the methods that need them, so that
@@ -100,25 +101,6 @@ class StagedBatch:
         """Delete the parsed parts (after commit, or when the batch is abandoned)."""
         if self.folder is not None:
             shutil.rmtree(self.folder, ignore_errors=True)
-
-
-@dataclass
-class IngestResult:
-    snapshot_id: str | None
-    new_files: list[str]
-    skipped_files: list[dict]
-    quarantined: list[dict]
-    rows_added: int
-    snapshot_changed: bool
-    duplicates_dropped: int = 0
-    conflict_rows: int = 0
-    net_rows_added: int = 0
-
-    def to_dict(self) -> dict:
-        return {"snapshot_id": self.snapshot_id, "new_files": self.new_files, "skipped_files": self.skipped_files,
-                "quarantined": self.quarantined, "rows_added": self.rows_added,
-                "snapshot_changed": self.snapshot_changed, "duplicates_dropped": self.duplicates_dropped,
-                "conflict_rows": self.conflict_rows, "net_rows_added": self.net_rows_added}
 
 
 def _now() -> str:
@@ -328,7 +310,7 @@ class DataStore:
         return StagedFile(uri, sha, info.size, info.mtime, target, rows)
 
     # -- commit ---------------------------------------------------------------------------------
-    def commit(self, batch: StagedBatch, rejected: dict[str, dict] | None = None) -> IngestResult:
+    def commit(self, batch: StagedBatch, rejected: dict[str, dict] | None = None) -> DataOutcome:
         """Quarantine ``rejected`` files (uri -> failure report) and snapshot the rest of the batch.
 
         Files another process committed meanwhile are skipped. A file whose conflicting labels the policy
@@ -380,12 +362,12 @@ class DataStore:
         finally:
             batch.discard()
         net = (snapshot.manifest.rows - (parent.manifest.rows if parent else 0)) if changed else 0
-        return IngestResult(self.ledger.head(), [s.uri for s in accepted], skipped, quarantined,
-                            sum(s.rows for s in accepted), changed,
-                            snapshot.manifest.duplicates_dropped if snapshot else 0,
-                            snapshot.manifest.conflict_rows if snapshot else 0, net)
+        return DataOutcome(self.ledger.head(), [s.uri for s in accepted], skipped, quarantined,
+                           sum(s.rows for s in accepted), changed,
+                           duplicates_dropped=snapshot.manifest.duplicates_dropped if snapshot else 0,
+                           conflict_rows=snapshot.manifest.conflict_rows if snapshot else 0, net_rows_added=net)
 
-    def ingest(self, paths: list[str] | None = None, check=None) -> IngestResult:
+    def ingest(self, paths: list[str] | None = None, check=None) -> DataOutcome:
         """Stage, run ``check(batch, head) -> {uri: failure report}`` when given, and commit."""
         batch = self.stage(paths)
         try:
