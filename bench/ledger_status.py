@@ -29,15 +29,21 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         result = bench_status(Path(folder), args.files)
-    lines = ["# `pipeline data status` over a large SQLite ledger", "",
-             f"Command: `python bench/ledger_status.py --files {args.files}`", "",
-             "| measure | seconds |", "|---|---|",
-             f"| first ingest of all {args.files:,} files, no contract (one process, one commit) | {result['ingest_s']:.1f} |",
-             f"| `DataStore.pending()` in process (median of 5) | {result['pending_in_process_s']:.3f} |",
-             f"| `pipeline data status --json` end to end (median of 5 processes) | {result['cli_status_s']:.2f} |",
-             f"| same, fastest of 5 | {result['cli_status_min_s']:.2f} |", "",
-             f"Machine: 2 CPU cores, shared (load average {os.getloadavg()[0]:.1f} at the end), "
-             f"Python {platform.python_version()}, {time.strftime('%Y-%m-%d')}."]
+    lines = [
+        "# `pipeline data status` over a large SQLite ledger",
+        "",
+        f"Command: `python bench/ledger_status.py --files {args.files}`",
+        "",
+        "| measure | seconds |",
+        "|---|---|",
+        f"| first ingest of all {args.files:,} files, no contract (one process, one commit) | {result['ingest_s']:.1f} |",
+        f"| `DataStore.pending()` in process (median of 5) | {result['pending_in_process_s']:.3f} |",
+        f"| `pipeline data status --json` end to end (median of 5 processes) | {result['cli_status_s']:.2f} |",
+        f"| same, fastest of 5 | {result['cli_status_min_s']:.2f} |",
+        "",
+        f"Machine: 2 CPU cores, shared (load average {os.getloadavg()[0]:.1f} at the end), "
+        f"Python {platform.python_version()}, {time.strftime('%Y-%m-%d')}.",
+    ]
     args.out.write_text("\n".join(lines) + "\n", encoding="utf-8")
     print("\n".join(lines))
 
