@@ -36,7 +36,7 @@ def main() -> None:
         "",
         "| measure | seconds |",
         "|---|---|",
-        f"| first ingest of all {args.files:,} files, no contract (one process, one commit) | {result['ingest_s']:.1f} |",
+        f"| first ingest of all {args.files:,} files, no contract (one process) | {result['ingest_s']:.1f} |",
         f"| `DataStore.pending()` in process (median of 5) | {result['pending_in_process_s']:.3f} |",
         f"| `pipeline data status --json` end to end (median of 5 processes) | {result['cli_status_s']:.2f} |",
         f"| same, fastest of 5 | {result['cli_status_min_s']:.2f} |",
