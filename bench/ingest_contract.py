@@ -41,14 +41,24 @@ def child(workspace: str) -> None:
     start = time.perf_counter()
     outcome = data_steps.ingest_and_validate(config, workspace_)
     seconds = time.perf_counter() - start
-    print(json.dumps({"seconds": seconds, "files": len(outcome.new_files), "quarantined": len(outcome.quarantined),
-                      "rows": outcome.rows_added, "baseline_mb": baseline,
-                      "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+    print(
+        json.dumps(
+            {
+                "seconds": seconds,
+                "files": len(outcome.new_files),
+                "quarantined": len(outcome.quarantined),
+                "rows": outcome.rows_added,
+                "baseline_mb": baseline,
+                "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            }
+        )
+    )
 
 
 def run(workspace: Path) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--child", str(workspace)], env=ENV, capture_output=True,
-                         text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", str(workspace)], env=ENV, capture_output=True, text=True, check=True
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -65,10 +75,14 @@ def main() -> None:
     from ingest_speed import write_csv
 
     rng = random.Random(0)
-    lines = ["# Ingest through the data contract", "",
-             f"Command: `python bench/ingest_contract.py --files {args.files} --rows {' '.join(map(str, args.rows))}`",
-             "", "| case | files | rows | MB | seconds | per file s | RSS after imports MB | peak RSS MB |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "# Ingest through the data contract",
+        "",
+        f"Command: `python bench/ingest_contract.py --files {args.files} --rows {' '.join(map(str, args.rows))}`",
+        "",
+        "| case | files | rows | MB | seconds | per file s | RSS after imports MB | peak RSS MB |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     with tempfile.TemporaryDirectory() as folder:
         small = Path(folder) / "small"
         (small / "landing").mkdir(parents=True)
@@ -78,19 +92,26 @@ def main() -> None:
                 for j in range(rng.randint(2, 50)):
                     handle.write(f"file {i} sentence {j} about the parcel,{'ab'[j % 2]}\n")
         result = run(small)
-        lines.append(f"| small files (2-50 rows) | {result['files']} | {result['rows']} | - | {result['seconds']:.1f} | "
-                     f"{result['seconds'] / max(result['files'], 1):.2f} | {result['baseline_mb']:.0f} | "
-                     f"{result['peak_mb']:.0f} |")
+        lines.append(
+            f"| small files (2-50 rows) | {result['files']} | {result['rows']} | - | {result['seconds']:.1f} | "
+            f"{result['seconds'] / max(result['files'], 1):.2f} | {result['baseline_mb']:.0f} | "
+            f"{result['peak_mb']:.0f} |"
+        )
         for rows in args.rows:
             big = Path(folder) / f"big{rows}"
             (big / "landing").mkdir(parents=True)
             write_csv(big / "landing" / "big.csv", rows)
             size = (big / "landing" / "big.csv").stat().st_size / 1e6
             result = run(big)
-            lines.append(f"| one CSV | 1 | {result['rows']:,} | {size:.0f} | {result['seconds']:.1f} | - | "
-                         f"{result['baseline_mb']:.0f} | {result['peak_mb']:.0f} |")
-    lines += ["", f"Machine: 2 CPU cores, shared (load average {os.getloadavg()[0]:.1f} at the end), "
-              f"Python {platform.python_version()}, {time.strftime('%Y-%m-%d')}."]
+            lines.append(
+                f"| one CSV | 1 | {result['rows']:,} | {size:.0f} | {result['seconds']:.1f} | - | "
+                f"{result['baseline_mb']:.0f} | {result['peak_mb']:.0f} |"
+            )
+    lines += [
+        "",
+        f"Machine: 2 CPU cores, shared (load average {os.getloadavg()[0]:.1f} at the end), "
+        f"Python {platform.python_version()}, {time.strftime('%Y-%m-%d')}.",
+    ]
     args.out.write_text("\n".join(lines) + "\n", encoding="utf-8")
     print("\n".join(lines))
 
