@@ -10,7 +10,7 @@ import pytest
 
 from pipeline.data.demo import write_demo_files
 from tests.conftest import FIXTURES
-from tests.flows.test_cli import pipeline_cli
+from tests.flows.test_cli import ROOT, pipeline_cli
 
 TOKEN = "SECRET-TOKEN-7f3a9c"
 
@@ -79,18 +79,30 @@ def test_a_second_run_exits_75_while_another_holds_the_model(tmp_path, tiny_mode
 
 
 @pytest.mark.timeout(1800)
+def cli_with_own_prefect(args, home):
+    """``pipeline ...`` whose temporary Prefect server keeps its database in the workspace (not the harness's)."""
+    import os
+
+    env = {**os.environ, "PIPELINE_HOME": str(home), "PYTHONPATH": f"{ROOT / 'src'}:{ROOT}"}
+    for key in ("PREFECT_API_URL", "PREFECT_HOME", "PREFECT_API_DATABASE_CONNECTION_URL"):
+        env.pop(key, None)
+    return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], capture_output=True, text=True, env=env,
+                          timeout=900, cwd=home.parent)
+
+
 def test_a_webhook_token_appears_nowhere_after_a_run(tmp_path, tiny_model_dir):
     home = tmp_path / "ws"
     write_demo_files(home / "landing", (1,), rows_per_batch=200)
     webhook = ["--set", f"notifications.webhook_url=http://127.0.0.1:9/services/T0/{TOKEN}"]
-    ok = pipeline_cli(["run", *common_args(tiny_model_dir), *webhook], home)
+    ok = cli_with_own_prefect(["run", *common_args(tiny_model_dir), *webhook], home)
     assert ok.returncode == 0, ok.stderr[-2000:]
     (home / "landing" / "bad.csv").write_bytes((FIXTURES / "bad_blank_and_missing_label.csv").read_bytes())
-    failed = pipeline_cli(["retrain", *common_args(tiny_model_dir), *webhook], home)
+    failed = cli_with_own_prefect(["retrain", *common_args(tiny_model_dir), *webhook], home)
     assert failed.returncode == 1
     logs = ok.stdout + ok.stderr + failed.stdout + failed.stderr
     assert TOKEN not in logs and "failure notification not delivered" in logs
     prefect_db = home / "prefect" / "prefect.db"
+    assert prefect_db.exists()
     for path in home.rglob("*"):
         if path.is_file() and not path.is_relative_to(home / "prefect"):
             assert TOKEN.encode() not in path.read_bytes(), f"{path} holds the webhook token"
