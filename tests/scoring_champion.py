@@ -51,6 +51,6 @@ def champion_config(root, tiny_model_dir: str):
 
     return load_config(overrides=[
         f"workspace={root / 'ws'}", f"model.name_or_path={tiny_model_dir}", "model.max_length=64",
-        "training.epochs=3", "training.batch_size=16", "training.learning_rate=0.002", "training.checkpoint_steps=1000",
+        "training.epochs=6", "training.batch_size=16", "training.learning_rate=0.001", "training.checkpoint_steps=1000",
         "registry.model_name=tiny-scorer", "validation.data_docs=false", "scoring.to_label_rows=5",
         "scoring.top_k=2"], environ={})

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.timeout(1200)  # the module's first test also trains th
 def champion(tmp_path_factory, tiny_model_dir):
     """A workspace whose champion (tiny BERT) learned the demo tickets."""
     config = champion_config(tmp_path_factory.mktemp("scoring"), tiny_model_dir)
-    registered = train_champion(config, rows=400)
+    registered = train_champion(config, rows=600)
     assert registered["accuracy"] > 0.8  # the champion learned the tickets (else its drift report means little)
     return config
 
