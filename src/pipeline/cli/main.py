@@ -63,13 +63,18 @@ def retrain(config: ConfigOpt = None, set_: SetOpt = None, as_json: JsonOpt = Fa
     configure_logging()
     with run_guard(cfg, as_json, "pipeline retrain"):
         result = run_flow("pipeline.flows.retraining", "retraining_flow", as_json, config=cfg)
-    typer.echo(json.dumps(retrain_summary(result), default=str) if as_json else retrain_line(result))
+    if as_json:
+        typer.echo(json.dumps(retrain_summary(result), default=str))
+        return
+    typer.echo(retrain_line(result))
+    for line in link_lines(result.get("training") or {}):
+        typer.echo(line)
 
 
 def retrain_summary(result: dict) -> dict:
     """``status`` (trained or skipped), ``reason``, the new-data counts and, when trained, the training result."""
     training = result.get("training") or {}
-    keys = ["status", "run_id", "snapshot_id", "model_name", "model_version", "aliases", "metrics", "gate", "training"]
+    keys = ["status", "run_id", "snapshot_id", "model_name", "model_version", "aliases", "metrics", "gate", "training", "links"]
     return {"status": result.get("status"), "reason": result.get("reason"),
             "new_rows": (result.get("new_data") or {}).get("rows"),
             "training": {k: training.get(k) for k in keys} if training else None}
