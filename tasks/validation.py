@@ -8,7 +8,7 @@ from prefect.artifacts import create_markdown_artifact
 from pipeline.config import PipelineConfig
 from pipeline.results import DataOutcome
 from pipeline.validation import steps
-from pipeline.validation.contract import ContractResult
+from pipeline.validation.results import ContractResult
 from pipeline.workspace import Workspace
 
 

@@ -8,7 +8,7 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
 from pipeline.flows.training import training_flow
-from pipeline.validation.contract import DataValidationError
+from pipeline.validation.results import DataValidationError
 from pipeline.workspace import Workspace
 from tests.conftest import FIXTURES
 

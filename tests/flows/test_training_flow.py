@@ -9,7 +9,7 @@ from mlflow import MlflowClient
 
 from pipeline.data.demo import write_demo_files
 from pipeline.flows.training import training_flow
-from pipeline.validation.contract import DataValidationError
+from pipeline.validation.results import DataValidationError
 from pipeline.workspace import Workspace
 from tests.conftest import FIXTURES
 

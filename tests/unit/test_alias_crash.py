@@ -6,8 +6,9 @@ import pytest
 from mlflow import MlflowClient
 
 from pipeline.registry import aliases
-from pipeline.registry.aliases import LockLostError, move_alias, read_history
+from pipeline.registry.aliases import move_alias, read_history
 from pipeline.registry.connection import current_retry_budget_s
+from pipeline.registry.lease import LockLostError
 from tests.unit.registry_db import fresh_registry_uri
 
 NAME = "clf"

@@ -7,7 +7,8 @@ import pytest
 from mlflow import MlflowClient
 
 from pipeline.registry import aliases
-from pipeline.registry.aliases import AliasMovedError, RegistryLockTimeout, move_alias, read_history, rollback_champion
+from pipeline.registry.aliases import AliasMovedError, move_alias, read_history, rollback_champion
+from pipeline.registry.lease import RegistryLockTimeout
 from tests.unit.registry_db import fresh_registry_uri
 
 NAME = "clf"

@@ -10,8 +10,8 @@ from pipeline.data import steps as data_steps
 from pipeline.ops.reports import contracts_markdown
 from pipeline.registry import steps as registry_steps
 from pipeline.validation import steps as validation_steps
-from pipeline.validation.contract import DataValidationError
 from pipeline.validation.data_docs import local_references, remote_references, rewrite_page
+from pipeline.validation.results import DataValidationError
 from pipeline.workspace import Workspace, prepare_workspace
 from tests.conftest import FIXTURES
 

@@ -11,16 +11,9 @@ from pipeline.training.checkpoints import (
     load_checkpoint,
     save_checkpoint,
 )
-from pipeline.training.loop import (
-    build_optimizer,
-    build_scheduler,
-    class_weight_tensor,
-    clip_gradients,
-    fine_tune,
-    plan_steps,
-    seed_everything,
-)
+from pipeline.training.loop import fine_tune, plan_steps, seed_everything
 from pipeline.training.modeling import build_label_map, load_model, load_tokenizer, save_model
+from pipeline.training.optim import build_optimizer, build_scheduler, class_weight_tensor, clip_gradients
 from pipeline.training.tokenization import tokenize_split
 
 

@@ -13,7 +13,7 @@ from pipeline.data.snapshots import load_snapshot
 from pipeline.data.sources import IngestionError, check_source_allowed
 from pipeline.data.store import DataStore
 from pipeline.secrets import redact_config, redact_text, redact_url
-from pipeline.validation.contract import select_examples
+from pipeline.validation.observations import select_examples
 from pipeline.workspace import Workspace
 
 

@@ -6,7 +6,8 @@ import pytest
 from pipeline.config import PipelineConfig, ValidationConfig, load_config
 from pipeline.data.readers import normalise_text
 from pipeline.data.store import DataStore
-from pipeline.validation.contract import ContractResult, load_suite_dict, validate_frame, validate_snapshot
+from pipeline.validation.contract import load_suite_dict, validate_frame, validate_snapshot
+from pipeline.validation.results import ContractResult
 from pipeline.validation.steps import allowed_labels_for
 from pipeline.workspace import Workspace
 

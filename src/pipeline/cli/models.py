@@ -39,7 +39,8 @@ def _run(as_json: bool, action):
     """Run ``action``; map registry errors to a one-line message and the documented exit code."""
     from mlflow.exceptions import MlflowException
 
-    from pipeline.registry.aliases import AliasMovedError, LockLostError, RegistryLockTimeout
+    from pipeline.registry.aliases import AliasMovedError
+    from pipeline.registry.lease import LockLostError, RegistryLockTimeout
 
     try:
         return action()
@@ -102,7 +103,7 @@ def list_models(name: Annotated[Optional[str], typer.Argument(help="Registered m
                 tracking_uri: TrackingOpt = None, config: ConfigOpt = None, set_: SetOpt = None,
                 as_json: JsonOpt = False) -> None:
     """Versions with aliases, key metrics and gate outcome (or every registered model)."""
-    from pipeline.registry.aliases import is_lock_model
+    from pipeline.registry.lease import is_lock_model
 
     client, _ = _client(config, set_, tracking_uri, as_json)
     if name is None:

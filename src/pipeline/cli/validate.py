@@ -23,8 +23,8 @@ def validate(file: Annotated[str, typer.Argument(help="Labeled file (CSV, TSV, J
     """Check FILE against the data contract (and the current snapshot, if the workspace has one); ingest nothing."""
     from pipeline.data.readers import IngestionError
     from pipeline.validation import steps as validation_steps
-    from pipeline.validation.contract import ContractResult
     from pipeline.validation.data_docs import DataDocs
+    from pipeline.validation.results import ContractResult
 
     cfg = build_config(config, set_, None, as_json)
     workspace = Workspace.resolve(cfg.workspace)
@@ -53,7 +53,7 @@ def validate(file: Annotated[str, typer.Argument(help="Labeled file (CSV, TSV, J
 
 def render_text(file: str, result) -> str:
     """The report a person reads in a terminal: failures first with example rows, then the rest."""
-    from pipeline.validation.contract import format_example
+    from pipeline.validation.results import format_example
 
     status = "PASSED" if result.success else "FAILED"
     lines = [f"{Path(file).name}: data contract {status} ({result.rows} rows; {len(result.checks)} checks, "

@@ -11,7 +11,7 @@ from pipeline.data.snapshots import load_snapshot
 from pipeline.data.splits import load_holdout, split_frame
 from pipeline.data.store import DataStore
 from pipeline.results import DataOutcome, NoDataError, Splits
-from pipeline.validation.contract import ContractResult
+from pipeline.validation.results import ContractResult
 from pipeline.validation.snapshot_checks import label_set_notes
 from pipeline.validation.steps import contract_checker, contract_tokenizer, data_docs_for, write_contract_report
 from pipeline.workspace import Workspace

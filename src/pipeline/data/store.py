@@ -16,31 +16,26 @@ status accepted / quarantined / duplicate, reason) and the snapshot history, who
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import tempfile
 import time
 import uuid
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-import fsspec
 from filelock import FileLock, Timeout
 
 from pipeline.config import DataConfig
+from pipeline.data.landing import LandingZone
 from pipeline.data.ledger import Ledger
 from pipeline.data.quarantine import quarantine_file, retry_transient
 from pipeline.data.sources import (
     FileInfo,
     IngestionError,
-    check_source_allowed,
-    file_sha256,
-    is_hf_uri,
-    is_supported,
     stat_file,
 )
+from pipeline.data.staging import StagedBatch, StagedFile
 from pipeline.results import DataOutcome
 from pipeline.workspace import Workspace
 
@@ -56,62 +51,11 @@ class DataStoreBusy(RuntimeError):
     """Another process holds the workspace's data lock for longer than the wait allowed."""
 
 
-@dataclass
-class StagedFile:
-    """A parsed file waiting for commit; its rows live in the Parquet file ``path``, not in memory."""
-
-    uri: str
-    sha256: str
-    size: int
-    mtime: float | None
-    path: Path
-    rows: int
-
-    @property
-    def frame(self):
-        """All rows as a DataFrame (text, label, source, row; missing values None). Reads ``path`` each time."""
-        import pandas as pd
-
-        frame = pd.read_parquet(self.path)
-        for column in ("text", "label"):
-            values = frame[column].astype(object)
-            frame[column] = values.where(values.notna(), None)
-        return frame
-
-
-@dataclass
-class StagedBatch:
-    files: list[StagedFile] = field(default_factory=list)
-    skipped: list[dict] = field(default_factory=list)
-    quarantined: list[dict] = field(default_factory=list)
-    folder: Path | None = None
-
-    @property
-    def rows(self) -> int:
-        return sum(f.rows for f in self.files)
-
-    def frame(self):
-        import pandas as pd
-
-        if not self.files:
-            return pd.DataFrame(columns=["text", "label", "source", "row"])
-        return pd.concat([f.frame for f in self.files], ignore_index=True)
-
-    def discard(self) -> None:
-        """Delete the parsed parts (after commit, or when the batch is abandoned)."""
-        if self.folder is not None:
-            shutil.rmtree(self.folder, ignore_errors=True)
-
-
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def _is_local(uri: str) -> bool:
-    return not is_hf_uri(uri) and "://" not in uri and "::" not in uri
-
-
-class DataStore:
+class DataStore(LandingZone):
     """Files in, snapshots out, with a ledger that remembers every file by content hash."""
 
     def __init__(self, workspace: Workspace, config: DataConfig, lock_timeout: float | None = None):
@@ -136,83 +80,12 @@ class DataStore:
         head = self.ledger.head()
         return load_snapshot(self.workspace.snapshots, head) if head else None
 
-    # -- discovery ------------------------------------------------------------------------------
-    def discover(self, paths: list[str] | None = None) -> list[str]:
-        """Supported files under the given paths, URLs or ``hf:`` sources (folders recursively), else
-        under the landing zone. Local paths come back absolute with ``..`` resolved; hidden files and
-        symlinked folders are not followed."""
-        roots = list(paths or []) or [str(self.workspace.landing)]
-        found: list[str] = []
-        for root in roots:
-            check_source_allowed(root, self.config.allowed_url_schemes, self.config.allowed_url_hosts)
-            if is_hf_uri(root):
-                found.append(root)
-                continue
-            fs, path = fsspec.core.url_to_fs(root)
-            protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
-            local = protocol in ("file", "local")
-            if local:
-                path = os.path.abspath(path)
-            if any(ch in path for ch in "*?["):
-                matches = sorted(fs.glob(path))
-            elif fs.isdir(path):
-                matches = sorted(p for p in fs.find(path) if not Path(p).name.startswith("."))
-            elif fs.exists(path):
-                matches = [path]
-            else:
-                raise IngestionError(root, "not_found", "no such file, folder or URL")
-            for match in matches:
-                uri = os.path.abspath(match) if local else fs.unstrip_protocol(match)
-                if local and Path(uri).is_symlink() and Path(uri).is_dir():
-                    logger.warning("not following symlinked folder %s", uri)
-                elif is_supported(uri):
-                    found.append(uri)
-        return found
 
-    def _landing_roots(self) -> tuple[Path, Path]:
-        landing = self.workspace.landing
-        return Path(os.path.abspath(landing)), landing.resolve()
 
-    def _in_landing(self, uri: str) -> bool:
-        if not _is_local(uri):
-            return False
-        path = Path(os.path.abspath(uri))
-        return any(path.is_relative_to(root) for root in self._landing_roots())
 
-    def _refuse_escaping_link(self, uri: str) -> str | None:
-        """A reason to refuse a landing-zone path that resolves outside the landing zone, else None."""
-        if not self._in_landing(uri):
-            return None
-        target = Path(uri).resolve()
-        real_landing = self._landing_roots()[1]
-        if not target.is_relative_to(real_landing):
-            return f"symbolic link to {target}, outside the landing zone {real_landing}"
-        return None
 
-    def _content_hash(self, uri: str) -> str:
-        if is_hf_uri(uri):
-            from pipeline.data.readers import content_sha256
 
-            return content_sha256(uri, self.config, self.workspace.cache / "datasets")
-        return file_sha256(uri)
 
-    def _fingerprint(self, info: FileInfo, ledger: Ledger, seen: dict | None = None) -> str:
-        seen = ledger.seen(info.uri) if seen is None else seen
-        if seen and seen["size"] == info.size and info.mtime is not None and seen["mtime"] == info.mtime:
-            return seen["sha256"]
-        return self._content_hash(info.uri)
-
-    def pending(self, paths: list[str] | None = None) -> list[dict]:
-        """Files whose content was never ingested. Checks size and mtime first and hashes only files that
-        changed since the ledger last saw them (``hf:`` sources have no mtime and are always hashed)."""
-        seen, known = self.ledger.all_seen(), self.ledger.known_hashes()
-        out = []
-        for uri in self.discover(paths):
-            info = stat_file(uri)
-            sha = self._fingerprint(info, self.ledger, seen.get(uri) or {})
-            if sha not in known:
-                out.append({"uri": uri, "size": info.size, "sha256": sha})
-        return out
 
     # -- staging --------------------------------------------------------------------------------
     def stage(self, paths: list[str] | None = None) -> StagedBatch:

@@ -21,7 +21,7 @@ def data_markdown(outcome: DataOutcome) -> str:
 
 def contracts_markdown(outcome: DataOutcome) -> str:
     """Every expectation's result and observed value, one table per file validated in this run."""
-    from pipeline.validation.contract import ContractResult
+    from pipeline.validation.results import ContractResult
 
     if not outcome.contracts:
         return "# Data contract\n\nNo new files were validated in this run.\n"

@@ -35,6 +35,7 @@ from pipeline.evaluation.metrics import classification_metrics
 from pipeline.training.batching import collate, epoch_batches, token_budget_batches
 from pipeline.training.checkpoints import CheckpointWriter, load_checkpoint, load_newest_valid
 from pipeline.training.inference import autocast_context, predict_proba
+from pipeline.training.optim import build_optimizer, build_scheduler, class_weight_tensor, clip_gradients
 from pipeline.training.tokenization import TokenizedSplit
 
 if TYPE_CHECKING:
@@ -79,50 +80,6 @@ def select_device(preference: str) -> torch.device:
     return torch.device("cpu")
 
 
-def build_optimizer(model: torch.nn.Module, config: TrainingConfig, device: torch.device) -> torch.optim.Optimizer:
-    """Fused AdamW with weight decay on matrices only (biases and LayerNorm weights are 1-D).
-
-    Parameters the model loader initialised afresh (``model.pipeline_new_parameters``: the new head) learn
-    at ``learning_rate * head_learning_rate_factor``: Adam moves every weight by about the learning rate
-    per step whatever its gradient, so a head starting from zero-ish logits at the body's rate needs
-    hundreds of steps before its classes separate (measured: bench/results/accuracy.md).
-    """
-    from pipeline.training.modeling import canonical_parameter_name
-
-    new = getattr(model, "pipeline_new_parameters", frozenset())
-    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    groups = []
-    for is_new in (False, True):
-        factor = config.head_learning_rate_factor if is_new else 1.0
-        members = [p for n, p in named if (canonical_parameter_name(n) in new) == is_new]
-        groups += [{"params": [p for p in members if p.ndim >= 2], "weight_decay": config.weight_decay,
-                    "lr": config.learning_rate * factor},
-                   {"params": [p for p in members if p.ndim < 2], "weight_decay": 0.0, "lr": config.learning_rate * factor}]
-    groups = [g for g in groups if g["params"]]
-    fused = device.type in ("cuda", "cpu") and all(p.dtype.is_floating_point for _, p in named)
-    return torch.optim.AdamW(groups, lr=config.learning_rate, fused=fused)
-
-
-def build_scheduler(optimizer: torch.optim.Optimizer, config: TrainingConfig, planned_steps: int):
-    """Linear warm-up over ``warmup_ratio`` of the planned steps, then linear decay to zero."""
-    from transformers import get_linear_schedule_with_warmup
-
-    return get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * planned_steps), planned_steps)
-
-
-def clip_gradients(params: list[torch.nn.Parameter], max_norm: float, device: torch.device) -> torch.Tensor:
-    """Clip the global gradient norm to ``max_norm``; returns the norm before clipping.
-
-    On CUDA the grads are always rescaled (by a factor clamped to 1) so the host never waits for the
-    GPU; on CPU the rescaling pass is skipped when the norm is within the limit.
-    """
-    grads = [p.grad for p in params if p.grad is not None]
-    norm = torch.nn.utils.get_total_norm(grads, foreach=True)
-    if device.type != "cpu" or float(norm) > max_norm:
-        torch.nn.utils.clip_grads_with_norm_(params, max_norm, norm, foreach=True)
-    return norm
-
-
 def build_epoch_batches(lengths: np.ndarray, config: TrainingConfig, epoch: int) -> list[np.ndarray]:
     """One epoch's batches: ``batch_size`` rows, or up to ``max_batch_tokens`` padded tokens when set."""
     if config.max_batch_tokens:
@@ -148,12 +105,6 @@ def plan_steps(examples: int, config: TrainingConfig) -> tuple[int, int, int]:
     per_epoch = math.ceil(batches / config.gradient_accumulation_steps)
     planned = config.max_steps or per_epoch * config.epochs
     return per_epoch, planned, math.ceil(planned / per_epoch)
-
-
-def class_weight_tensor(labels: np.ndarray, num_labels: int) -> torch.Tensor:
-    counts = np.bincount(labels, minlength=num_labels).astype(np.float64)
-    weights = np.where(counts > 0, counts.sum() / (num_labels * np.maximum(counts, 1)), 0.0)
-    return torch.tensor(weights, dtype=torch.float32)
 
 
 def evaluate_split(model, split: TokenizedSplit, pad_id: int, config: TrainingConfig, device) -> dict:

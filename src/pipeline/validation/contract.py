@@ -14,107 +14,22 @@ import json
 import logging
 import re
 import time
-from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from pipeline.config import DataConfig, ValidationConfig
 from pipeline.validation.columns import REQUIRED_INPUT, ContractReference, derive_columns
 from pipeline.validation.data_docs import DataDocs
+from pipeline.validation.observations import (
+    _describe,
+)
+from pipeline.validation.results import EXAMPLES, ContractResult
 
 logger = logging.getLogger(__name__)
 
-EXAMPLES = 5
 DEFAULT_CONFLICT_SHARE = DataConfig.model_fields["max_conflict_share"].default
-
-
-class DataValidationError(RuntimeError):
-    """Error-level expectations failed. ``result`` is the ContractResult, for reports and tests."""
-
-    def __init__(self, result: "ContractResult", source: str | None = None):
-        self.result = result
-        self.source = source
-        super().__init__(result.summary(source))
-
-
-@dataclass
-class ContractResult:
-    success: bool
-    failures: list[dict] = field(default_factory=list)
-    warnings: list[dict] = field(default_factory=list)
-    checks: list[dict] = field(default_factory=list)
-    rows: int = 0
-    skipped: list[dict] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    suite: str | None = None
-    docs_page: str | None = None
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "ContractResult":
-        known = cls.__dataclass_fields__
-        return cls(**{k: v for k, v in data.items() if k in known})
-
-    def summary(self, source: str | None = None) -> str:
-        """One line: the first failed rule, its observed value and example rows."""
-        where = f"{source}: " if source else ""
-        if self.success:
-            return f"{where}data contract passed ({len(self.checks)} checks, {len(self.warnings)} warnings)"
-        first = self.failures[0]
-        others = [f["rule"] for f in self.failures[1:]]
-        more = f" (also failed: {', '.join(others)})" if others else ""
-        examples = "; ".join(format_example(e, width=80) for e in first.get("examples", [])[:3]) or "no example rows"
-        return f"{where}data contract failed: rule {first['rule']} observed {first['observed']}; e.g. {examples}{more}"
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    def to_markdown(self, title: str = "Data contract") -> str:
-        status = "PASSED" if self.success else "FAILED"
-        lines = [f"## {title}: {status}", "",
-                 f"{self.rows} rows, {len(self.checks)} checks, {len(self.failures)} failed, {len(self.warnings)} warnings"
-                 + (f" (suite `{self.suite}`)" if self.suite else ""), ""]
-        lines += [f"- {note}" for note in self.notes] + ([""] if self.notes else [])
-        lines += ["| rule | column | severity | result | observed | examples |", "|---|---|---|---|---|---|"]
-        for check in self.checks:
-            examples = "<br>".join(format_example(e, width=60) for e in check["examples"][:3])
-            cells = [check["rule"], check["column"] or "", check["severity"], "pass" if check["success"] else "**FAIL**",
-                     str(check["observed"]), examples]
-            lines.append("| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in cells) + " |")
-        if self.skipped:
-            lines += ["", "Skipped: " + "; ".join(f"{s['rule']} ({s['reason']})" for s in self.skipped)]
-        if self.docs_page:
-            lines += ["", f"Data Docs: `{self.docs_page}`"]
-        return "\n".join(lines) + "\n"
-
-
-def combine_results(results: list[ContractResult]) -> ContractResult:
-    """One result holding the checks of several suites (batch and snapshot)."""
-    merged = ContractResult(success=all(r.success for r in results), rows=results[0].rows if results else 0)
-    for result in results:
-        merged.failures += result.failures
-        merged.warnings += result.warnings
-        merged.checks += result.checks
-        merged.skipped += result.skipped
-        merged.notes += result.notes
-        merged.docs_page = merged.docs_page or result.docs_page
-    merged.suite = ", ".join(r.suite for r in results if r.suite) or None
-    return merged
-
-
-def format_example(example: dict, width: int | None = None) -> str:
-    """``row 4 of bad.csv: '   ' (label 'account')`` for a text row (text cut to ``width`` characters),
-    ``key=value`` pairs otherwise."""
-    if "text" in example:
-        source = Path(str(example.get("source") or "")).name
-        where = f"row {example.get('row')}" + (f" of {source}" if source else "")
-        text = example["text"]
-        if width and isinstance(text, str) and len(text) > width:
-            text = text[: width - 1] + "…"
-        return f"{where}: {text!r} (label {example.get('label')!r})"
-    return ", ".join(f"{k}={v}" for k, v in example.items())
 
 
 def suites_dir() -> Path:
@@ -267,94 +182,6 @@ def run_contract(frame: pd.DataFrame, suite: dict, params: dict, overrides: dict
     warnings = [c for c in checks if not c["success"] and c["severity"] != "error"]
     return ContractResult(success=not failures, failures=failures, warnings=warnings, checks=checks, rows=len(frame),
                           skipped=skipped, suite=suite["name"], docs_page=docs_page)
-
-
-EXAMPLES_QUERY = re.compile(r"^\s*([A-Za-z_]\w*)\s*(>=|<=|==|!=|>|<)\s*(@[A-Za-z_]\w*|-?\d+(?:\.\d+)?)\s*$")
-COMPARISONS = {">": np.greater, "<": np.less, ">=": np.greater_equal, "<=": np.less_equal, "==": np.equal,
-               "!=": np.not_equal}
-
-
-def select_examples(frame: pd.DataFrame, query: str, params: dict) -> np.ndarray:
-    """Rows matching ``query`` (``COLUMN OP NUMBER`` or ``COLUMN OP @param``): a suite file is data, so this
-    is a comparison, never evaluated code. ValueError for anything else."""
-    match = EXAMPLES_QUERY.match(str(query))
-    if not match or match.group(1) not in frame.columns:
-        raise ValueError(f"unsupported examples_query {query!r}: expected 'COLUMN OP NUMBER' or 'COLUMN OP @param'")
-    column, op, value = match.groups()
-    threshold = params[value[1:]] if value.startswith("@") else float(value)
-    return COMPARISONS[op](pd.to_numeric(frame[column], errors="coerce").to_numpy(), float(threshold))
-
-
-def _describe(result, frame: pd.DataFrame, params: dict) -> dict:
-    config = result.expectation_config
-    meta = config.meta or {}
-    column = config.kwargs.get("column")
-    res = result.result or {}
-    observed = _observed(config.type, res, frame, column)
-    if meta.get("observed_format") and isinstance(observed, (int, float, np.number)):
-        observed = meta["observed_format"].format(observed)
-    if result.exception_info and result.exception_info.get("raised_exception"):
-        observed = f"error: {result.exception_info.get('exception_message')}"
-    indices = res.get("partial_unexpected_index_list") or []
-    if not indices and not result.success and meta.get("examples_query"):
-        try:
-            indices = list(np.flatnonzero(select_examples(frame, meta["examples_query"], params)))
-        except Exception as exc:  # a bad query in a custom suite must not hide the failure itself
-            logger.warning("examples_query %r of %s failed: %s", meta["examples_query"], meta.get("rule"), exc)
-    examples = [_example(frame, int(i)) for i in indices[:EXAMPLES] if isinstance(i, (int, np.integer))]
-    severity_value = getattr(getattr(config, "severity", None), "value", "critical")
-    severity = "error" if str(severity_value).lower() == "critical" else "warning"
-    return {"rule": meta.get("rule", config.type), "expectation": config.type, "column": column,
-            "severity": severity, "success": bool(result.success), "observed": _plain(observed),
-            "examples": examples, "description": meta.get("description", "")}
-
-
-def _observed(expectation_type: str, res: dict, frame: pd.DataFrame, column: str | None):
-    if res.get("unexpected_count") is not None:
-        considered = res.get("element_count", 0) - (res.get("missing_count") or 0)
-        share = 100.0 * res["unexpected_count"] / max(considered, 1)
-        return f"{res['unexpected_count']} of {considered} rows ({share:.2f}%)"
-    if expectation_type == "expect_column_to_exist":
-        return "present" if column in frame.columns else f"missing (columns: {', '.join(map(str, frame.columns))})"
-    details = res.get("details") or {}
-    if expectation_type == "expect_column_kl_divergence_to_be_less_than" and details.get("observed_partition"):
-        batch = _partition(details["observed_partition"])
-        snapshot = _partition(details.get("expected_partition") or {})
-        value = res.get("observed_value")
-        new = sorted(set(batch) - set(snapshot))
-        head = f"KL {value:.4f}" if value is not None else f"KL undefined (labels not in the snapshot: {', '.join(new)})"
-        return f"{head}; batch {batch} vs snapshot {snapshot}"
-    return res.get("observed_value")
-
-
-def _partition(partition: dict) -> dict:
-    return {str(v): round(float(w), 3) for v, w in zip(partition.get("values", []), partition.get("weights", []))}
-
-
-def _example(frame: pd.DataFrame, index: int) -> dict:
-    row = frame.iloc[index]
-    if "text" not in frame.columns:
-        return {k: _plain(v) for k, v in row.items()}
-    text = row.get("text")
-    label = row.get("label")
-    return {"source": str(row.get("source", "") or ""), "row": int(row["row"]) if "row" in row else index + 1,
-            "text": None if _missing(text) else str(text)[:120], "label": None if _missing(label) else str(label)}
-
-
-def _missing(value) -> bool:
-    return value is None or (not isinstance(value, (str, list, dict)) and bool(pd.isna(value)))
-
-
-def _plain(value):
-    if isinstance(value, (np.floating, float)):
-        return None if np.isnan(value) else round(float(value), 6)
-    if isinstance(value, (np.integer, np.bool_)):
-        return value.item()
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value][:20]
-    return value
 
 
 def validate_frame(frame: pd.DataFrame, config: ValidationConfig, suite_name: str | None = None,

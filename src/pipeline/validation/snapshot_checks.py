@@ -13,7 +13,8 @@ import pandas as pd
 
 from pipeline.config import PipelineConfig, ValidationConfig
 from pipeline.data.isolation import isolate_class_balance
-from pipeline.validation.contract import ContractResult, load_suite, run_contract, suite_parameters
+from pipeline.validation.contract import load_suite, run_contract, suite_parameters
+from pipeline.validation.results import ContractResult
 
 logger = logging.getLogger(__name__)
 

@@ -12,17 +12,13 @@ from pipeline.config import PipelineConfig
 from pipeline.data.readers import IngestionError, file_sha256, normalise_text, read_labeled_file
 from pipeline.data.snapshots import COLUMNS, Snapshot, load_snapshot
 from pipeline.data.splits import load_holdout, split_frame
-from pipeline.data.store import DataStore, StagedBatch
+from pipeline.data.staging import StagedBatch
+from pipeline.data.store import DataStore
 from pipeline.results import DataOutcome, NoDataError
 from pipeline.validation.columns import ContractReference
-from pipeline.validation.contract import (
-    ContractResult,
-    DataValidationError,
-    combine_results,
-    validate_frame,
-    validate_snapshot,
-)
+from pipeline.validation.contract import validate_frame, validate_snapshot
 from pipeline.validation.data_docs import DataDocs
+from pipeline.validation.results import ContractResult, DataValidationError, combine_results
 from pipeline.validation.snapshot_checks import refuse_class_breakers
 from pipeline.workspace import Workspace
 
