@@ -46,7 +46,8 @@ def test_flow_scores_the_inbox_once_flags_another_domain_and_keeps_going_past_a_
     assert sorted(name.split(".")[0] for name in files) == ["reviews", "tickets"]
 
     scored = read_predictions(inbox.predictions_dir(workspace) / next(n for n in files if n.startswith("tickets")))
-    assert scored["ticket_id"].tolist() == list(range(240)) and scored["text"].equals(tickets["text"])
+    assert scored["ticket_id"].astype(int).tolist() == list(range(240))  # CSV columns are read as text
+    assert scored["text"].equals(tickets["text"])
     assert set(scored["model_version"]) == {"1"} and scored["model_name"].iloc[0] == "tiny-scorer"
     assert scored["score"].between(0, 1).all() and scored["top_labels"].map(len).eq(2).all()
     accuracy = (scored["label"] == generate_demo_rows(240, seed=99)["label"]).mean()
