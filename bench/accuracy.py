@@ -5,7 +5,8 @@
 
 SST-2: train on sst2/train.tsv, report sst2/validation.tsv (the pinned holdout). BANKING77: train on
 banking77/train.tsv, report banking77/test.tsv. Each runs the pipeline's own stages as a training run
-does (pipeline.data.steps.split_snapshot, pipeline.training.steps.tokenize_splits / train_model), without the MLflow and Prefect
+does (pipeline.data.steps.split_snapshot, pipeline.training.steps.tokenize_splits / train_model),
+without the MLflow and Prefect
 layers and without the snapshot store: the file is split by text hash into train and validation
 (``data.validation_share``) with the holdout pinned as the test split (its texts removed from training),
 tokenized, fine-tuned with early stopping on the validation split, and the best epoch scored on the
@@ -48,13 +49,21 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--epochs", type=int, default=None, help="Override training.epochs (quick checks only).")
     parser.add_argument("--max-train-samples", type=int, default=None, help="Cap on training rows (quick checks only).")
     parser.add_argument("--model", default=None, help="Model id or folder instead of model.name_or_path's default.")
-    parser.add_argument("--set", dest="overrides", action="append", default=[],
-                        help="Extra override, e.g. training.learning_rate=1e-4: an experiment, not the defaults.")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        help="Extra override, e.g. training.learning_rate=1e-4: an experiment, not the defaults.",
+    )
     parser.add_argument("--cache", type=Path, default=None, help="Token cache folder (default: none).")
     parser.add_argument("--no-progress", action="store_true", help="No progress bar.")
-    parser.add_argument("--no-holdout", action="store_true",
-                        help="Model selection: report only the validation split carved from training data; the "
-                        "holdout is still kept out of training but never scored.")
+    parser.add_argument(
+        "--no-holdout",
+        action="store_true",
+        help="Model selection: report only the validation split carved from training data; the "
+        "holdout is still kept out of training but never scored.",
+    )
     parser.add_argument("--seed", type=int, default=None, help="Override training.seed (repeats over seeds).")
     parser.add_argument("--json", action="store_true", help="Print one JSON object as the last line of stdout.")
     parser.add_argument("--out", type=Path, default=None, help="Also write the JSON result to this file.")
@@ -86,8 +95,9 @@ def build_settings(args: argparse.Namespace) -> list[str]:
 def run_dataset(name: str, args: argparse.Namespace) -> dict:
     from pipeline.data.splits import split_frame
     from pipeline.evaluation.metrics import classification_metrics
+    from pipeline.training.devices import seed_everything, select_device
     from pipeline.training.inference import predict_proba
-    from pipeline.training.loop import evaluate_split, fine_tune, seed_everything, select_device
+    from pipeline.training.loop import evaluate_split, fine_tune
     from pipeline.training.modeling import build_label_map, load_model, load_tokenizer
     from pipeline.training.tokenization import tokenize_split
 
@@ -100,8 +110,10 @@ def run_dataset(name: str, args: argparse.Namespace) -> dict:
         splits["train"] = splits["train"].sample(config.data.max_samples, random_state=config.training.seed)
     tokenizer = load_tokenizer(config.model.name_or_path)
     label_map = build_label_map(pd.concat([s["label"] for s in splits.values()]))
-    tokenized = {split: tokenize_split(part, tokenizer, label_map, config.model.max_length, args.cache)
-                 for split, part in splits.items()}
+    tokenized = {
+        split: tokenize_split(part, tokenizer, label_map, config.model.max_length, args.cache)
+        for split, part in splits.items()
+    }
     tokenize_seconds = time.perf_counter() - started
     device = select_device(config.training.device)
     if device.type == "cuda":
@@ -109,26 +121,52 @@ def run_dataset(name: str, args: argparse.Namespace) -> dict:
     seed_everything(config.training.seed)
     model = load_model(config.model.name_or_path, label_map, config.model)
     with tempfile.TemporaryDirectory() as folder:
-        result = fine_tune(model, tokenized["train"], tokenized["validation"], tokenizer.pad_token_id, config.training,
-                           Path(folder), {"benchmark": name}, progress=not args.no_progress)
+        result = fine_tune(
+            model,
+            tokenized["train"],
+            tokenized["validation"],
+            tokenizer.pad_token_id,
+            config.training,
+            Path(folder),
+            {"benchmark": name},
+            progress=not args.no_progress,
+        )
     test = tokenized["test"]
     validation = evaluate_split(result.model, tokenized["validation"], tokenizer.pad_token_id, config.training, device)
     metrics = {"accuracy": None, "macro_f1": None}
     if not args.no_holdout:
-        proba = predict_proba(result.model, test.input_ids, tokenizer.pad_token_id, config.training.eval_batch_size,
-                              device, config.training.bf16)
+        proba = predict_proba(
+            result.model,
+            test.input_ids,
+            tokenizer.pad_token_id,
+            config.training.eval_batch_size,
+            device,
+            config.training.bf16,
+        )
         metrics = classification_metrics(test.labels, proba.argmax(axis=1), len(label_map))
     wall = time.perf_counter() - started
     return {
-        "dataset": name, "accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"], "target": spec["target"],
-        "validation_accuracy": validation["accuracy"], "validation_macro_f1": validation["macro_f1"],
-        "meets_target": metrics["accuracy"] is not None and metrics["accuracy"] >= spec["target"], "wall_seconds": wall,
-        "train_seconds": result.train_seconds, "tokenize_seconds": tokenize_seconds,
-        "samples_per_s": result.samples_per_s, "steps": result.steps, "best_epoch": result.best_epoch,
-        "stopped_early": result.stopped_early, "history": result.history, "labels": len(label_map),
-        "rows": {split: len(part) for split, part in tokenized.items()}, "device": result.device,
+        "dataset": name,
+        "accuracy": metrics["accuracy"],
+        "macro_f1": metrics["macro_f1"],
+        "target": spec["target"],
+        "validation_accuracy": validation["accuracy"],
+        "validation_macro_f1": validation["macro_f1"],
+        "meets_target": metrics["accuracy"] is not None and metrics["accuracy"] >= spec["target"],
+        "wall_seconds": wall,
+        "train_seconds": result.train_seconds,
+        "tokenize_seconds": tokenize_seconds,
+        "samples_per_s": result.samples_per_s,
+        "steps": result.steps,
+        "best_epoch": result.best_epoch,
+        "stopped_early": result.stopped_early,
+        "history": result.history,
+        "labels": len(label_map),
+        "rows": {split: len(part) for split, part in tokenized.items()},
+        "device": result.device,
         "peak_gpu_memory_gb": torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else None,
-        "train_mean_tokens": float(np.mean(tokenized["train"].lengths)), "test_mean_tokens": float(np.mean(test.lengths)),
+        "train_mean_tokens": float(np.mean(tokenized["train"].lengths)),
+        "test_mean_tokens": float(np.mean(test.lengths)),
     }
 
 
@@ -150,18 +188,30 @@ def main(argv=None) -> dict:
     quick = bool(args.epochs or args.max_train_samples or args.overrides or args.model)
     results = []
     for name in names:
-        print(f"[{name}] training with {'overrides ' + str(settings) if quick else 'the pipeline defaults'}",
-              file=sys.stderr, flush=True)
+        print(
+            f"[{name}] training with {'overrides ' + str(settings) if quick else 'the pipeline defaults'}",
+            file=sys.stderr,
+            flush=True,
+        )
         results.append(run_dataset(name, args))
         r = results[-1]
-        held = ("holdout not scored" if r["accuracy"] is None else f"holdout accuracy {r['accuracy']:.4f} macro-F1 "
-                f"{r['macro_f1']:.4f} (target {r['target']:.2f}: {'met' if r['meets_target'] else 'MISSED'})")
-        print(f"[{name}] validation accuracy {r['validation_accuracy']:.4f}, {held}, {r['wall_seconds']:.0f}s wall, "
-              f"{r['samples_per_s']:.0f} samples/s on {r['device']}", flush=True)
+        held = (
+            "holdout not scored"
+            if r["accuracy"] is None
+            else f"holdout accuracy {r['accuracy']:.4f} macro-F1 "
+            f"{r['macro_f1']:.4f} (target {r['target']:.2f}: {'met' if r['meets_target'] else 'MISSED'})"
+        )
+        print(
+            f"[{name}] validation accuracy {r['validation_accuracy']:.4f}, {held}, {r['wall_seconds']:.0f}s wall, "
+            f"{r['samples_per_s']:.0f} samples/s on {r['device']}",
+            flush=True,
+        )
     summary = {
         "results": {r["dataset"]: r for r in results},
-        "defaults_only": not quick, "settings": settings,
-        "training": config.training.model_dump(), "model": config.model.model_dump(),
+        "defaults_only": not quick,
+        "settings": settings,
+        "training": config.training.model_dump(),
+        "model": config.model.model_dump(),
         "torch": torch.__version__,
         "device_name": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
     }

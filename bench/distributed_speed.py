@@ -56,8 +56,9 @@ def load_split(args, workdir: Path):
 
 
 def run_variant(processes: int, args, tokenizer, label_map, train, workdir: Path) -> dict:
+    from pipeline.training.devices import seed_everything
     from pipeline.training.distributed import launch_fine_tune
-    from pipeline.training.loop import fine_tune, seed_everything
+    from pipeline.training.loop import fine_tune
     from pipeline.training.modeling import load_model
 
     out = Path(tempfile.mkdtemp(dir=workdir, prefix=f"p{processes}-"))

@@ -26,8 +26,10 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": f"{REPO / 'src'}{os.pathsep}{REPO}"}
-WORDS = ("the a film movie plot actor story scene great terrible boring moving funny slow sharp warm cold "
-         "charming dull clever heavy light dark bright long short music score script ending opening").split()
+WORDS = (
+    "the a film movie plot actor story scene great terrible boring moving funny slow sharp warm cold "
+    "charming dull clever heavy light dark bright long short music score script ending opening"
+).split()
 
 
 def write_csv(path: Path, rows: int, seed: int = 0) -> None:
@@ -62,8 +64,17 @@ def child_ingest(args) -> None:
     start = time.perf_counter()
     result = store.ingest([args.file])
     seconds = time.perf_counter() - start
-    print(json.dumps({"seconds": seconds, "rows": result.rows_added, "snapshot_rows": store.head().manifest.rows,
-                      "baseline_rss_mb": baseline, "peak_rss_mb": peak_rss_mb()}))
+    print(
+        json.dumps(
+            {
+                "seconds": seconds,
+                "rows": result.rows_added,
+                "snapshot_rows": store.head().manifest.rows,
+                "baseline_rss_mb": baseline,
+                "peak_rss_mb": peak_rss_mb(),
+            }
+        )
+    )
 
 
 def child_pending(args) -> None:
@@ -96,9 +107,20 @@ def bench_ingest(folder: Path, rows: int, only_defaults: bool) -> list[dict]:
         settings += [("in memory (no partitions)", 20_000, rows), ("large chunks", 100_000, 250_000)]
     for name, chunk_rows, max_rows in settings:
         workspace = folder / f"ws-{len(results)}"
-        result = run_child("child-ingest", "--file", str(csv), "--workspace", str(workspace),
-                           "--chunk-rows", str(chunk_rows), "--max-rows-in-memory", str(max_rows))
-        result.update(setting=name, chunk_rows=chunk_rows, max_rows_in_memory=max_rows, file_mb=csv.stat().st_size / 1e6)
+        result = run_child(
+            "child-ingest",
+            "--file",
+            str(csv),
+            "--workspace",
+            str(workspace),
+            "--chunk-rows",
+            str(chunk_rows),
+            "--max-rows-in-memory",
+            str(max_rows),
+        )
+        result.update(
+            setting=name, chunk_rows=chunk_rows, max_rows_in_memory=max_rows, file_mb=csv.stat().st_size / 1e6
+        )
         print(json.dumps(result), flush=True)
         results.append(result)
         shutil.rmtree(workspace)
@@ -111,25 +133,44 @@ def bench_status(folder: Path, files: int) -> dict:
     landing = workspace / "landing"
     landing.mkdir(parents=True)
     for i in range(files):
-        (landing / f"batch {i:04d}.csv").write_text("text,label\n" + "".join(f"file {i} row {j},{'ab'[j % 2]}\n"
-                                                                          for j in range(20)))
+        (landing / f"batch {i:04d}.csv").write_text(
+            "text,label\n" + "".join(f"file {i} row {j},{'ab'[j % 2]}\n" for j in range(20))
+        )
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-c", "import sys; from pathlib import Path; from pipeline.config import DataConfig;"
-                    "from pipeline.data.store import DataStore; from pipeline.workspace import Workspace;"
-                    "DataStore(Workspace(Path(sys.argv[1])), DataConfig()).ingest()", str(workspace)],
-                   env=ENV, check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from pathlib import Path; from pipeline.config import DataConfig;"
+            "from pipeline.data.store import DataStore; from pipeline.workspace import Workspace;"
+            "DataStore(Workspace(Path(sys.argv[1])), DataConfig()).ingest()",
+            str(workspace),
+        ],
+        env=ENV,
+        check=True,
+    )
     ingest_s = time.perf_counter() - start
     in_process = run_child("child-pending", "--workspace", str(workspace))
     cli = []
     for _ in range(5):
         start = time.perf_counter()
-        out = subprocess.run([sys.executable, "-m", "pipeline.cli", "data", "status", "--json", "--set",
-                              f"workspace={workspace}"], env=ENV, capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [sys.executable, "-m", "pipeline.cli", "data", "status", "--json", "--set", f"workspace={workspace}"],
+            env=ENV,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         cli.append(time.perf_counter() - start)
     status = json.loads(out.stdout)
     assert status["pending_files"] == [] and status["pending_rows"] == 0, status
-    return {"files": files, "ingest_s": ingest_s, "pending_in_process_s": in_process["seconds"],
-            "cli_status_s": statistics.median(cli), "cli_status_min_s": min(cli)}
+    return {
+        "files": files,
+        "ingest_s": ingest_s,
+        "pending_in_process_s": in_process["seconds"],
+        "cli_status_s": statistics.median(cli),
+        "cli_status_min_s": min(cli),
+    }
 
 
 def bench_python_startup() -> float:
@@ -145,27 +186,43 @@ def render(args, ingest: list[dict], status: dict, startup: float) -> str:
     import pandas
     import pyarrow
 
-    lines = ["# Ingestion benchmark", "",
-             f"Command: `python bench/ingest_speed.py --rows {args.rows} --files {args.files}"
-             f"{' --only-defaults' if args.only_defaults else ''}`", "",
-             f"Machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the end (shared with other "
-             f"work), Python {platform.python_version()}, pandas {pandas.__version__}, pyarrow {pyarrow.__version__}, "
-             f"{time.strftime('%Y-%m-%d')}.", "",
-             "## Ingest one CSV (parse in chunks, stage as Parquet, deduplicate, write the snapshot)", "",
-             "Each row is a fresh process; RSS after imports is the baseline, peak RSS includes it.", "",
-             "| setting | chunk_rows | max_rows_in_memory | file MB | rows | seconds | rows/s | RSS after imports MB | peak RSS MB | ingestion's own MB |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "# Ingestion benchmark",
+        "",
+        f"Command: `python bench/ingest_speed.py --rows {args.rows} --files {args.files}"
+        f"{' --only-defaults' if args.only_defaults else ''}`",
+        "",
+        f"Machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the end (shared with other "
+        f"work), Python {platform.python_version()}, pandas {pandas.__version__}, pyarrow {pyarrow.__version__}, "
+        f"{time.strftime('%Y-%m-%d')}.",
+        "",
+        "## Ingest one CSV (parse in chunks, stage as Parquet, deduplicate, write the snapshot)",
+        "",
+        "Each row is a fresh process; RSS after imports is the baseline, peak RSS includes it.",
+        "",
+        "| setting | chunk_rows | max_rows_in_memory | file MB | rows | seconds | rows/s | RSS after imports MB | peak RSS MB | ingestion's own MB |",  # noqa: E501  (one Markdown table row)
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in ingest:
-        lines.append(f"| {r['setting']} | {r['chunk_rows']:,} | {r['max_rows_in_memory']:,} | {r['file_mb']:.0f} | "
-                     f"{r['rows']:,} | {r['seconds']:.1f} | {r['rows'] / r['seconds']:,.0f} | {r['baseline_rss_mb']:.0f} | "
-                     f"{r['peak_rss_mb']:.0f} | {r['peak_rss_mb'] - r['baseline_rss_mb']:.0f} |")
-    lines += ["", f"## `pipeline data status` with {status['files']:,} already-ingested files", "",
-              "| measure | seconds |", "|---|---|",
-              f"| first ingest of all files (one process) | {status['ingest_s']:.1f} |",
-              f"| `DataStore.pending()` in process (median of 5; what a scheduler calls) | {status['pending_in_process_s']:.3f} |",
-              f"| `pipeline data status --json` end to end (median of 5 processes) | {status['cli_status_s']:.2f} |",
-              f"| same, fastest of 5 | {status['cli_status_min_s']:.2f} |",
-              f"| bare `python -c pass` start (median of 5), for scale | {startup:.2f} |", ""]
+        lines.append(
+            f"| {r['setting']} | {r['chunk_rows']:,} | {r['max_rows_in_memory']:,} | {r['file_mb']:.0f} | "
+            f"{r['rows']:,} | {r['seconds']:.1f} | {r['rows'] / r['seconds']:,.0f} | {r['baseline_rss_mb']:.0f} | "
+            f"{r['peak_rss_mb']:.0f} | {r['peak_rss_mb'] - r['baseline_rss_mb']:.0f} |"
+        )
+    lines += [
+        "",
+        f"## `pipeline data status` with {status['files']:,} already-ingested files",
+        "",
+        "| measure | seconds |",
+        "|---|---|",
+        f"| first ingest of all files (one process) | {status['ingest_s']:.1f} |",
+        "| `DataStore.pending()` in process (median of 5; what a scheduler calls) | "
+        f"{status['pending_in_process_s']:.3f} |",
+        f"| `pipeline data status --json` end to end (median of 5 processes) | {status['cli_status_s']:.2f} |",
+        f"| same, fastest of 5 | {status['cli_status_min_s']:.2f} |",
+        f"| bare `python -c pass` start (median of 5), for scale | {startup:.2f} |",
+        "",
+    ]
     return "\n".join(lines)
 
 

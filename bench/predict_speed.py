@@ -36,8 +36,10 @@ def load_texts(path: Path, short: int, long: int) -> dict[str, list[str]]:
     frame = pd.read_csv(path, sep="\t", quoting=3, dtype=str, keep_default_na=False)
     texts = frame["text"].str.strip().tolist()
     rng = __import__("random").Random(0)
-    return {"short": rng.sample(texts, min(short, len(texts))),
-            "long": [" ".join(rng.sample(texts, 12)) for _ in range(long)]}
+    return {
+        "short": rng.sample(texts, min(short, len(texts))),
+        "long": [" ".join(rng.sample(texts, 12)) for _ in range(long)],
+    }
 
 
 def register_model(root: Path) -> tuple[str, str]:
@@ -50,15 +52,17 @@ def register_model(root: Path) -> tuple[str, str]:
 
     torch.manual_seed(0)
     label_map = {"negative": 0, "positive": 1}
-    model_dir = save_model(load_model(PACKAGED_MODEL, label_map, ModelConfig()), load_tokenizer(PACKAGED_MODEL),
-                           root / "model")
+    model_dir = save_model(
+        load_model(PACKAGED_MODEL, label_map, ModelConfig()), load_tokenizer(PACKAGED_MODEL), root / "model"
+    )
     registry.write_model_meta(model_dir, {"max_length": MAX_LENGTH, "label_map": label_map})
     uri = f"sqlite:///{root / 'mlflow.db'}"
     client = registry.client(uri)
     experiment = registry.ensure_experiment(client, "bench", (root / "artifacts").as_uri())
     run_id = registry.start_run(client, experiment, "bench", {}, {})
-    version = registry.register_version(client, registry.log_model(run_id, model_dir, ["a fine film"]), "bench", run_id,
-                                        {}, "speed benchmark")
+    version = registry.register_version(
+        client, registry.log_model(run_id, model_dir, ["a fine film"]), "bench", run_id, {}, "speed benchmark"
+    )
     registry.end_run(client, run_id)
     return uri, f"models:/bench/{version.version}"
 
@@ -83,12 +87,15 @@ def build_variants(tracking_uri: str, model_uri: str, cache: Path, texts: dict) 
             classifier(probe, batch_size=size, truncation=True, max_length=MAX_LENGTH)
             timings[size] = time.perf_counter() - started
         best[kind] = min(timings, key=timings.get)
-        print(f"calibration {kind}: " + ", ".join(f"batch {k} {len(probe) / v:.1f}/s" for k, v in timings.items()),
-              flush=True)
+        print(
+            f"calibration {kind}: " + ", ".join(f"batch {k} {len(probe) / v:.1f}/s" for k, v in timings.items()),
+            flush=True,
+        )
     variants = {
         "scorer": lambda items, kind: score_chunk(scoring, items, 64).predictions["label"].tolist(),
-        "hf-pipeline": lambda items, kind: [r["label"] for r in classifier(items, batch_size=best[kind],
-                                                                           truncation=True, max_length=MAX_LENGTH)],
+        "hf-pipeline": lambda items, kind: [
+            r["label"] for r in classifier(items, batch_size=best[kind], truncation=True, max_length=MAX_LENGTH)
+        ],
         "pyfunc": lambda items, kind: pyfunc.predict(pd.DataFrame({"text": items}))["label"].tolist(),
     }
     return variants, best
@@ -124,8 +131,10 @@ def main() -> None:
                     outputs[name] = run(items, kind)
                     seconds[(kind, name)].append(time.perf_counter() - started)
                     print(f"{kind} {name}: {len(items) / seconds[(kind, name)][-1]:.1f} texts/s", flush=True)
-                agree[kind] = {name: sum(a == b for a, b in zip(outputs["scorer"], out, strict=True)) / len(items)
-                               for name, out in outputs.items()}
+                agree[kind] = {
+                    name: sum(a == b for a, b in zip(outputs["scorer"], out, strict=True)) / len(items)
+                    for name, out in outputs.items()
+                }
     write_report(args, texts, seconds, best, agree)
 
 
@@ -136,24 +145,32 @@ def write_report(args, texts: dict, seconds: dict, best: dict, agree: dict) -> N
         baseline = max(v for name, v in speed.items() if name != "scorer")
         for name, value in speed.items():
             note = f"batch {best[kind]}" if name == "hf-pipeline" else ("batch 64" if name == "scorer" else "one call")
-            rows.append(f"| {kind} ({len(items)} texts) | {name} ({note}) | {value:.1f} | "
-                        f"{value / baseline:.2f}x | {agree[kind][name]:.3f} |")
+            rows.append(
+                f"| {kind} ({len(items)} texts) | {name} ({note}) | {value:.1f} | "
+                f"{value / baseline:.2f}x | {agree[kind][name]:.3f} |"
+            )
     import torch
 
     load = os.getloadavg()[0]
-    command = ("nice -n 10 python bench/predict_speed.py --data " + str(args.data) +
-               f" --short {args.short} --long {args.long} --repeat {args.repeat}")
-    text = (f"# Scoring speed: texts/s, same model and texts\n\nCommand: `{command}`\n\n"
-            f"Machine: 2 CPU cores, shared (load average {load:.1f} at the end), Python {platform.python_version()}, "
-            f"torch {torch.__version__} with {torch.get_num_threads()} threads, CPU only. Model: the packaged "
-            f"MiniLM (6 layers, 384 wide) with a two-class head, max_length {MAX_LENGTH}. Medians of {args.repeat} "
-            f"interleaved repeats; tokenization included.\n\n"
-            "| texts | variant | texts/s | vs best baseline | same labels as scorer |\n|---|---|---|---|---|\n"
-            + "\n".join(rows) + "\n\n"
-            "Baselines: the transformers `pipeline(\"text-classification\")` at the batch size that was fastest on a "
-            "calibration pass (1, 8, 32, 64), and the registered pyfunc called once with all texts (batches of 64 in "
-            "input order, padded to the longest). The scorer sorts texts by length before batching, so short texts "
-            "of mixed length are padded far less; long texts all reach max_length, where sorting saves little.\n")
+    command = (
+        "nice -n 10 python bench/predict_speed.py --data "
+        + str(args.data)
+        + f" --short {args.short} --long {args.long} --repeat {args.repeat}"
+    )
+    text = (
+        f"# Scoring speed: texts/s, same model and texts\n\nCommand: `{command}`\n\n"
+        f"Machine: 2 CPU cores, shared (load average {load:.1f} at the end), Python {platform.python_version()}, "
+        f"torch {torch.__version__} with {torch.get_num_threads()} threads, CPU only. Model: the packaged "
+        f"MiniLM (6 layers, 384 wide) with a two-class head, max_length {MAX_LENGTH}. Medians of {args.repeat} "
+        f"interleaved repeats; tokenization included.\n\n"
+        "| texts | variant | texts/s | vs best baseline | same labels as scorer |\n|---|---|---|---|---|\n"
+        + "\n".join(rows)
+        + "\n\n"
+        'Baselines: the transformers `pipeline("text-classification")` at the batch size that was fastest on a '
+        "calibration pass (1, 8, 32, 64), and the registered pyfunc called once with all texts (batches of 64 in "
+        "input order, padded to the longest). The scorer sorts texts by length before batching, so short texts "
+        "of mixed length are padded far less; long texts all reach max_length, where sorting saves little.\n"
+    )
     args.out.write_text(text, encoding="utf-8")
     print(text)
 

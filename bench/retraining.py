@@ -58,13 +58,19 @@ def task_seconds(client, flow_run_ids) -> dict[str, float]:
 def describe(client, flow_run, wall: float) -> dict:
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlowRunId
 
-    children = client.read_flow_runs(flow_run_filter=FlowRunFilter(
-        parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[flow_run.id])))
+    children = client.read_flow_runs(
+        flow_run_filter=FlowRunFilter(parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[flow_run.id]))
+    )
     waited = (flow_run.start_time - flow_run.expected_start_time).total_seconds()
-    return {"flow_run": flow_run.name, "state": flow_run.state.name, "message": flow_run.state.message,
-            "wall_seconds": round(wall, 2), "run_seconds": round(flow_run.total_run_time.total_seconds(), 2),
-            "start_delay_seconds": round(waited, 2),
-            "tasks": task_seconds(client, [flow_run.id, *[c.id for c in children]])}
+    return {
+        "flow_run": flow_run.name,
+        "state": flow_run.state.name,
+        "message": flow_run.state.message,
+        "wall_seconds": round(wall, 2),
+        "run_seconds": round(flow_run.total_run_time.total_seconds(), 2),
+        "start_delay_seconds": round(waited, 2),
+        "tasks": task_seconds(client, [flow_run.id, *[c.id for c in children]]),
+    }
 
 
 def main() -> None:
@@ -107,8 +113,10 @@ def main() -> None:
             version = registry.get_model_version_by_alias("text-classifier", "challenger")
             logged = registry.get_logged_model(version.model_id or version.source.removeprefix("models:/"))
             results["new_file_to_challenger"]["challenger"] = {
-                "version": version.version, "snapshot_id": version.tags.get("snapshot_id"),
-                "metrics": {metric.key: metric.value for metric in logged.metrics}}
+                "version": version.version,
+                "snapshot_id": version.tags.get("snapshot_id"),
+                "metrics": {metric.key: metric.value for metric in logged.metrics},
+            }
     finally:
         stack.close()
     (root / "retraining.json").write_text(json.dumps(results, indent=2, default=str))

@@ -63,19 +63,31 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", required=True, help="Folder with train.tsv (text, label), e.g. ../shared/data/sst2")
     parser.add_argument("--samples", type=int, default=2048, help="Rows sampled from train.tsv (the data subset).")
-    parser.add_argument("--steps", type=int, default=20, help="Timed optimizer steps per variant (after 1 warm-up step).")
+    parser.add_argument(
+        "--steps", type=int, default=20, help="Timed optimizer steps per variant (after 1 warm-up step)."
+    )
     parser.add_argument("--batch-size", type=int, default=None, help="Default: the pipeline's training.batch_size.")
-    parser.add_argument("--repeats", type=int, default=3,
-                        help="Repeats of every variant, interleaved; median reported.")
-    parser.add_argument("--model", default=PACKAGED_MODEL,
-                        help="Model id or folder (default: the packaged MiniLM); 'config:bert-base' builds a randomly "
-                        "initialised BERT-base (12 layers, 768 wide) with the packaged tokenizer.")
-    parser.add_argument("--pipeline-set", action="append", default=[], metavar="KEY=VALUE",
-                        help="TrainingConfig override for (d) only, e.g. max_batch_tokens=8192 (an experiment).")
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="Repeats of every variant, interleaved; median reported."
+    )
+    parser.add_argument(
+        "--model",
+        default=PACKAGED_MODEL,
+        help="Model id or folder (default: the packaged MiniLM); 'config:bert-base' builds a randomly "
+        "initialised BERT-base (12 layers, 768 wide) with the packaged tokenizer.",
+    )
+    parser.add_argument(
+        "--pipeline-set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="TrainingConfig override for (d) only, e.g. max_batch_tokens=8192 (an experiment).",
+    )
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice).")
-    parser.add_argument("--skip", default="",
-                        help="Comma-separated variants to skip (any but pipeline and bare_fused).")
+    parser.add_argument(
+        "--skip", default="", help="Comma-separated variants to skip (any but pipeline and bare_fused)."
+    )
     parser.add_argument("--json", action="store_true", help="Print one JSON object as the last line of stdout.")
     parser.add_argument("--out", type=Path, default=None, help="Also write the JSON result to this file.")
     return parser.parse_args(argv)
@@ -144,8 +156,9 @@ def run_seed_recipe(model, tokenizer, texts, labels, order, batch_size, device, 
             return len(order)
 
         def __getitem__(self, i):
-            encoded = tokenizer(texts[order[i]], padding="max_length", truncation=True, max_length=PAD_TO,
-                                return_tensors="pt")
+            encoded = tokenizer(
+                texts[order[i]], padding="max_length", truncation=True, max_length=PAD_TO, return_tensors="pt"
+            )
             item = {k: v.squeeze(0) for k, v in encoded.items()}
             item["labels"] = torch.tensor(labels[order[i]])
             return item
@@ -185,11 +198,19 @@ def run_glue_default(model, tokenizer, texts, labels, order, batch_size, device,
 
     times = StepTimes()
     with tempfile.TemporaryDirectory() as out:
-        arguments = TrainingArguments(output_dir=out, per_device_train_batch_size=batch_size, learning_rate=lr,
-                                      max_steps=math.ceil(len(order) / batch_size), seed=seed, disable_tqdm=True,
-                                      use_cpu=device.type == "cpu", report_to=[])
-        trainer = Trainer(model=model, args=arguments, train_dataset=rows, data_collator=default_data_collator,
-                          callbacks=[times])
+        arguments = TrainingArguments(
+            output_dir=out,
+            per_device_train_batch_size=batch_size,
+            learning_rate=lr,
+            max_steps=math.ceil(len(order) / batch_size),
+            seed=seed,
+            disable_tqdm=True,
+            use_cpu=device.type == "cpu",
+            report_to=[],
+        )
+        trainer = Trainer(
+            model=model, args=arguments, train_dataset=rows, data_collator=default_data_collator, callbacks=[times]
+        )
         trainer.train()
     return times.times[-1] - times.times[0]
 
@@ -241,9 +262,13 @@ def run_trainer_best(model, tokenizer, ids, labels, order, batch_size, device, l
     import datasets
     from transformers import DataCollatorWithPadding, Trainer, TrainerCallback, TrainingArguments
 
-    rows = datasets.Dataset.from_dict({"input_ids": [ids[i].tolist() for i in order],
-                                       "labels": [int(labels[i]) for i in order],
-                                       "length": [len(ids[i]) for i in order]})
+    rows = datasets.Dataset.from_dict(
+        {
+            "input_ids": [ids[i].tolist() for i in order],
+            "labels": [int(labels[i]) for i in order],
+            "length": [len(ids[i]) for i in order],
+        }
+    )
 
     class StepTimes(TrainerCallback):
         def __init__(self):
@@ -255,14 +280,31 @@ def run_trainer_best(model, tokenizer, ids, labels, order, batch_size, device, l
 
     times = StepTimes()
     with tempfile.TemporaryDirectory() as out:
-        arguments = TrainingArguments(output_dir=out, per_device_train_batch_size=batch_size, learning_rate=lr,
-                                      max_steps=steps + 1, seed=seed, disable_tqdm=True, report_to=[],
-                                      use_cpu=device.type == "cpu", optim="adamw_torch_fused",
-                                      train_sampling_strategy="group_by_length", bf16=device.type == "cuda",
-                                      tf32=True if device.type == "cuda" else None, save_strategy="no",
-                                      logging_strategy="no", dataloader_pin_memory=device.type == "cuda")
-        trainer = Trainer(model=model, args=arguments, train_dataset=rows, processing_class=tokenizer,
-                          data_collator=DataCollatorWithPadding(tokenizer), callbacks=[times])
+        arguments = TrainingArguments(
+            output_dir=out,
+            per_device_train_batch_size=batch_size,
+            learning_rate=lr,
+            max_steps=steps + 1,
+            seed=seed,
+            disable_tqdm=True,
+            report_to=[],
+            use_cpu=device.type == "cpu",
+            optim="adamw_torch_fused",
+            train_sampling_strategy="group_by_length",
+            bf16=device.type == "cuda",
+            tf32=True if device.type == "cuda" else None,
+            save_strategy="no",
+            logging_strategy="no",
+            dataloader_pin_memory=device.type == "cuda",
+        )
+        trainer = Trainer(
+            model=model,
+            args=arguments,
+            train_dataset=rows,
+            processing_class=tokenizer,
+            data_collator=DataCollatorWithPadding(tokenizer),
+            callbacks=[times],
+        )
         trainer.train()
     return times.times[-1] - times.times[0]
 
@@ -331,7 +373,7 @@ def main(argv=None) -> dict:
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
-    from pipeline.training.loop import seed_everything, select_device
+    from pipeline.training.devices import seed_everything, select_device
     from pipeline.training.modeling import build_label_map, load_model, load_tokenizer
     from pipeline.training.tokenization import tokenize_split
 
@@ -343,8 +385,9 @@ def main(argv=None) -> dict:
     config = TrainingConfig(device=device.type)
     batch_size = args.batch_size or config.batch_size
     config = config.model_copy(update={"batch_size": batch_size})
-    pipeline_config = TrainingConfig.model_validate({**config.model_dump(), **dict(kv.split("=", 1) for kv in
-                                                                                  args.pipeline_set)})
+    pipeline_config = TrainingConfig.model_validate(
+        {**config.model_dump(), **dict(kv.split("=", 1) for kv in args.pipeline_set)}
+    )
     steps = args.steps
     if (steps + 1) * batch_size > args.samples:
         raise SystemExit(f"--samples {args.samples} is too few for {steps + 1} steps of {batch_size}")
@@ -366,15 +409,17 @@ def main(argv=None) -> dict:
     warmup_batch = next(b for b in full if not any(b is t for t in timed_batches))
     baseline_batches = [warmup_batch, *timed_batches]
     order = np.concatenate(baseline_batches)
-    random_batches = epoch_batches(lengths, batch_size, config.seed, 0, group_by_length=False)[:steps + 1]
+    random_batches = epoch_batches(lengths, batch_size, config.seed, 0, group_by_length=False)[: steps + 1]
 
     seed_everything(config.seed)
     template = load_model(args.model, label_map, ModelConfig()).cpu()
     n_matmul = matmul_params(template)
     timed_samples = sum(len(b) for b in timed_batches)
     lr = config.learning_rate
-    log(f"device {device}, {torch.get_num_threads()} threads, {len(frame)} rows, batch {batch_size}, "
-        f"{steps} timed steps ({timed_samples} samples) per variant; tokenized in {tokenize_seconds:.2f}s")
+    log(
+        f"device {device}, {torch.get_num_threads()} threads, {len(frame)} rows, batch {batch_size}, "
+        f"{steps} timed steps ({timed_samples} samples) per variant; tokenized in {tokenize_seconds:.2f}s"
+    )
 
     seconds: dict[str, list[float]] = {}
     peaks: dict[str, float | None] = {}
@@ -394,24 +439,36 @@ def main(argv=None) -> dict:
             record("seed_recipe", lambda m: run_seed_recipe(m, tokenizer, texts, labels, order, batch_size, device, lr))
         if "run_glue_default" not in skip:
             baseline_precision(device)
-            record("run_glue_default",
-                   lambda m: run_glue_default(m, tokenizer, texts, labels, order, batch_size, device, lr, config.seed))
+            record(
+                "run_glue_default",
+                lambda m: run_glue_default(m, tokenizer, texts, labels, order, batch_size, device, lr, config.seed),
+            )
         if "bare_dynamic" not in skip:
             baseline_precision(device)
-            record("bare_dynamic", lambda m: run_bare_dynamic(m, tokenized.input_ids, labels, baseline_batches, pad_id,
-                                                               device, lr))
+            record(
+                "bare_dynamic",
+                lambda m: run_bare_dynamic(m, tokenized.input_ids, labels, baseline_batches, pad_id, device, lr),
+            )
         record("pipeline", lambda m: run_pipeline(m, tokenized, pad_id, pipeline_config, steps))
         if "bare_dynamic_random_order" not in skip:
             baseline_precision(device)
-            record("bare_dynamic_random_order", lambda m: run_bare_dynamic(m, tokenized.input_ids, labels,
-                                                                            random_batches, pad_id, device, lr))
+            record(
+                "bare_dynamic_random_order",
+                lambda m: run_bare_dynamic(m, tokenized.input_ids, labels, random_batches, pad_id, device, lr),
+            )
         if "trainer_best" not in skip:
             baseline_precision(device)
-            record("trainer_best", lambda m: run_trainer_best(m, tokenizer, tokenized.input_ids, labels, order,
-                                                               batch_size, device, lr, config.seed, steps))
+            record(
+                "trainer_best",
+                lambda m: run_trainer_best(
+                    m, tokenizer, tokenized.input_ids, labels, order, batch_size, device, lr, config.seed, steps
+                ),
+            )
         baseline_precision(device)
-        record("bare_fused", lambda m: run_bare_fused(m, tokenized.input_ids, labels, baseline_batches, pad_id, device,
-                                                      lr, config.bf16))
+        record(
+            "bare_fused",
+            lambda m: run_bare_fused(m, tokenized.input_ids, labels, baseline_batches, pad_id, device, lr, config.bf16),
+        )
 
     per_s = {name: timed_samples / statistics.median(values) for name, values in seconds.items()}
     real, computed = token_stats(lengths, timed_batches)
@@ -427,21 +484,35 @@ def main(argv=None) -> dict:
         return per_s["pipeline"] / per_s[name] if name in per_s else None
 
     result = {
-        "samples_per_s": {k: per_s.get(k) for k in ("seed_recipe", "run_glue_default", "bare_dynamic", "pipeline",
-                                                    "trainer_best", "bare_fused")},
-        "ratios": {"vs_seed_recipe": ratio("seed_recipe"), "vs_run_glue_default": ratio("run_glue_default"),
-                   "vs_bare_dynamic": ratio("bare_dynamic"), "vs_trainer_best": ratio("trainer_best"),
-                   "vs_bare_fused": ratio("bare_fused")},
+        "samples_per_s": {
+            k: per_s.get(k)
+            for k in ("seed_recipe", "run_glue_default", "bare_dynamic", "pipeline", "trainer_best", "bare_fused")
+        },
+        "ratios": {
+            "vs_seed_recipe": ratio("seed_recipe"),
+            "vs_run_glue_default": ratio("run_glue_default"),
+            "vs_bare_dynamic": ratio("bare_dynamic"),
+            "vs_trainer_best": ratio("trainer_best"),
+            "vs_bare_fused": ratio("bare_fused"),
+        },
         "real_token_share": real / computed,
         "matmul_gflops": matmul,
         "model_gflops": model_gflops,
         "details": {
-            "device": str(device), "device_name": torch.cuda.get_device_name() if device.type == "cuda" else None,
-            "threads": torch.get_num_threads(), "model": args.model, "matmul_params": n_matmul,
+            "device": str(device),
+            "device_name": torch.cuda.get_device_name() if device.type == "cuda" else None,
+            "threads": torch.get_num_threads(),
+            "model": args.model,
+            "matmul_params": n_matmul,
             "pipeline_overrides": args.pipeline_set,
-            "data": str(args.data), "mean_tokens": float(lengths.mean()), "samples": len(frame),
-            "batch_size": batch_size, "timed_steps": steps, "timed_samples": timed_samples,
-            "repeats": args.repeats, "seconds": seconds,
+            "data": str(args.data),
+            "mean_tokens": float(lengths.mean()),
+            "samples": len(frame),
+            "batch_size": batch_size,
+            "timed_steps": steps,
+            "timed_samples": timed_samples,
+            "repeats": args.repeats,
+            "seconds": seconds,
             "spread": {k: (max(v) - min(v)) / statistics.median(v) for k, v in seconds.items()},
             "tokenize_seconds": tokenize_seconds,
             "bare_dynamic_random_order_samples_per_s": per_s.get("bare_dynamic_random_order"),
@@ -453,9 +524,12 @@ def main(argv=None) -> dict:
             "model_flops_share_of_fp32_matmul": model_gflops / matmul,
             "bf16_matmul_gflops": bf16_matmul,
             "model_flops_share_of_bf16_matmul": model_gflops / bf16_matmul if bf16_matmul else None,
-            "model_flops_share_of_790_tflops_bf16": model_gflops / (H200_BF16_TFLOPS * 1e3) if device.type == "cuda" else None,
+            "model_flops_share_of_790_tflops_bf16": model_gflops / (H200_BF16_TFLOPS * 1e3)
+            if device.type == "cuda"
+            else None,
             "peak_gpu_memory_gb": peaks if device.type == "cuda" else None,
-            "torch": torch.__version__, "cpu_count": os.cpu_count(),
+            "torch": torch.__version__,
+            "cpu_count": os.cpu_count(),
         },
     }
     print_summary(result)
@@ -471,19 +545,26 @@ def print_summary(result: dict) -> None:
     per_s, ratios, details = result["samples_per_s"], result["ratios"], result["details"]
     lines = [f"{'variant':<28}{'samples/s':>12}"]
     lines += [f"{name:<28}{value:>12.1f}" for name, value in per_s.items() if value is not None]
-    if details['bare_dynamic_random_order_samples_per_s']:
+    if details["bare_dynamic_random_order_samples_per_s"]:
         lines.append(f"{'bare_dynamic_random_order':<28}{details['bare_dynamic_random_order_samples_per_s']:>12.1f}")
     lines.append("ratios: " + ", ".join(f"d/{k[3:]}={v:.2f}" for k, v in ratios.items() if v is not None))
-    lines.append(f"real-token share: pipeline {result['real_token_share']:.1%} (whole epoch "
-                 f"{details['epoch_real_token_share']:.1%}), random batches {details['random_order_real_token_share']:.1%}, "
-                 f"padded to 128 {details['padded_to_128_real_token_share']:.1%}")
-    lines.append(f"model {result['model_gflops']:.1f} GFLOP/s on real tokens = "
-                 f"{details['model_flops_share_of_fp32_matmul']:.1%} of the measured fp32 matmul rate "
-                 f"({result['matmul_gflops']:.1f} GFLOP/s)")
+    lines.append(
+        f"real-token share: pipeline {result['real_token_share']:.1%} (whole epoch "
+        f"{details['epoch_real_token_share']:.1%}), random batches {details['random_order_real_token_share']:.1%}, "
+        f"padded to 128 {details['padded_to_128_real_token_share']:.1%}"
+    )
+    lines.append(
+        f"model {result['model_gflops']:.1f} GFLOP/s on real tokens = "
+        f"{details['model_flops_share_of_fp32_matmul']:.1%} of the measured fp32 matmul rate "
+        f"({result['matmul_gflops']:.1f} GFLOP/s)"
+    )
     if details["bf16_matmul_gflops"]:
-        lines.append(f"bf16 matmul {details['bf16_matmul_gflops'] / 1e3:.0f} TFLOP/s; model = "
-                     f"{details['model_flops_share_of_790_tflops_bf16']:.2%} of 790 TFLOP/s bf16; "
-                     f"peak GPU memory (GB) {json.dumps({k: round(v, 2) for k, v in details['peak_gpu_memory_gb'].items() if v})}")
+        lines.append(
+            f"bf16 matmul {details['bf16_matmul_gflops'] / 1e3:.0f} TFLOP/s; model = "
+            f"{details['model_flops_share_of_790_tflops_bf16']:.2%} of 790 TFLOP/s bf16; "
+            "peak GPU memory (GB) "
+            f"{json.dumps({k: round(v, 2) for k, v in details['peak_gpu_memory_gb'].items() if v})}"
+        )
     print("\n".join(lines), flush=True)
 
 

@@ -28,8 +28,9 @@ from pipeline.config import PipelineConfig
 
 logger = logging.getLogger(__name__)
 
-TERMINAL = {f"prefect.flow-run.{state}"
-            for state in ("Completed", "Failed", "Cancelled", "Crashed", "Cancelling", "TimedOut")}
+TERMINAL = {
+    f"prefect.flow-run.{state}" for state in ("Completed", "Failed", "Cancelled", "Crashed", "Cancelling", "TimedOut")
+}
 NOTIFY_SUFFIX = ": notify on failure"
 FAILED_EVENTS = {"prefect.flow-run.Failed", "prefect.flow-run.Crashed", "prefect.flow-run.TimedOut"}
 
@@ -42,11 +43,20 @@ def webhook_block_name(model_name: str) -> str:
 def webhook_payload(model_name: str, event: str) -> str:
     """Jinja template of the JSON body the server posts: Slack-style ``text`` plus machine-readable fields
     (the same keys as the in-process notice)."""
-    text = (f"{{{{ flow.name }}}} run {{{{ flow_run.name }}}} of {model_name}: {event} "
-            "({{ flow_run.state.name }}) {{ flow_run|ui_url or '' }}")
-    fields = {"event": event, "flow": "{{ flow.name }}", "flow_run": "{{ flow_run.name }}",
-              "flow_run_id": "{{ flow_run.id }}", "state": "{{ flow_run.state.name }}", "model": model_name,
-              "url": "{{ flow_run|ui_url or '' }}", "source": "prefect-automation"}
+    text = (
+        f"{{{{ flow.name }}}} run {{{{ flow_run.name }}}} of {model_name}: {event} "
+        "({{ flow_run.state.name }}) {{ flow_run|ui_url or '' }}"
+    )
+    fields = {
+        "event": event,
+        "flow": "{{ flow.name }}",
+        "flow_run": "{{ flow_run.name }}",
+        "flow_run_id": "{{ flow_run.id }}",
+        "state": "{{ flow_run.state.name }}",
+        "model": model_name,
+        "url": "{{ flow_run|ui_url or '' }}",
+        "source": "prefect-automation",
+    }
     body = ", ".join(f"{json.dumps(k)}: {json.dumps(v)}" for k, v in fields.items())
     # The state message is free text: tojson quotes and escapes it. ``ui_url`` is empty when the server does
     # not know its UI address (PREFECT_UI_URL).
@@ -58,43 +68,93 @@ def notice_actions(webhook_id: UUID | None, notification_id: UUID | None, model_
     if webhook_id:
         actions.append(CallWebhook(block_document_id=webhook_id, payload=webhook_payload(model_name, event)))
     if notification_id:
-        actions.append(SendNotification(
-            block_document_id=notification_id, subject=f"[pipeline] {model_name}: {event}",
-            body=(f"{{{{ flow.name }}}} run {{{{ flow_run.name }}}} of {model_name}: {event} "
-                  "({{ flow_run.state.name }}: {{ flow_run.state.message }})\n{{ flow_run|ui_url or '' }}")))
+        actions.append(
+            SendNotification(
+                block_document_id=notification_id,
+                subject=f"[pipeline] {model_name}: {event}",
+                body=(
+                    f"{{{{ flow.name }}}} run {{{{ flow_run.name }}}} of {model_name}: {event} "
+                    "({{ flow_run.state.name }}: {{ flow_run.state.message }})\n{{ flow_run|ui_url or '' }}"
+                ),
+            )
+        )
     return actions
 
 
-def deployment_automations(deployment_name: str, deployment_id: UUID, timeout_seconds: int, heartbeat_seconds: int,
-                           model_name: str, webhook_id: UUID | None, notification_id: UUID | None) -> list[Automation]:
+def deployment_automations(
+    deployment_name: str,
+    deployment_id: UUID,
+    timeout_seconds: int,
+    heartbeat_seconds: int,
+    model_name: str,
+    webhook_id: UUID | None,
+    notification_id: UUID | None,
+) -> list[Automation]:
     """The three automations of one deployment (without notice actions when no channel is configured)."""
     runs = {"prefect.resource.id": "prefect.flow-run.*"}
     related = {"prefect.resource.id": f"prefect.deployment.{deployment_id}", "prefect.resource.role": "deployment"}
     built = []
     notices = notice_actions(webhook_id, notification_id, model_name, "failed")
     if notices:
-        built.append(Automation(
-            name=f"{deployment_name}{NOTIFY_SUFFIX}", description="Failed or crashed runs send a notice.",
-            trigger=EventTrigger(match=runs, match_related=related, expect=FAILED_EVENTS, posture=Posture.Reactive,
-                                 threshold=1, within=timedelta(0)),
-            actions=notices))
-    built.append(Automation(
-        name=f"{deployment_name}: deadline",
-        description=f"Cancel a run still running {timeout_seconds} s after it started, and say so.",
-        trigger=EventTrigger(match=runs, match_related=related, after={"prefect.flow-run.Running"}, expect=TERMINAL,
-                             for_each={"prefect.resource.id"}, posture=Posture.Proactive, threshold=1,
-                             within=timedelta(seconds=timeout_seconds)),
-        actions=[CancelFlowRun(), *notice_actions(webhook_id, notification_id, model_name,
-                                                  f"cancelled after its {timeout_seconds} s deadline")]))
-    built.append(Automation(
-        name=f"{deployment_name}: crash detection",
-        description="Mark a run Crashed when its heartbeats stop (its worker or pod was killed).",
-        trigger=EventTrigger(match=runs, match_related=related, after={"prefect.flow-run.heartbeat"},
-                             expect={"prefect.flow-run.heartbeat", *TERMINAL}, for_each={"prefect.resource.id"},
-                             posture=Posture.Proactive, threshold=1,
-                             within=timedelta(seconds=crash_after_seconds(heartbeat_seconds))),
-        actions=[ChangeFlowRunState(state=StateType.CRASHED, message="no heartbeat: the process running this flow "
-                                    "stopped (worker or pod killed)")]))
+        built.append(
+            Automation(
+                name=f"{deployment_name}{NOTIFY_SUFFIX}",
+                description="Failed or crashed runs send a notice.",
+                trigger=EventTrigger(
+                    match=runs,
+                    match_related=related,
+                    expect=FAILED_EVENTS,
+                    posture=Posture.Reactive,
+                    threshold=1,
+                    within=timedelta(0),
+                ),
+                actions=notices,
+            )
+        )
+    built.append(
+        Automation(
+            name=f"{deployment_name}: deadline",
+            description=f"Cancel a run still running {timeout_seconds} s after it started, and say so.",
+            trigger=EventTrigger(
+                match=runs,
+                match_related=related,
+                after={"prefect.flow-run.Running"},
+                expect=TERMINAL,
+                for_each={"prefect.resource.id"},
+                posture=Posture.Proactive,
+                threshold=1,
+                within=timedelta(seconds=timeout_seconds),
+            ),
+            actions=[
+                CancelFlowRun(),
+                *notice_actions(
+                    webhook_id, notification_id, model_name, f"cancelled after its {timeout_seconds} s deadline"
+                ),
+            ],
+        )
+    )
+    built.append(
+        Automation(
+            name=f"{deployment_name}: crash detection",
+            description="Mark a run Crashed when its heartbeats stop (its worker or pod was killed).",
+            trigger=EventTrigger(
+                match=runs,
+                match_related=related,
+                after={"prefect.flow-run.heartbeat"},
+                expect={"prefect.flow-run.heartbeat", *TERMINAL},
+                for_each={"prefect.resource.id"},
+                posture=Posture.Proactive,
+                threshold=1,
+                within=timedelta(seconds=crash_after_seconds(heartbeat_seconds)),
+            ),
+            actions=[
+                ChangeFlowRunState(
+                    state=StateType.CRASHED,
+                    message="no heartbeat: the process running this flow stopped (worker or pod killed)",
+                )
+            ],
+        )
+    )
     return built
 
 
@@ -151,13 +211,22 @@ def ensure_automations(client, config: PipelineConfig, deployments: dict[str, UU
     webhook_id = ensure_webhook_block(ops.webhook_url, model)
     notification_id = notification_block_id(client, ops.notification_block)
     if not (webhook_id or notification_id):
-        logger.warning("no failure notice channel configured (notifications.webhook_url or notifications.notification_block):"
-                       " failed runs only show in the Prefect UI")
+        logger.warning(
+            "no failure notice channel configured (notifications.webhook_url or notifications.notification_block):"
+            " failed runs only show in the Prefect UI"
+        )
     ids = {}
     for name, deployment_id in deployments.items():
         full_name = f"{model} {name}"
-        wanted = deployment_automations(full_name, deployment_id, deadline_of(config, name), ops.heartbeat_seconds,
-                                        model, webhook_id, notification_id)
+        wanted = deployment_automations(
+            full_name,
+            deployment_id,
+            deadline_of(config, name),
+            ops.heartbeat_seconds,
+            model,
+            webhook_id,
+            notification_id,
+        )
         for automation in wanted:
             ids[automation.name] = upsert_automation(automation)
         if not any(a.name.endswith(NOTIFY_SUFFIX) for a in wanted):  # the channel was removed from the configuration

@@ -32,15 +32,24 @@ logger = logging.getLogger(__name__)
 RETRAINING, TRAINING, INGESTION = "retraining", "training", "ingestion"
 BATCH_INFERENCE = "batch-inference"
 MODEL_LIMITED = (RETRAINING, TRAINING)
-ENTRYPOINTS = {RETRAINING: "pipeline.flows.retraining.retraining_flow", TRAINING: "pipeline.flows.retraining.manual_training_flow",
-               INGESTION: "pipeline.flows.ingestion.ingestion_flow",
-               BATCH_INFERENCE: "pipeline.flows.batch_inference.batch_inference_flow"}
+ENTRYPOINTS = {
+    RETRAINING: "pipeline.flows.retraining.retraining_flow",
+    TRAINING: "pipeline.flows.retraining.manual_training_flow",
+    INGESTION: "pipeline.flows.ingestion.ingestion_flow",
+    BATCH_INFERENCE: "pipeline.flows.batch_inference.batch_inference_flow",
+}
 
 
 # Titles of the run form's fields in the Prefect UI (the flows' docstrings give the descriptions).
-FORM_TITLES = {"data_paths": "Data files", "base_model": "Base model", "method": "Fine-tuning method",
-               "epochs": "Epochs", "learning_rate": "Learning rate", "promote": "Promote to champion",
-               "config": "Advanced settings"}
+FORM_TITLES = {
+    "data_paths": "Data files",
+    "base_model": "Base model",
+    "method": "Fine-tuning method",
+    "epochs": "Epochs",
+    "learning_rate": "Learning rate",
+    "promote": "Promote to champion",
+    "config": "Advanced settings",
+}
 
 
 def title_run_form(deployment: RunnerDeployment) -> RunnerDeployment:
@@ -54,8 +63,10 @@ def title_run_form(deployment: RunnerDeployment) -> RunnerDeployment:
 def form_defaults(deployment: RunnerDeployment, config: PipelineConfig) -> RunnerDeployment:
     """Pre-fill the run form's top-level fields with the configured values (not an empty "None")."""
     fields = deployment._parameter_openapi_schema.properties
-    deployment.parameters = {**{k: v for k, v in run_options_of(config).items() if k in fields},
-                             **deployment.parameters}
+    deployment.parameters = {
+        **{k: v for k, v in run_options_of(config).items() if k in fields},
+        **deployment.parameters,
+    }
     return deployment
 
 
@@ -71,8 +82,10 @@ def pinned_config(config: PipelineConfig) -> PipelineConfig:
 
 def data_arrived_trigger(workspace: Workspace) -> DeploymentEventTrigger:
     return DeploymentEventTrigger(
-        name="new data in this workspace", expect={DATA_ARRIVED},
-        match={"prefect.resource.id": f"{SNAPSHOT_RESOURCE_PREFIX}*", "pipeline.workspace": str(workspace.root)})
+        name="new data in this workspace",
+        expect={DATA_ARRIVED},
+        match={"prefect.resource.id": f"{SNAPSHOT_RESOURCE_PREFIX}*", "pipeline.workspace": str(workspace.root)},
+    )
 
 
 def deployment_parameters(config: PipelineConfig) -> dict:
@@ -94,22 +107,27 @@ def deployment_parameters(config: PipelineConfig) -> dict:
         from pipeline.secrets import redact_credentials
 
         if redact_credentials(tracking) != tracking:
-            raise ValueError("tracking.tracking_uri carries credentials; give them to MLflow through "
-                             "MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD instead of the URI")
+            raise ValueError(
+                "tracking.tracking_uri carries credentials; give them to MLflow through "
+                "MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD instead of the URI"
+            )
     return params
 
 
 def run_environment(config: PipelineConfig, workspace: Workspace) -> dict[str, str]:
     """Environment of a deployed run: its workspace, and heartbeats (a run whose heartbeats stop is marked
     Crashed by the crash-detection automation)."""
-    return {"PIPELINE_HOME": str(workspace.root),
-            "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": str(config.deployment.heartbeat_seconds)}
+    return {
+        "PIPELINE_HOME": str(workspace.root),
+        "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": str(config.deployment.heartbeat_seconds),
+    }
 
 
 def inbox_trigger(workspace: Workspace) -> DeploymentEventTrigger:
     """``pipeline.inbox.arrived`` for this workspace (any resource id): whatever drops files may emit it."""
-    return DeploymentEventTrigger(name="new files in the inbox", expect={INBOX_ARRIVED},
-                                  match={"pipeline.workspace": str(workspace.root)})
+    return DeploymentEventTrigger(
+        name="new files in the inbox", expect={INBOX_ARRIVED}, match={"pipeline.workspace": str(workspace.root)}
+    )
 
 
 def build_deployments(config: PipelineConfig) -> dict[str, RunnerDeployment]:
@@ -117,29 +135,49 @@ def build_deployments(config: PipelineConfig) -> dict[str, RunnerDeployment]:
     config = pinned_config(config)
     workspace = Workspace.resolve(config.workspace)
     ops = config.retraining
-    common = dict(parameters={"config": deployment_parameters(config)}, enforce_parameter_schema=True,
-                  job_variables={"env": run_environment(config, workspace)}, entrypoint_type=EntrypointType.MODULE_PATH,
-                  tags=["pipeline", f"model:{config.registry.model_name}"])
+    common = dict(
+        parameters={"config": deployment_parameters(config)},
+        enforce_parameter_schema=True,
+        job_variables={"env": run_environment(config, workspace)},
+        entrypoint_type=EntrypointType.MODULE_PATH,
+        tags=["pipeline", f"model:{config.registry.model_name}"],
+    )
     built = {
         RETRAINING: retraining_flow.to_deployment(
-            name=RETRAINING, schedules=[Cron(ops.schedule_cron, timezone=ops.timezone)],
+            name=RETRAINING,
+            schedules=[Cron(ops.schedule_cron, timezone=ops.timezone)],
             triggers=[data_arrived_trigger(workspace)] if ops.trigger_on_new_data else [],
-            description=f"Retrain {config.registry.model_name} when at least {ops.min_new_rows} new labeled rows arrived "
-                        f"(schedule '{ops.schedule_cron}' {ops.timezone}, and on event {DATA_ARRIVED}).", **common),
+            description=f"Retrain {config.registry.model_name} when at least {ops.min_new_rows} new labeled rows "
+            "arrived "
+            f"(schedule '{ops.schedule_cron}' {ops.timezone}, and on event {DATA_ARRIVED}).",
+            **common,
+        ),
         TRAINING: manual_training_flow.to_deployment(
-            name=TRAINING, description="Train, evaluate and register a model now, with the parameters of the form.",
-            **common),
+            name=TRAINING,
+            description="Train, evaluate and register a model now, with the parameters of the form.",
+            **common,
+        ),
         INGESTION: ingestion_flow.to_deployment(
-            name=INGESTION, description=f"Ingest new labeled files under the data contract; a new snapshot emits "
-                                        f"{DATA_ARRIVED}, which starts retraining.", **common),
+            name=INGESTION,
+            description=f"Ingest new labeled files under the data contract; a new snapshot emits "
+            f"{DATA_ARRIVED}, which starts retraining.",
+            **common,
+        ),
         BATCH_INFERENCE: batch_inference_flow.to_deployment(
             name=BATCH_INFERENCE,
-            schedules=[Cron(config.scoring.schedule_cron, timezone=ops.timezone)] if config.scoring.schedule_cron else [],
+            schedules=[Cron(config.scoring.schedule_cron, timezone=ops.timezone)]
+            if config.scoring.schedule_cron
+            else [],
             triggers=[inbox_trigger(workspace)] if config.scoring.trigger_on_inbox_event else [],
-            description=f"Score new files of the inbox with models:/{config.registry.model_name}@champion; drift past an "
-                        f"error threshold emits pipeline.drift.detected.", **common),
+            description=f"Score new files of the inbox with models:/{config.registry.model_name}@champion; drift "
+            "past an "
+            f"error threshold emits pipeline.drift.detected.",
+            **common,
+        ),
     }
     for name, deployment in built.items():
-        deployment.entrypoint = ENTRYPOINTS[name]  # the flow object itself: with_options copies keep the base's function
+        deployment.entrypoint = ENTRYPOINTS[
+            name
+        ]  # the flow object itself: with_options copies keep the base's function
         form_defaults(title_run_form(deployment), config)
     return built

@@ -36,17 +36,37 @@ def file_entrypoint(module_entrypoint: str) -> str:
 
 
 def deployment_entry(name: str, deployment, config: PipelineConfig) -> dict:
-    entry = {"name": name, "entrypoint": file_entrypoint(deployment.entrypoint),
-             "description": deployment.description, "tags": list(deployment.tags),
-             "work_pool": {"name": config.deployment.work_pool, "job_variables": {"env": {
-                 "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": deployment.job_variables["env"]["PREFECT_FLOWS_HEARTBEAT_FREQUENCY"]}}}}
+    entry = {
+        "name": name,
+        "entrypoint": file_entrypoint(deployment.entrypoint),
+        "description": deployment.description,
+        "tags": list(deployment.tags),
+        "work_pool": {
+            "name": config.deployment.work_pool,
+            "job_variables": {
+                "env": {
+                    "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": deployment.job_variables["env"][
+                        "PREFECT_FLOWS_HEARTBEAT_FREQUENCY"
+                    ]
+                }
+            },
+        },
+    }
     if deployment.schedules:
-        entry["schedules"] = [{"cron": s.schedule.cron, "timezone": s.schedule.timezone, "active": True}
-                              for s in deployment.schedules]
+        entry["schedules"] = [
+            {"cron": s.schedule.cron, "timezone": s.schedule.timezone, "active": True} for s in deployment.schedules
+        ]
     if deployment.triggers:
-        entry["triggers"] = [{"type": "event", "name": t.name, "enabled": True, "expect": sorted(t.expect),
-                              "match": {k: v for k, v in t.match.model_dump().items() if k == "prefect.resource.id"}}
-                             for t in deployment.triggers]
+        entry["triggers"] = [
+            {
+                "type": "event",
+                "name": t.name,
+                "enabled": True,
+                "expect": sorted(t.expect),
+                "match": {k: v for k, v in t.match.model_dump().items() if k == "prefect.resource.id"},
+            }
+            for t in deployment.triggers
+        ]
     if name in MODEL_LIMITED:
         entry["concurrency_limit"] = {"limit": 1, "collision_strategy": config.deployment.collision_strategy}
     entry["enforce_parameter_schema"] = deployment.enforce_parameter_schema

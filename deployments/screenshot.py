@@ -12,9 +12,17 @@ import shutil
 import tempfile
 from pathlib import Path
 
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--disable-dev-shm-usage"]
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+]
 
 
 def browser_available() -> bool:
@@ -30,8 +38,9 @@ def deployment_page(ui_url: str, deployment_id) -> str:
     return f"{ui_url.rstrip('/')}/deployments/deployment/{deployment_id}"
 
 
-def capture_page(url: str, out: Path, expect: list[str] = (), timeout: float = 90.0,
-                 size: tuple[int, int] = (1600, 1000)) -> dict:
+def capture_page(
+    url: str, out: Path, expect: list[str] = (), timeout: float = 90.0, size: tuple[int, int] = (1600, 1000)
+) -> dict:
     """Open ``url``, wait until every string of ``expect`` shows on the page, save a PNG to ``out``.
 
     Returns ``{"path", "title", "text"}`` (the page's visible text). Raises TimeoutError naming the missing

@@ -41,8 +41,10 @@ def check_server() -> str:
     """The API URL of a healthy Prefect server; raises ServeError naming what to do otherwise."""
     url = PREFECT_API_URL.value()
     if not url:
-        raise ServeError("no Prefect server configured: start one with `prefect server start` and set "
-                         "PREFECT_API_URL=http://127.0.0.1:4200/api (or pass --api-url)")
+        raise ServeError(
+            "no Prefect server configured: start one with `prefect server start` and set "
+            "PREFECT_API_URL=http://127.0.0.1:4200/api (or pass --api-url)"
+        )
     with get_client(sync_client=True) as client:
         problem = client.api_healthcheck()
     if problem is not None:
@@ -53,8 +55,11 @@ def check_server() -> str:
 def ensure_work_pool(client, name: str) -> bool:
     """Create the process work pool (with the process worker's job template) unless it exists; True if created."""
     try:
-        client.create_work_pool(WorkPoolCreate(name=name, type=ProcessWorker.type,
-                                               base_job_template=ProcessWorker.get_default_base_job_template()))
+        client.create_work_pool(
+            WorkPoolCreate(
+                name=name, type=ProcessWorker.type, base_job_template=ProcessWorker.get_default_base_job_template()
+            )
+        )
     except ObjectAlreadyExists:
         return False
     logger.info("created work pool %s", name)
@@ -108,8 +113,19 @@ def deploy_all(config: PipelineConfig) -> dict[str, UUID]:
 
 def worker_command(pool: str, worker_name: str | None = None) -> list[str]:
     name = worker_name or f"pipeline-{socket.gethostname()}"
-    return [sys.executable, "-m", "prefect", "worker", "start", "--pool", pool, "--type", ProcessWorker.type,
-            "--name", name]
+    return [
+        sys.executable,
+        "-m",
+        "prefect",
+        "worker",
+        "start",
+        "--pool",
+        pool,
+        "--type",
+        ProcessWorker.type,
+        "--name",
+        name,
+    ]
 
 
 def start_worker(config: PipelineConfig, worker_name: str | None = None) -> None:
@@ -126,8 +142,9 @@ def start_worker(config: PipelineConfig, worker_name: str | None = None) -> None
     os.execve(command[0], command, env)
 
 
-def serve(config: PipelineConfig, run_worker: bool = True, worker_name: str | None = None,
-          echo=print) -> dict[str, UUID]:
+def serve(
+    config: PipelineConfig, run_worker: bool = True, worker_name: str | None = None, echo=print
+) -> dict[str, UUID]:
     """Deploy everything, print where to look, then (unless ``run_worker`` is False) become the worker."""
     url = check_server()
     ids = deploy_all(config)

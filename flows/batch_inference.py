@@ -14,17 +14,25 @@ from pipeline.tasks.notifications import report_failure
 from pipeline.tasks.scoring import announce_drift, check_scoring_gate, load_scoring_model, record_scoring, score_inbox
 
 
-@flow(name="batch-inference", log_prints=True, validate_parameters=True,
-      on_failure=[report_failure], on_crashed=[report_failure])
-def batch_inference_flow(config: PipelineConfig = PipelineConfig(), model_uri: str | None = None,
-                         paths: list[str] | None = None) -> dict:
+@flow(
+    name="batch-inference",
+    log_prints=True,
+    validate_parameters=True,
+    on_failure=[report_failure],
+    on_crashed=[report_failure],
+)
+def batch_inference_flow(
+    config: PipelineConfig = PipelineConfig(), model_uri: str | None = None, paths: list[str] | None = None
+) -> dict:
     """Score every input not scored before with ``model_uri`` (default: the champion, resolved now)."""
     workspace = prepare_workspace(config)
     scoring = load_scoring_model(config, workspace, model_uri)
     outcome = score_inbox(config, workspace, scoring, paths)
     link = record_scoring(config, workspace, outcome) if outcome.files else None
     events = announce_drift(outcome, workspace) if outcome.drifted else []
-    print(f"{outcome.model_name} v{outcome.model_version}: {len(outcome.scored)} files, {outcome.rows} rows scored, "
-          f"{len(outcome.failed)} failed, {len(outcome.skipped)} skipped, {len(outcome.drifted)} drifted")
+    print(
+        f"{outcome.model_name} v{outcome.model_version}: {len(outcome.scored)} files, {outcome.rows} rows scored, "
+        f"{len(outcome.failed)} failed, {len(outcome.skipped)} skipped, {len(outcome.drifted)} drifted"
+    )
     check_scoring_gate(outcome)
     return {**outcome.to_dict(), "status": "completed", "model_link": link, "drift_events": events}

@@ -15,8 +15,14 @@ from pipeline.tasks.notifications import report_failure
 from pipeline.tasks.validation import check_data_gate
 
 
-@flow(name="ingestion", log_prints=True, validate_parameters=True,
-      on_failure=[report_failure], on_crashed=[report_failure], on_running=[forward_pipeline_logs])
+@flow(
+    name="ingestion",
+    log_prints=True,
+    validate_parameters=True,
+    on_failure=[report_failure],
+    on_crashed=[report_failure],
+    on_running=[forward_pipeline_logs],
+)
 def ingestion_flow(data_paths: list[str] | None = None, config: PipelineConfig = PipelineConfig()) -> dict:
     """Ingest the landing zone (or ``data.paths``); fails, after committing the good files, when one was quarantined.
 
@@ -30,5 +36,10 @@ def ingestion_flow(data_paths: list[str] | None = None, config: PipelineConfig =
     event_id = announce_new_data(outcome, workspace) if outcome.snapshot_changed else None
     if outcome.quarantined:
         check_data_gate(config, workspace, outcome)
-    return {"snapshot_id": outcome.snapshot_id, "snapshot_changed": outcome.snapshot_changed,
-            "new_files": outcome.new_files, "rows_added": outcome.rows_added, "event_id": event_id}
+    return {
+        "snapshot_id": outcome.snapshot_id,
+        "snapshot_changed": outcome.snapshot_changed,
+        "new_files": outcome.new_files,
+        "rows_added": outcome.rows_added,
+        "event_id": event_id,
+    }

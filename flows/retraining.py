@@ -20,8 +20,14 @@ from pipeline.tasks.ops import check_new_data
 manual_training_flow = training_flow.with_options(on_failure=[report_failure], on_crashed=[report_failure])
 
 
-@flow(name="retraining", log_prints=True, validate_parameters=True,
-      on_failure=[report_failure], on_crashed=[report_failure], on_running=[forward_pipeline_logs])
+@flow(
+    name="retraining",
+    log_prints=True,
+    validate_parameters=True,
+    on_failure=[report_failure],
+    on_crashed=[report_failure],
+    on_running=[forward_pipeline_logs],
+)
 def retraining_flow(config: PipelineConfig = PipelineConfig()):
     """Retrain when at least ``retraining.min_new_rows`` new rows arrived; otherwise finish at once ("no new data").
 
@@ -38,7 +44,9 @@ def retraining_flow(config: PipelineConfig = PipelineConfig()):
             print(check.reason)
             return Completed(message=check.reason, data={"status": "skipped", **check.to_dict()})
         result = training_flow(config=config)
-    message = (f"registered {result['model_name']} version {result['model_version']} "
-               f"{result['aliases']} on snapshot {result['snapshot_id']} ({check.reason})")
+    message = (
+        f"registered {result['model_name']} version {result['model_version']} "
+        f"{result['aliases']} on snapshot {result['snapshot_id']} ({check.reason})"
+    )
     print(message)
     return Completed(message=message, data={"status": "trained", **check.to_dict(), "training": result})

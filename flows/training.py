@@ -20,11 +20,15 @@ from pipeline.tasks.validation import check_data_gate
 
 
 @flow(name="training", log_prints=True, validate_parameters=True, on_running=[forward_pipeline_logs])
-def training_flow(data_paths: list[str] | None = None, base_model: str | None = None,
-                  method: Literal["full", "lora"] | None = None,
-                  epochs: Annotated[int | None, Field(ge=1, le=100)] = None,
-                  learning_rate: Annotated[float | None, Field(gt=0.0, le=1.0)] = None,
-                  promote: bool | None = None, config: PipelineConfig = PipelineConfig()) -> dict:
+def training_flow(
+    data_paths: list[str] | None = None,
+    base_model: str | None = None,
+    method: Literal["full", "lora"] | None = None,
+    epochs: Annotated[int | None, Field(ge=1, le=100)] = None,
+    learning_rate: Annotated[float | None, Field(gt=0.0, le=1.0)] = None,
+    promote: bool | None = None,
+    config: PipelineConfig = PipelineConfig(),
+) -> dict:
     """Train, evaluate and register a text classifier on the newest data snapshot.
 
     Args:
@@ -37,8 +41,15 @@ def training_flow(data_paths: list[str] | None = None, base_model: str | None = 
         config: Advanced settings: every other configuration key, with its default. None in a field above keeps
             the value set here.
     """
-    config = with_run_options(config, data_paths=data_paths, base_model=base_model, method=method, epochs=epochs,
-                              learning_rate=learning_rate, promote=promote)
+    config = with_run_options(
+        config,
+        data_paths=data_paths,
+        base_model=base_model,
+        method=method,
+        epochs=epochs,
+        learning_rate=learning_rate,
+        promote=promote,
+    )
     workspace = prepare_workspace(config)
     with one_run_per_model(config, workspace, what="training flow"):
         data = ingest_data(config, workspace)

@@ -22,8 +22,11 @@ def prepare_workspace(config: PipelineConfig) -> Workspace:
 def ingest_data(config: PipelineConfig, workspace: Workspace) -> DataOutcome:
     outcome = steps.ingest_and_validate(config, workspace)
     create_markdown_artifact(key="data-ingestion", markdown=data_markdown(outcome), description="Ingested files")
-    create_markdown_artifact(key="data-contract", markdown=contracts_markdown(outcome),
-                             description="Each expectation's result and observed value, per file")
+    create_markdown_artifact(
+        key="data-contract",
+        markdown=contracts_markdown(outcome),
+        description="Each expectation's result and observed value, per file",
+    )
     return outcome
 
 

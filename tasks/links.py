@@ -16,8 +16,11 @@ from pipeline.results import Registration, TrackingRun
 
 logger = logging.getLogger(__name__)
 
-LINK_TEXTS = {"mlflow_run": "MLflow run", "mlflow_logged_model": "MLflow logged model",
-              "mlflow_model_version": "MLflow registered version"}
+LINK_TEXTS = {
+    "mlflow_run": "MLflow run",
+    "mlflow_logged_model": "MLflow logged model",
+    "mlflow_model_version": "MLflow registered version",
+}
 
 
 def current_flow_run() -> tuple[str | None, str | None]:
@@ -33,8 +36,12 @@ def current_flow_run() -> tuple[str | None, str | None]:
 def publish_links(found: dict) -> None:
     """One link artifact per address (keys ``mlflow-run``, ``mlflow-logged-model``, ``mlflow-model-version``)."""
     for name, url in found.items():
-        create_link_artifact(url, link_text=LINK_TEXTS.get(name, name), key=name.replace("_", "-"),
-                             description=LINK_TEXTS.get(name, name))
+        create_link_artifact(
+            url,
+            link_text=LINK_TEXTS.get(name, name),
+            key=name.replace("_", "-"),
+            description=LINK_TEXTS.get(name, name),
+        )
 
 
 def link_tracking_run(config: PipelineConfig, tracking: TrackingRun) -> dict:
@@ -65,14 +72,19 @@ def link_runs(config: PipelineConfig, tracking: TrackingRun, registered: Registr
     """
     flow_run_id, flow_run_url = current_flow_run()
     base = links.mlflow_ui_url(config.tracking.ui_url, tracking.tracking_uri)
-    found = {"prefect_flow_run_id": flow_run_id, "prefect_flow_run": flow_run_url,
-             **links.mlflow_links(base, tracking.experiment_id, tracking.run_id)}
+    found = {
+        "prefect_flow_run_id": flow_run_id,
+        "prefect_flow_run": flow_run_url,
+        **links.mlflow_links(base, tracking.experiment_id, tracking.run_id),
+    }
     try:
         client = registry.client(tracking.tracking_uri)
-        links.tag_version(client, registered.model_name, registered.model_version,
-                          links.flow_run_tags(flow_run_id, flow_run_url))
-        made = links.mlflow_links(base, tracking.experiment_id, None, registered.model_id,
-                                  registered.model_name, registered.model_version)
+        links.tag_version(
+            client, registered.model_name, registered.model_version, links.flow_run_tags(flow_run_id, flow_run_url)
+        )
+        made = links.mlflow_links(
+            base, tracking.experiment_id, None, registered.model_id, registered.model_name, registered.model_version
+        )
         found.update(made)
         publish_links(made)
     except Exception as exc:

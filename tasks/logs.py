@@ -69,8 +69,11 @@ class ProgressReporter:
             return
         percent = min(100.0, 100.0 * done / total)
         finished = done >= total
-        if not finished and self.artifact_id is not None and (percent - self.published < 100 * self.every
-                             or time.monotonic() - self.last_time < self.min_interval_s):
+        if (
+            not finished
+            and self.artifact_id is not None
+            and (percent - self.published < 100 * self.every or time.monotonic() - self.last_time < self.min_interval_s)
+        ):
             return
         description = f"fine-tuning: {done}/{total} optimizer steps"
         try:

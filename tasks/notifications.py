@@ -65,8 +65,9 @@ def server_notifies(flow_run) -> bool:
             automations = client.read_automations()
     except Exception:  # the server is unreachable: notify from here
         return False
-    return any(a.enabled and a.name.endswith(NOTIFY_SUFFIX) and target in a.trigger.model_dump_json()
-               for a in automations)
+    return any(
+        a.enabled and a.name.endswith(NOTIFY_SUFFIX) and target in a.trigger.model_dump_json() for a in automations
+    )
 
 
 def report_failure(flow, flow_run, state) -> None:
@@ -76,9 +77,12 @@ def report_failure(flow, flow_run, state) -> None:
     url = run_url(flow_run.id)
     webhook = resolve_secret(config.notifications.webhook_url)
     try:
-        MarkdownArtifact(key="run-failure", description="Why the run failed", flow_run_id=flow_run.id,
-                         markdown=failure_markdown(flow.name, flow_run.name, state.name, reason, url,
-                                                   redact_url(webhook))).create()
+        MarkdownArtifact(
+            key="run-failure",
+            description="Why the run failed",
+            flow_run_id=flow_run.id,
+            markdown=failure_markdown(flow.name, flow_run.name, state.name, reason, url, redact_url(webhook)),
+        ).create()
     except Exception:
         logger.exception("could not publish the failure artifact of %s", flow_run.name)
     if not webhook:
@@ -86,8 +90,9 @@ def report_failure(flow, flow_run, state) -> None:
     if server_notifies(flow_run):
         logger.info("failure notice of %s left to the server's automation", flow_run.name)
         return
-    message = notify.failure_message(flow.name, flow_run.name, str(flow_run.id), state.name, reason,
-                                     config.registry.model_name, url)
+    message = notify.failure_message(
+        flow.name, flow_run.name, str(flow_run.id), state.name, reason, config.registry.model_name, url
+    )
     try:
         notify.post_json(webhook, message, config.notifications.webhook_timeout_seconds)
     except Exception as exc:  # NotificationError, or anything unforeseen: never hide the original failure

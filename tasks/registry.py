@@ -26,9 +26,18 @@ def fail_tracking(tracking: TrackingRun | None, reason: str) -> None:
 
 
 @task(name="register-model", retries=2, retry_delay_seconds=5)
-def register_model(config: PipelineConfig, workspace: Workspace, tracking: TrackingRun, trained: TrainedModel,
-                   evaluation: Evaluation, comparison: Comparison | None = None) -> Registration:
+def register_model(
+    config: PipelineConfig,
+    workspace: Workspace,
+    tracking: TrackingRun,
+    trained: TrainedModel,
+    evaluation: Evaluation,
+    comparison: Comparison | None = None,
+) -> Registration:
     registration = steps.register_model(config, workspace, tracking, trained, evaluation, comparison)
-    create_markdown_artifact(key="registration", markdown=registration_markdown(registration),
-                             description="Registered model version and its model card")
+    create_markdown_artifact(
+        key="registration",
+        markdown=registration_markdown(registration),
+        description="Registered model version and its model card",
+    )
     return registration

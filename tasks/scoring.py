@@ -39,8 +39,11 @@ def score_inbox(config: PipelineConfig, workspace: Workspace, scoring, paths: li
 @task(name="record-scoring", retries=2, retry_delay_seconds=5)
 def record_scoring(config: PipelineConfig, workspace: Workspace, outcome: ScoringOutcome) -> str | None:
     link = scoring_steps.record_scoring(config, workspace, outcome)
-    create_markdown_artifact(key="batch-inference", markdown=scoring_markdown(outcome, link),
-                             description="Rows scored, label mix, confidence and drift per file")
+    create_markdown_artifact(
+        key="batch-inference",
+        markdown=scoring_markdown(outcome, link),
+        description="Rows scored, label mix, confidence and drift per file",
+    )
     return link
 
 
@@ -49,13 +52,24 @@ def announce_drift(outcome: ScoringOutcome, workspace: Workspace) -> list[str]:
     """Emit ``pipeline.drift.detected`` for each file whose drift report has an error; returns the event ids."""
     ids = []
     for item in outcome.drifted:
-        event = emit_event(DRIFT_DETECTED, resource={
-            "prefect.resource.id": f"pipeline.model.{outcome.model_name}.{outcome.model_version}",
-            "prefect.resource.name": f"{outcome.model_name} version {outcome.model_version}",
-            "pipeline.model-name": outcome.model_name, "pipeline.model-version": outcome.model_version,
-            "pipeline.workspace": str(workspace.root)},
-            payload={"file": item.uri, "predictions": item.output, "rows": item.rows, "reason": item.drift["reason"],
-                     "observed": item.drift["observed"], "to_label": item.to_label})
+        event = emit_event(
+            DRIFT_DETECTED,
+            resource={
+                "prefect.resource.id": f"pipeline.model.{outcome.model_name}.{outcome.model_version}",
+                "prefect.resource.name": f"{outcome.model_name} version {outcome.model_version}",
+                "pipeline.model-name": outcome.model_name,
+                "pipeline.model-version": outcome.model_version,
+                "pipeline.workspace": str(workspace.root),
+            },
+            payload={
+                "file": item.uri,
+                "predictions": item.output,
+                "rows": item.rows,
+                "reason": item.drift["reason"],
+                "observed": item.drift["observed"],
+                "to_label": item.to_label,
+            },
+        )
         if event is not None:
             ids.append(str(event.id))
     return ids

@@ -19,8 +19,15 @@ def tokenize_data(config: PipelineConfig, workspace: Workspace, splits: Splits) 
 
 
 @task(name="fine-tune")
-def fine_tune(config: PipelineConfig, workspace: Workspace, tracking: TrackingRun, data: TokenizedData,
-              warm_start_dir: str | None = None) -> TrainedModel:
+def fine_tune(
+    config: PipelineConfig,
+    workspace: Workspace,
+    tracking: TrackingRun,
+    data: TokenizedData,
+    warm_start_dir: str | None = None,
+) -> TrainedModel:
     trained = steps.train_model(config, workspace, tracking, data, warm_start_dir, on_progress=ProgressReporter())
-    create_markdown_artifact(key="fine-tuning", markdown=training_markdown(trained), description="Training curve numbers")
+    create_markdown_artifact(
+        key="fine-tuning", markdown=training_markdown(trained), description="Training curve numbers"
+    )
     return trained

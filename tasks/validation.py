@@ -19,9 +19,11 @@ def check_data_gate(config: PipelineConfig, workspace: Workspace, data: DataOutc
     except Exception as exc:
         result = getattr(exc, "result", None)
         body = result.to_markdown("Data gate") if result is not None else ""
-        create_markdown_artifact(key="data-gate", markdown=f"# Data gate: FAILED\n\n{exc}\n\n{body}",
-                                 description="Why the run stopped")
+        create_markdown_artifact(
+            key="data-gate", markdown=f"# Data gate: FAILED\n\n{exc}\n\n{body}", description="Why the run stopped"
+        )
         raise
-    create_markdown_artifact(key="data-gate", markdown=result.to_markdown("Snapshot contract"),
-                             description="Data contract result")
+    create_markdown_artifact(
+        key="data-gate", markdown=result.to_markdown("Snapshot contract"), description="Data contract result"
+    )
     return result

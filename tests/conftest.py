@@ -15,7 +15,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.pop("MLFLOW_TRACKING_URI", None)
 
 FIXTURES = Path(__file__).parent / "fixtures"
-SHARED_DATA = Path(os.environ.get("PIPELINE_SHARED_DATA") or Path(__file__).resolve().parents[1].parent / "shared" / "data")
+SHARED_DATA = Path(
+    os.environ.get("PIPELINE_SHARED_DATA") or Path(__file__).resolve().parents[1].parent / "shared" / "data"
+)
 
 
 @pytest.fixture(scope="session")
@@ -27,8 +29,15 @@ def tiny_model_dir(tmp_path_factory) -> str:
 
     folder = tmp_path_factory.mktemp("tiny-bert")
     tokenizer = load_tokenizer("packaged:all-minilm-l6-v2")
-    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=256, num_labels=2)
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=256,
+        num_labels=2,
+    )
     BertForSequenceClassification(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return str(folder)
@@ -47,11 +56,18 @@ def tiny_config(workspace_dir, tiny_model_dir):
     """A fast configuration: tiny model, one short epoch, small batches."""
     from pipeline.config import load_config
 
-    return load_config(overrides=[
-        f"workspace={workspace_dir}", f"model.name_or_path={tiny_model_dir}", "model.max_length=64",
-        "training.epochs=1", "training.batch_size=16", "training.learning_rate=0.001",
-        "training.checkpoint_steps=1000", "registry.model_name=tiny-classifier",
-    ])
+    return load_config(
+        overrides=[
+            f"workspace={workspace_dir}",
+            f"model.name_or_path={tiny_model_dir}",
+            "model.max_length=64",
+            "training.epochs=1",
+            "training.batch_size=16",
+            "training.learning_rate=0.001",
+            "training.checkpoint_steps=1000",
+            "registry.model_name=tiny-classifier",
+        ]
+    )
 
 
 @pytest.fixture

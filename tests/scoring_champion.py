@@ -15,9 +15,12 @@ from pipeline.registry.steps import start_tracking
 from pipeline.training.steps import tokenize_splits, train_model
 from pipeline.workspace import prepare_workspace
 
-REVIEWS = [f"The film's {adjective} performances and {quality} cinematography make this a {verdict} piece of cinema."
-           for adjective in ("luminous", "wooden", "subtle", "overwrought", "tender")
-           for quality in ("breathtaking", "muddy", "restless") for verdict in ("haunting", "tedious", "dazzling")]
+REVIEWS = [
+    f"The film's {adjective} performances and {quality} cinematography make this a {verdict} piece of cinema."
+    for adjective in ("luminous", "wooden", "subtle", "overwrought", "tender")
+    for quality in ("breathtaking", "muddy", "restless")
+    for verdict in ("haunting", "tedious", "dazzling")
+]
 
 
 def train_champion(config, rows: int = 600) -> dict:
@@ -41,16 +44,31 @@ def train_champion(config, rows: int = 600) -> dict:
     scoring = load_model_folder(trained.model_dir, ModelRef(name, str(version.version), run_id, "local"))
     test = splits.test
     predicted = score_chunk(scoring, test["text"].tolist(), 64).predictions["label"]
-    return {"model_name": name, "model_version": str(version.version), "snapshot_id": snapshot_id,
-            "accuracy": float((predicted.to_numpy() == test["label"].to_numpy()).mean())}
+    return {
+        "model_name": name,
+        "model_version": str(version.version),
+        "snapshot_id": snapshot_id,
+        "accuracy": float((predicted.to_numpy() == test["label"].to_numpy()).mean()),
+    }
 
 
 def champion_config(root, tiny_model_dir: str):
     """Settings of the champion fixtures: tiny model, a few quick epochs, to-label and top-k on."""
     from pipeline.config import load_config
 
-    return load_config(overrides=[
-        f"workspace={root / 'ws'}", f"model.name_or_path={tiny_model_dir}", "model.max_length=64",
-        "training.epochs=6", "training.batch_size=16", "training.learning_rate=0.001", "training.checkpoint_steps=1000",
-        "registry.model_name=tiny-scorer", "validation.data_docs=false", "scoring.to_label_rows=5",
-        "scoring.top_k=2"], environ={})
+    return load_config(
+        overrides=[
+            f"workspace={root / 'ws'}",
+            f"model.name_or_path={tiny_model_dir}",
+            "model.max_length=64",
+            "training.epochs=6",
+            "training.batch_size=16",
+            "training.learning_rate=0.001",
+            "training.checkpoint_steps=1000",
+            "registry.model_name=tiny-scorer",
+            "validation.data_docs=false",
+            "scoring.to_label_rows=5",
+            "scoring.top_k=2",
+        ],
+        environ={},
+    )

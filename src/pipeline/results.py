@@ -98,7 +98,10 @@ class TrainedModel(_Result):
 
     def summary(self) -> dict[str, Any]:
         """The few numbers a caller prints."""
-        return {k: getattr(self, k) for k in ("steps", "samples_per_s", "train_seconds", "device", "best_epoch", "world_size")}
+        return {
+            k: getattr(self, k)
+            for k in ("steps", "samples_per_s", "train_seconds", "device", "best_epoch", "world_size")
+        }
 
 
 @dataclass(frozen=True)
@@ -145,13 +148,21 @@ class Registration(_Result):
     model_id: str | None = None
 
 
-def training_summary(data: DataOutcome, tracking: TrackingRun, trained: TrainedModel, evaluation: Evaluation,
-                     registration: Registration) -> dict[str, Any]:
+def training_summary(
+    data: DataOutcome, tracking: TrackingRun, trained: TrainedModel, evaluation: Evaluation, registration: Registration
+) -> dict[str, Any]:
     """What the training flow returns (and ``pipeline run --json`` prints)."""
-    return {"status": "completed", "run_id": tracking.run_id, "tracking_uri": tracking.tracking_uri,
-            "snapshot_id": data.snapshot_id, "new_files": data.new_files, **registration.to_dict(),
-            "metrics": evaluation.metrics, "resumed_from_step": trained.resumed_from_step,
-            "training": trained.summary()}
+    return {
+        "status": "completed",
+        "run_id": tracking.run_id,
+        "tracking_uri": tracking.tracking_uri,
+        "snapshot_id": data.snapshot_id,
+        "new_files": data.new_files,
+        **registration.to_dict(),
+        "metrics": evaluation.metrics,
+        "resumed_from_step": trained.resumed_from_step,
+        "training": trained.summary(),
+    }
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from filelock import FileLock, Timeout
@@ -86,7 +86,7 @@ def hold_run_lock(workspace: Workspace, model_name: str, wait_s: float = 0.0, wh
                     "pid": os.getpid(),
                     "host": socket.gethostname(),
                     "what": what,
-                    "since": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                    "since": datetime.now(UTC).isoformat(timespec="seconds"),
                 }
             ),
             encoding="utf-8",

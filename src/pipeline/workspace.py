@@ -97,8 +97,18 @@ class Workspace:
         return self.root / ".data.lock"
 
     def ensure(self) -> Workspace:
-        for path in (self.landing, self.quarantine, self.snapshots, self.ledger, self.cache,
-                     self.checkpoints, self.runs, self.reports, self.mlflow_dir / "artifacts", self.prefect_home):
+        for path in (
+            self.landing,
+            self.quarantine,
+            self.snapshots,
+            self.ledger,
+            self.cache,
+            self.checkpoints,
+            self.runs,
+            self.reports,
+            self.mlflow_dir / "artifacts",
+            self.prefect_home,
+        ):
             path.mkdir(parents=True, exist_ok=True)
         return self
 

@@ -31,8 +31,14 @@ from tests.chaos_driver import BOUNDARIES
 ROOT = Path(__file__).resolve().parents[2]
 INSIDE = ["after-checkpoint#2", "after-log-model", "after-register-version", "after-alias-intent", "before-end-run"]
 # The default run: one kill per kind of boundary (data, training, logging, registering, alias move).
-FAST = ["after-ingest", "after-checkpoint#2", "after-train", "after-log-model", "after-register-version",
-        "after-alias-intent"]
+FAST = [
+    "after-ingest",
+    "after-checkpoint#2",
+    "after-train",
+    "after-log-model",
+    "after-register-version",
+    "after-alias-intent",
+]
 SLOW = os.environ.get("PIPELINE_CHAOS") == "slow"
 NAME = "chaos-model"
 

@@ -78,5 +78,3 @@ def test_flow_scores_the_inbox_once_flags_another_domain_and_keeps_going_past_a_
     result = third.result()
     assert result["files"] == [] and len(result["skipped"]) == 2
     assert all("already scored by version 1" in s["reason"] for s in result["skipped"])
-
-

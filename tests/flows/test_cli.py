@@ -16,8 +16,14 @@ ROOT = Path(__file__).resolve().parents[2]
 def pipeline_cli(args, home, timeout=600):
     env = {**os.environ, "PIPELINE_HOME": str(home), "PYTHONPATH": f"{ROOT / 'src'}:{ROOT}"}
     env.pop("PREFECT_API_URL", None)
-    return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], capture_output=True, text=True, env=env,
-                          timeout=timeout, cwd=home.parent)
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+        cwd=home.parent,
+    )
 
 
 def test_bad_override_exits_2_with_reason(tmp_path):
@@ -31,14 +37,29 @@ def test_bad_override_exits_2_with_reason(tmp_path):
 def test_run_json_success_then_bad_data_failure(tmp_path, tiny_model_dir):
     home = tmp_path / "ws"
     write_demo_files(home / "landing", (1,), rows_per_batch=200)
-    common = ["--set", f"model.name_or_path={tiny_model_dir}", "--set", "training.max_steps=3",
-              "--set", "model.max_length=32", "--json"]
+    common = [
+        "--set",
+        f"model.name_or_path={tiny_model_dir}",
+        "--set",
+        "training.max_steps=3",
+        "--set",
+        "model.max_length=32",
+        "--json",
+    ]
     ok = pipeline_cli(["run", *common], home)
     assert ok.returncode == 0, ok.stderr[-2000:]
     payload = json.loads(ok.stdout.strip().splitlines()[-1])
     assert payload["status"] == "completed"
-    assert {"run_id", "tracking_uri", "snapshot_id", "model_name", "model_version", "aliases", "metrics",
-            "resumed_from_step"} <= set(payload)
+    assert {
+        "run_id",
+        "tracking_uri",
+        "snapshot_id",
+        "model_name",
+        "model_version",
+        "aliases",
+        "metrics",
+        "resumed_from_step",
+    } <= set(payload)
     assert payload["resumed_from_step"] is None
     assert payload["links"]["prefect_flow_run_id"]  # no MLflow UI configured: no MLflow addresses
     assert not {"mlflow_run", "mlflow_model_version"} & set(payload["links"])

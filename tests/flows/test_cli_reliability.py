@@ -86,8 +86,14 @@ def cli_with_own_prefect(args, home):
     env = {**os.environ, "PIPELINE_HOME": str(home), "PYTHONPATH": f"{ROOT / 'src'}:{ROOT}"}
     for key in ("PREFECT_API_URL", "PREFECT_HOME", "PREFECT_API_DATABASE_CONNECTION_URL"):
         env.pop(key, None)
-    return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], capture_output=True, text=True, env=env,
-                          timeout=900, cwd=home.parent)
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+        cwd=home.parent,
+    )
 
 
 def test_a_webhook_token_appears_nowhere_after_a_run(tmp_path, tiny_model_dir):

@@ -42,8 +42,9 @@ def test_training_run_shows_logs_progress_and_links_both_ways(tiny_config):
         logs = flow_run_logs(client, flow_run_id)
         artifacts = artifacts_of(client, flow_run_id)
     pipeline_lines = [log for log in logs if log.name.startswith("pipeline.")]
-    assert any(log.name == "pipeline.training.loop" and "epoch 1" in log.message for log in pipeline_lines), \
-        [log.name for log in logs]
+    assert any(log.name == "pipeline.training.loop" and "epoch 1" in log.message for log in pipeline_lines), [
+        log.name for log in logs
+    ]
     sent = [(log.name, log.message, log.timestamp) for log in pipeline_lines]
     assert len(set(sent)) == len(sent), "a record was sent twice"
 
@@ -54,8 +55,11 @@ def test_training_run_shows_logs_progress_and_links_both_ways(tiny_config):
     assert links["mlflow_run"] == f"{MLFLOW_UI}/#/experiments/{experiment}/runs/{result['run_id']}"
     assert links["mlflow_model_version"] == f"{MLFLOW_UI}/#/models/tiny-classifier/versions/{result['model_version']}"
     assert links["mlflow_logged_model"].startswith(f"{MLFLOW_UI}/#/experiments/{experiment}/models/m-")
-    for key, url in (("mlflow-run", links["mlflow_run"]), ("mlflow-model-version", links["mlflow_model_version"]),
-                     ("mlflow-logged-model", links["mlflow_logged_model"])):
+    for key, url in (
+        ("mlflow-run", links["mlflow_run"]),
+        ("mlflow-model-version", links["mlflow_model_version"]),
+        ("mlflow-logged-model", links["mlflow_logged_model"]),
+    ):
         assert f"({url})" in artifacts[key].data  # a link artifact is markdown: [text](url)
 
     # ...and back: the MLflow run and the registered version name the Prefect flow run.

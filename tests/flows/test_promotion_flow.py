@@ -14,8 +14,10 @@ from pipeline.workspace import Workspace
 
 def artifact_text(flow_run_id, key: str) -> str:
     with get_client(sync_client=True) as client:
-        found = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])),
-                                      flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+        found = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])),
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])),
+        )
     assert len(found) == 1, key
     return found[0].data
 
@@ -53,8 +55,11 @@ def test_first_champion_auto_promotion_and_a_failed_gate(tiny_config):
 
     history = read_history(client, name)
     assert [(e["alias"], e["from"], e["to"], e["action"]) for e in history] == [
-        ("challenger", None, "1", "gate"), ("champion", None, "1", "first-champion"),
-        ("challenger", "1", "2", "gate"), ("champion", "1", "2", "auto-promote")]
+        ("challenger", None, "1", "gate"),
+        ("champion", None, "1", "first-champion"),
+        ("challenger", "1", "2", "gate"),
+        ("champion", "1", "2", "auto-promote"),
+    ]
     assert all(e["actor"].startswith("pipeline run ") for e in history)
     comparison = json.loads(failed.tags["comparison"])
     assert comparison["champion"]["version"] == "2", "the third run compared against the live champion"

@@ -7,7 +7,8 @@ import torch
 
 from pipeline.config import ModelConfig, TrainingConfig
 from pipeline.training.checkpoints import list_checkpoints
-from pipeline.training.loop import fine_tune, seed_everything
+from pipeline.training.devices import seed_everything
+from pipeline.training.loop import fine_tune
 from pipeline.training.modeling import build_label_map, load_model, load_tokenizer
 from pipeline.training.tokenization import tokenize_split
 
@@ -28,12 +29,31 @@ def tiny_data(tiny_model_dir):
 
 def train_cuda(tiny_model_dir, tiny_data, folder, resume_from=None, **overrides):
     tokenizer, label_map, train, validation = tiny_data
-    config = TrainingConfig(**{"epochs": 2, "batch_size": 16, "learning_rate": 1e-3, "checkpoint_steps": 4,
-                               "keep_checkpoints": 10, "early_stopping_patience": None, "device": "cuda", **overrides})
+    config = TrainingConfig(
+        **{
+            "epochs": 2,
+            "batch_size": 16,
+            "learning_rate": 1e-3,
+            "checkpoint_steps": 4,
+            "keep_checkpoints": 10,
+            "early_stopping_patience": None,
+            "device": "cuda",
+            **overrides,
+        }
+    )
     seed_everything(config.seed)
     model = load_model(tiny_model_dir, label_map, ModelConfig())
-    return fine_tune(model, train, validation, tokenizer.pad_token_id, config, folder, {"run": "cuda"},
-                     resume_from=resume_from, progress=False)
+    return fine_tune(
+        model,
+        train,
+        validation,
+        tokenizer.pad_token_id,
+        config,
+        folder,
+        {"run": "cuda"},
+        resume_from=resume_from,
+        progress=False,
+    )
 
 
 def test_cuda_bf16_training_learns_and_counts_every_example(tiny_model_dir, tiny_data, tmp_path):

@@ -29,8 +29,15 @@ def stack_env(prefect_home: Path, workspace: Path, api_url: str | None = None, *
     """Environment for the server and worker: this checkout's code first, offline defaults, fast polling."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "PIPELINE__", "MLFLOW_TRACKING"))}
     env.update(OFFLINE_DEFAULTS)
-    env.update({"PYTHONPATH": f"{REPO / 'src'}:{REPO}", "PREFECT_HOME": str(prefect_home),
-                "PIPELINE_HOME": str(workspace), "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"})
+    env.update(
+        {
+            "PYTHONPATH": f"{REPO / 'src'}:{REPO}",
+            "PREFECT_HOME": str(prefect_home),
+            "PIPELINE_HOME": str(workspace),
+            "HF_HUB_OFFLINE": "1",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
     if api_url:
         env["PREFECT_API_URL"] = api_url
     env.update(extra)
@@ -91,8 +98,15 @@ class PrefectStack:
         log = root / "prefect-server.log"
         server = subprocess.Popen(
             [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-            env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True, cwd=root)
-        stack = cls(api_url, f"http://127.0.0.1:{port}", server, log, stack_env(root / "prefect-home", workspace, api_url))
+            env=env,
+            stdout=log.open("w"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=root,
+        )
+        stack = cls(
+            api_url, f"http://127.0.0.1:{port}", server, log, stack_env(root / "prefect-home", workspace, api_url)
+        )
         try:
             wait_healthy(api_url, server, log)
         except BaseException:
@@ -106,10 +120,15 @@ class PrefectStack:
         It starts with SIGINT ignored, as a script's ``cmd &`` starts it: the worker must still stop on SIGTERM.
         """
         self.worker_log = root / "serve.log"
-        self.worker = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "deploy", *args],
-                                       env={**self.env, **extra_env}, stdout=self.worker_log.open("w"),
-                                       stderr=subprocess.STDOUT, start_new_session=True, cwd=root,
-                                       preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+        self.worker = subprocess.Popen(
+            [sys.executable, "-m", "pipeline.cli", "deploy", *args],
+            env={**self.env, **extra_env},
+            stdout=self.worker_log.open("w"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=root,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+        )
         return self.worker
 
     def wait_for_worker(self, client, pool: str, timeout: float = 180.0) -> None:
@@ -117,8 +136,9 @@ class PrefectStack:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.worker is not None and self.worker.poll() is not None:
-                raise RuntimeError(f"pipeline serve exited with {self.worker.returncode}:\n"
-                                   f"{self.worker_log.read_text()[-3000:]}")
+                raise RuntimeError(
+                    f"pipeline serve exited with {self.worker.returncode}:\n{self.worker_log.read_text()[-3000:]}"
+                )
             try:
                 if client.read_workers_for_work_pool(pool):
                     return

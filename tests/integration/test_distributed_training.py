@@ -102,8 +102,9 @@ def test_two_ranks_match_one_process_and_see_every_example_epochs_times(tmp_path
     import torch
     from transformers import AutoModelForSequenceClassification
 
+    from pipeline.training.devices import seed_everything
     from pipeline.training.distributed import launch_fine_tune
-    from pipeline.training.loop import fine_tune, seed_everything
+    from pipeline.training.loop import fine_tune
     from pipeline.training.modeling import load_model
 
     train, validation = toy_split(97, 1), toy_split(21, 2)  # 7-row batches: uneven shares (4 and 3), 6-row last

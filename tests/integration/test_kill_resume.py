@@ -25,19 +25,39 @@ pytestmark = pytest.mark.integration
 
 
 def pipeline_command(data: Path, workspace: Path, model_dir: str) -> list[str]:
-    settings = [f"workspace={workspace}", f"model.name_or_path={model_dir}", "model.max_length=64",
-                f"training.epochs={EPOCHS}", f"training.batch_size={BATCH}", "training.learning_rate=0.001",
-                "training.checkpoint_steps=5", "training.keep_checkpoints=2", "training.early_stopping_patience=null",
-                "registry.model_name=resume-classifier"]
-    return [sys.executable, "-m", "pipeline.cli", "run", "--data", str(data), "--json",
-            *[arg for item in settings for arg in ("--set", item)]]
+    settings = [
+        f"workspace={workspace}",
+        f"model.name_or_path={model_dir}",
+        "model.max_length=64",
+        f"training.epochs={EPOCHS}",
+        f"training.batch_size={BATCH}",
+        "training.learning_rate=0.001",
+        "training.checkpoint_steps=5",
+        "training.keep_checkpoints=2",
+        "training.early_stopping_patience=null",
+        "registry.model_name=resume-classifier",
+    ]
+    return [
+        sys.executable,
+        "-m",
+        "pipeline.cli",
+        "run",
+        "--data",
+        str(data),
+        "--json",
+        *[arg for item in settings for arg in ("--set", item)],
+    ]
 
 
 def environment(workspace: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("PIPELINE__", "MLFLOW_TRACKING_URI", "PREFECT_API_URL", "PREFECT_HOME"))}
-    env.update({"PYTHONPATH": f"{REPO / 'src'}{os.pathsep}{REPO}", "PIPELINE_HOME": str(workspace),
-                "PYTHONUNBUFFERED": "1"})
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("PIPELINE__", "MLFLOW_TRACKING_URI", "PREFECT_API_URL", "PREFECT_HOME"))
+    }
+    env.update(
+        {"PYTHONPATH": f"{REPO / 'src'}{os.pathsep}{REPO}", "PIPELINE_HOME": str(workspace), "PYTHONUNBUFFERED": "1"}
+    )
     return env
 
 
@@ -62,8 +82,9 @@ def test_sigkilled_run_resumes_and_sees_every_example_exactly_epochs_times(tmp_p
     workspace = tmp_path / "ws"
     command, env = pipeline_command(data, workspace, tiny_model_dir), environment(workspace)
     log = (tmp_path / "first.log").open("w")
-    first = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT,
-                             start_new_session=True)  # its own process group: the Prefect server dies with it
+    first = subprocess.Popen(
+        command, cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )  # its own process group: the Prefect server dies with it
     try:
         checkpoint = wait_for_checkpoint(first, workspace / "checkpoints")
     finally:

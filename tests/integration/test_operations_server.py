@@ -74,11 +74,21 @@ class Webhook:
 
 
 def overrides(model_dir: str, webhook: str, timeout_seconds: int = 1800, epochs: int = 1) -> list[str]:
-    return [f"model.name_or_path={model_dir}", "model.max_length=64", f"training.epochs={epochs}",
-            "training.batch_size=16", "training.learning_rate=0.001", "training.checkpoint_steps=100000",
-            f"registry.model_name={MODEL}", f"tracking.ui_url={MLFLOW_UI}", f"deployment.work_pool={POOL}",
-            f"retraining.schedule_cron={YEARLY}", f"notifications.webhook_url={webhook}",
-            f"deployment.heartbeat_seconds={HEARTBEAT}", f"deployment.training_timeout_seconds={timeout_seconds}"]
+    return [
+        f"model.name_or_path={model_dir}",
+        "model.max_length=64",
+        f"training.epochs={epochs}",
+        "training.batch_size=16",
+        "training.learning_rate=0.001",
+        "training.checkpoint_steps=100000",
+        f"registry.model_name={MODEL}",
+        f"tracking.ui_url={MLFLOW_UI}",
+        f"deployment.work_pool={POOL}",
+        f"retraining.schedule_cron={YEARLY}",
+        f"notifications.webhook_url={webhook}",
+        f"deployment.heartbeat_seconds={HEARTBEAT}",
+        f"deployment.training_timeout_seconds={timeout_seconds}",
+    ]
 
 
 def as_args(items: list[str]) -> list[str]:
@@ -95,13 +105,23 @@ def ops(tmp_path_factory, tiny_model_dir):
     webhook = Webhook()
     server = PrefectStack.start_server(root, workspace, PREFECT_SERVER_DEPLOYMENTS_CONCURRENCY_SLOT_WAIT_SECONDS="2")
     try:
-        server.start_serve(root, as_args(overrides(tiny_model_dir, webhook.url)), PREFECT_WORKER_QUERY_SECONDS="1",
-                           PREFECT_WORKER_PREFETCH_SECONDS="5")
+        server.start_serve(
+            root,
+            as_args(overrides(tiny_model_dir, webhook.url)),
+            PREFECT_WORKER_QUERY_SECONDS="1",
+            PREFECT_WORKER_PREFETCH_SECONDS="5",
+        )
         with temporary_settings({PREFECT_API_URL: server.api_url}), get_client(sync_client=True) as client:
             server.wait_for_worker(client, POOL)
             write_demo_files(Workspace(workspace).ensure().landing, (1,), rows_per_batch=150)
-            yield {"stack": server, "client": client, "workspace": Workspace(workspace), "root": root,
-                   "webhook": webhook, "model_dir": tiny_model_dir}
+            yield {
+                "stack": server,
+                "client": client,
+                "workspace": Workspace(workspace),
+                "root": root,
+                "webhook": webhook,
+                "model_dir": tiny_model_dir,
+            }
     finally:
         server.close()
         webhook.close()
@@ -109,8 +129,14 @@ def ops(tmp_path_factory, tiny_model_dir):
 
 def deploy_only(ops, items: list[str]) -> None:
     """``pipeline deploy --no-worker`` again (the worker started by the fixture keeps running)."""
-    done = subprocess.run([sys.executable, "-m", "pipeline.cli", "deploy", "--no-worker", *as_args(items)],
-                          env=ops["stack"].env, cwd=ops["root"], capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "deploy", "--no-worker", *as_args(items)],
+        env=ops["stack"].env,
+        cwd=ops["root"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
 
 
@@ -169,9 +195,11 @@ def test_deployment_command_makes_the_automations_once(ops):
 
     deploy_only(ops, overrides(ops["model_dir"], ops["webhook"].url))
     names = [a.name for a in ops["client"].read_automations() if a.name.startswith(f"{MODEL} ")]
-    assert sorted(names) == sorted(f"{MODEL} {deployment}: {kind}"
-                                   for deployment in ("retraining", "training", "ingestion")
-                                   for kind in ("notify on failure", "deadline", "crash detection"))
+    assert sorted(names) == sorted(
+        f"{MODEL} {deployment}: {kind}"
+        for deployment in ("retraining", "training", "ingestion")
+        for kind in ("notify on failure", "deadline", "crash detection")
+    )
     assert Automation.read(name=f"{MODEL} training: deadline").trigger.within.total_seconds() == 1800
 
 
@@ -209,8 +237,9 @@ def test_killed_worker_run_is_marked_crashed_and_notified_by_the_server(ops):
         except ProcessLookupError:
             pass
     stop(stack.worker)
-    notice = webhook.wait_for(lambda b: b.get("flow_run_id") == str(doomed.id) and b.get("state") == "Crashed",
-                              timeout=4 * HEARTBEAT + 120)
+    notice = webhook.wait_for(
+        lambda b: b.get("flow_run_id") == str(doomed.id) and b.get("state") == "Crashed", timeout=4 * HEARTBEAT + 120
+    )
     assert notice["event"] == "failed" and notice["model"] == MODEL and notice["flow_run"] == running.name
     assert notice["url"] in ("", f"{stack.ui_url}/runs/flow-run/{doomed.id}")  # the server's PREFECT_UI_URL
     assert client.read_flow_run(doomed.id).state.is_crashed()

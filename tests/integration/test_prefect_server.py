@@ -21,10 +21,17 @@ YEARLY = "30 4 1 1 *"  # a scheduled run must not fire in the middle of the test
 
 
 def tiny_overrides(model_dir: str, epochs: int = 1) -> list[str]:
-    return [f"model.name_or_path={model_dir}", "model.max_length=64", f"training.epochs={epochs}",
-            "training.batch_size=16", "training.learning_rate=0.001", "training.checkpoint_steps=1000",
-            f"registry.model_name={MODEL}", f"deployment.work_pool={POOL}",
-            f"retraining.schedule_cron={YEARLY}"]
+    return [
+        f"model.name_or_path={model_dir}",
+        "model.max_length=64",
+        f"training.epochs={epochs}",
+        "training.batch_size=16",
+        "training.learning_rate=0.001",
+        "training.checkpoint_steps=1000",
+        f"registry.model_name={MODEL}",
+        f"deployment.work_pool={POOL}",
+        f"retraining.schedule_cron={YEARLY}",
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +96,9 @@ def wait_for_new_run(client, deployment_id, since: float, known: set, timeout: f
 def child_flow_runs(client, parent) -> list:
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlowRunId
 
-    return client.read_flow_runs(flow_run_filter=FlowRunFilter(parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[parent.id])))
+    return client.read_flow_runs(
+        flow_run_filter=FlowRunFilter(parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[parent.id]))
+    )
 
 
 def test_deployments_train_retrain_skip_and_take_turns(stack, tiny_model_dir):
@@ -104,7 +113,9 @@ def test_deployments_train_retrain_skip_and_take_turns(stack, tiny_model_dir):
     assert training.entrypoint == "pipeline.flows.retraining.manual_training_flow"  # with failure notification
     form = training.parameter_openapi_schema["definitions"]["RetrainingConfig"]["properties"]["min_new_rows"]
     assert form["minimum"] == 1 and form["description"]
-    assert retraining.global_concurrency_limit.name == training.global_concurrency_limit.name == f"pipeline-model-{MODEL}"
+    assert (
+        retraining.global_concurrency_limit.name == training.global_concurrency_limit.name == f"pipeline-model-{MODEL}"
+    )
 
     # 1. A person starts `training` with their own parameters (two epochs) while retraining fires too:
     #    one waits for the model's slot, they never overlap, and the custom run registers a version.
@@ -158,14 +169,23 @@ def test_ui_shows_the_deployment_its_last_run_and_the_parameter_form(stack):
     deployment = client.read_deployment_by_name("retraining/retraining")
     runs = [r for r in client.read_flow_runs(deployment_filter=_deployment_filter(deployment.id)) if r.state.is_final()]
     last = max(runs, key=lambda r: r.end_time) if runs else run("retraining/retraining")
-    page = capture_page(deployment_page(stack["stack"].ui_url, deployment.id), shots / "retraining-deployment.png",
-                        expect=["retraining", last.name, "Concurrency Limit"])
+    page = capture_page(
+        deployment_page(stack["stack"].ui_url, deployment.id),
+        shots / "retraining-deployment.png",
+        expect=["retraining", last.name, "Concurrency Limit"],
+    )
     assert "retraining" in page["text"] and last.name in page["text"]
     training = client.read_deployment_by_name("training/training")
-    form = capture_page(deployment_page(stack["stack"].ui_url, training.id) + "/run", shots / "training-run-form.png",
-                        expect=["Parameters", "Data files", "Advanced settings"], size=(1600, 1400))
+    form = capture_page(
+        deployment_page(stack["stack"].ui_url, training.id) + "/run",
+        shots / "training-run-form.png",
+        expect=["Parameters", "Data files", "Advanced settings"],
+        size=(1600, 1400),
+    )
     text = form["text"]
-    order = [text.index(title) for title in ("Data files", "Base model", "Epochs", "Learning rate", "Advanced settings")]
+    order = [
+        text.index(title) for title in ("Data files", "Base model", "Epochs", "Learning rate", "Advanced settings")
+    ]
     assert order == sorted(order), "the common choices come first, the advanced section last"
     assert "Passes over the training split" in text, "each field carries its description"
     assert (shots / "retraining-deployment.png").stat().st_size > 20_000

@@ -42,8 +42,15 @@ def child_env(**extra) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PIPELINE__", "MLFLOW_"))}
     # `mlflow models serve` execs `uvicorn` from PATH: put this interpreter's scripts first, as an activated venv would.
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    env.update({"PYTHONPATH": f"{ROOT / 'src'}:{ROOT}", "MLFLOW_DISABLE_TELEMETRY": "true",
-                "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "DO_NOT_TRACK": "1", **extra})
+    env.update(
+        {
+            "PYTHONPATH": f"{ROOT / 'src'}:{ROOT}",
+            "MLFLOW_DISABLE_TELEMETRY": "true",
+            "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+            "DO_NOT_TRACK": "1",
+            **extra,
+        }
+    )
     return env
 
 
@@ -79,16 +86,35 @@ def serving(command: list[str], health_url: str, env: dict, log: Path, timeout_s
 @pytest.fixture
 def mlflow_server(tmp_path):
     port = free_port()
-    command = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-               "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
-               "--artifacts-destination", str(tmp_path / "server-artifacts")]
+    command = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "server",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--backend-store-uri",
+        f"sqlite:///{tmp_path / 'server.db'}",
+        "--artifacts-destination",
+        str(tmp_path / "server-artifacts"),
+    ]
     with serving(command, f"http://127.0.0.1:{port}/health", child_env(), tmp_path / "mlflow-server.log"):
         yield f"http://127.0.0.1:{port}"
 
 
 def pipeline_cli(*args: str, uri: str, actor: str = "ops@test") -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pipeline.cli", "models", *args, "--tracking-uri", uri],
-                          env=child_env(PIPELINE_ACTOR=actor), capture_output=True, text=True, timeout=300, cwd=ROOT)
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "models", *args, "--tracking-uri", uri],
+        env=child_env(PIPELINE_ACTOR=actor),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
 
 
 def train_and_register(config) -> dict:
@@ -106,16 +132,27 @@ def train_and_register(config) -> dict:
     return {**registered.to_dict(), "comparison": comparison.to_dict(), "test_rows": len(splits.test)}
 
 
-def test_gate_promotion_rollback_history_and_serving_against_a_real_server(mlflow_server, workspace_dir,
-                                                                           tiny_model_dir, tmp_path):
+def test_gate_promotion_rollback_history_and_serving_against_a_real_server(
+    mlflow_server, workspace_dir, tiny_model_dir, tmp_path
+):
     import mlflow
     from mlflow import MlflowClient
 
-    config = load_config(overrides=[
-        f"workspace={workspace_dir}", f"model.name_or_path={tiny_model_dir}", "model.max_length=64",
-        "training.epochs=1", "training.batch_size=16", "training.learning_rate=0.001",
-        f"registry.model_name={NAME}", f"tracking.tracking_uri={mlflow_server}",
-        "promotion.min_improvement=-1.0", "promotion.max_class_regression=1.0", "promotion.bootstrap_samples=200"])
+    config = load_config(
+        overrides=[
+            f"workspace={workspace_dir}",
+            f"model.name_or_path={tiny_model_dir}",
+            "model.max_length=64",
+            "training.epochs=1",
+            "training.batch_size=16",
+            "training.learning_rate=0.001",
+            f"registry.model_name={NAME}",
+            f"tracking.tracking_uri={mlflow_server}",
+            "promotion.min_improvement=-1.0",
+            "promotion.max_class_regression=1.0",
+            "promotion.bootstrap_samples=200",
+        ]
+    )
     landing = Workspace.resolve(config.workspace).ensure().landing
     write_demo_files(landing, (1,), rows_per_batch=300)
     first = train_and_register(config)
@@ -133,8 +170,19 @@ def test_gate_promotion_rollback_history_and_serving_against_a_real_server(mlflo
 
     client = MlflowClient(mlflow_server)
     version = client.get_model_version(NAME, "2")
-    for key in ("source_run", "snapshot_id", "snapshot_sha256", "manifest_sha256", "code_version", "base_model",
-                "label_map", "gate_outcome", "gate_reason", "delta_macro_f1", "comparison"):
+    for key in (
+        "source_run",
+        "snapshot_id",
+        "snapshot_sha256",
+        "manifest_sha256",
+        "code_version",
+        "base_model",
+        "label_map",
+        "gate_outcome",
+        "gate_reason",
+        "delta_macro_f1",
+        "comparison",
+    ):
         assert version.tags.get(key), key
     # MLflow 3: the test metrics live on the logged model (Logged Models page), not in version tags.
     assert not [key for key in version.tags if key.startswith("metric.")]
@@ -147,8 +195,11 @@ def test_gate_promotion_rollback_history_and_serving_against_a_real_server(mlflo
     assert run_files == {"registry/model_card.md", "registry/comparison.md", "registry/comparison.json"}
 
     # Model format: signature, input example, pinned requirements, no pickled copy of the weights.
-    local = Path(mlflow.artifacts.download_artifacts(f"models:/{NAME}/2", dst_path=str(tmp_path / "v2"),
-                                                     tracking_uri=mlflow_server))
+    local = Path(
+        mlflow.artifacts.download_artifacts(
+            f"models:/{NAME}/2", dst_path=str(tmp_path / "v2"), tracking_uri=mlflow_server
+        )
+    )
     mlmodel = (local / "MLmodel").read_text()
     assert "signature:" in mlmodel and '"name": "label"' in mlmodel and '"name": "score"' in mlmodel
     assert (local / "input_example.json").exists() and not list(local.rglob("*.pkl"))
@@ -159,16 +210,38 @@ def test_gate_promotion_rollback_history_and_serving_against_a_real_server(mlflo
 
     # Promote by hand through the CLI: a stale expectation is refused, a fresh one moves the alias.
     assert pipeline_cli("promote", NAME, "2", "--expect-current", "2", uri=mlflow_server).returncode == 3
-    moved = pipeline_cli("promote", NAME, "2", "--expect-current", "1", "--reason", "better on batch 2",
-                         "--json", uri=mlflow_server)
+    moved = pipeline_cli(
+        "promote", NAME, "2", "--expect-current", "1", "--reason", "better on batch 2", "--json", uri=mlflow_server
+    )
     assert moved.returncode == 0, moved.stderr
     assert json.loads(moved.stdout)["to"] == "2"
 
     # Two operators promoting different versions from the same view at once: exactly one wins.
-    racers = [subprocess.Popen([sys.executable, "-m", "pipeline.cli", "models", "promote", NAME, v, "--alias",
-                                "staging", "--expect-current", "none", "--tracking-uri", mlflow_server],
-                               env=child_env(PIPELINE_ACTOR=f"racer-{v}"), stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, cwd=ROOT) for v in ("1", "2")]
+    racers = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "pipeline.cli",
+                "models",
+                "promote",
+                NAME,
+                v,
+                "--alias",
+                "staging",
+                "--expect-current",
+                "none",
+                "--tracking-uri",
+                mlflow_server,
+            ],
+            env=child_env(PIPELINE_ACTOR=f"racer-{v}"),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+        )
+        for v in ("1", "2")
+    ]
     codes = sorted(p.wait(300) for p in racers)
     assert codes == [0, 3], [p.stderr.read() for p in racers]
 
@@ -180,8 +253,11 @@ def test_gate_promotion_rollback_history_and_serving_against_a_real_server(mlflo
     assert listed.returncode == 0 and "champion" in listed.stdout and "challenger" in listed.stdout
     history = json.loads(pipeline_cli("history", NAME, "--json", uri=mlflow_server).stdout)
     moves = [(e["alias"], e["from"], e["to"], e["action"]) for e in history["entries"]]
-    assert moves[:3] == [("challenger", None, "1", "gate"), ("champion", None, "1", "first-champion"),
-                         ("challenger", "1", "2", "gate")]
+    assert moves[:3] == [
+        ("challenger", None, "1", "gate"),
+        ("champion", None, "1", "first-champion"),
+        ("challenger", "1", "2", "gate"),
+    ]
     assert ("champion", "1", "2", "promote") in moves and moves[-1] == ("champion", "2", "1", "rollback")
     assert sum(1 for m in moves if m[0] == "staging") == 1
     assert history["entries"][-1]["actor"] == "ops@test" and history["entries"][-1]["reason"] == "v2 misroutes refunds"
@@ -194,12 +270,31 @@ def test_gate_promotion_rollback_history_and_serving_against_a_real_server(mlflo
     predictions = mlflow.pyfunc.load_model(f"models:/{NAME}@champion").predict(TEXTS)
     assert list(predictions.columns) == ["label", "score"] and len(predictions) == 3
     port = free_port()
-    command = [sys.executable, "-m", "mlflow", "models", "serve", "-m", f"models:/{NAME}@champion",
-               "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port), "-w", "1"]
-    with serving(command, f"http://127.0.0.1:{port}/ping", child_env(MLFLOW_TRACKING_URI=mlflow_server),
-                 tmp_path / "serve.log"):
-        answer = httpx.post(f"http://127.0.0.1:{port}/invocations", timeout=60,
-                            json={"dataframe_split": {"columns": ["text"], "data": [[t] for t in TEXTS]}})
+    command = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "models",
+        "serve",
+        "-m",
+        f"models:/{NAME}@champion",
+        "--env-manager",
+        "local",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(port),
+        "-w",
+        "1",
+    ]
+    with serving(
+        command, f"http://127.0.0.1:{port}/ping", child_env(MLFLOW_TRACKING_URI=mlflow_server), tmp_path / "serve.log"
+    ):
+        answer = httpx.post(
+            f"http://127.0.0.1:{port}/invocations",
+            timeout=60,
+            json={"dataframe_split": {"columns": ["text"], "data": [[t] for t in TEXTS]}},
+        )
         assert answer.status_code == 200, answer.text
         served = answer.json()["predictions"]
         assert [p["label"] for p in served] == predictions["label"].tolist()

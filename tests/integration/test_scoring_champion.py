@@ -61,8 +61,15 @@ def test_registered_loader_matches_the_registered_pyfunc(champion):
 def pipeline_cli(args, workspace: Path, stdin: str | None = None):
     env = {**os.environ, "PIPELINE_HOME": str(workspace), "PYTHONPATH": f"{ROOT / 'src'}:{ROOT}"}
     env.pop("PREFECT_API_URL", None)
-    return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], capture_output=True, text=True, env=env,
-                          input=stdin, timeout=600, cwd=workspace.parent)
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        input=stdin,
+        timeout=600,
+        cwd=workspace.parent,
+    )
 
 
 def test_predict_command_scores_a_file_and_standard_input(champion, tmp_path):
@@ -77,8 +84,11 @@ def test_predict_command_scores_a_file_and_standard_input(champion, tmp_path):
     assert payload["model_name"] == "tiny-scorer" and payload["output"] == str(tmp_path / "out.csv")
     assert len(pd.read_csv(tmp_path / "out.csv")) == 40
 
-    piped = pipeline_cli(["predict", "-", "--model", "models:/tiny-scorer/1", "--json", "--output",
-                          str(tmp_path / "stdin.parquet")], workspace, stdin="my parcel is late\n\nthe app crashes\n")
+    piped = pipeline_cli(
+        ["predict", "-", "--model", "models:/tiny-scorer/1", "--json", "--output", str(tmp_path / "stdin.parquet")],
+        workspace,
+        stdin="my parcel is late\n\nthe app crashes\n",
+    )
     assert piped.returncode == 0, piped.stderr[-2000:]
     assert json.loads(piped.stdout.strip().splitlines()[-1])["rows"] == 2
     assert pd.read_parquet(tmp_path / "stdin.parquet")["text"].tolist() == ["my parcel is late", "the app crashes"]

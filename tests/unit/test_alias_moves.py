@@ -61,13 +61,18 @@ def test_compare_and_set_moves_only_from_the_expected_version(registry_uri):
     again = move_alias(client, NAME, "champion", 2, expect_current="1", actor="retried-task")
     assert again["unchanged"] and again["seq"] is None, "a retry that finds its target in place changes nothing"
     history = read_history(client, NAME)
-    assert [(e["from"], e["to"], e["reason"]) for e in history] == [(None, "1", "first"), ("1", "2", "better on refunds")]
+    assert [(e["from"], e["to"], e["reason"]) for e in history] == [
+        (None, "1", "first"),
+        ("1", "2", "better on refunds"),
+    ]
     assert not any(m.name.endswith(aliases.LOCK_SUFFIX) for m in client.search_registered_models()), "lease released"
 
 
 def test_two_runs_finishing_together_cannot_both_become_champion(registry_uri):
-    outcomes = race(registry_uri, [{"alias": "champion", "version": v, "expect_current": None, "actor": f"run-{v}"}
-                                   for v in (1, 2, 3)])
+    outcomes = race(
+        registry_uri,
+        [{"alias": "champion", "version": v, "expect_current": None, "actor": f"run-{v}"} for v in (1, 2, 3)],
+    )
     winners = [o for o in outcomes if isinstance(o, dict)]
     losers = [o for o in outcomes if isinstance(o, AliasMovedError)]
     assert len(winners) == 1 and len(losers) == 2
@@ -133,10 +138,11 @@ def test_a_move_made_in_the_ui_is_honoured_and_reported(registry_uri):
     client = new_client(registry_uri)
     move_alias(client, NAME, "champion", 1, expect_current=None, actor="ops")
     move_alias(client, NAME, "champion", 2, expect_current="1", actor="ops")
-    client.set_registered_model_alias(NAME, "champion", "4")        # by hand, bypassing the pipeline
+    client.set_registered_model_alias(NAME, "champion", "4")  # by hand, bypassing the pipeline
     history = read_history(client, NAME)
     assert aliases.untracked_moves(client, NAME, history) == [
-        "champion is version 4 but the last recorded move set version 2: changed outside the pipeline (e.g. the MLflow UI)"]
+        "champion is version 4 but the last recorded move set version 2: changed outside the pipeline (e.g. the MLflow UI)"
+    ]
     assert aliases.previous_champion(history, "4") == "2"
     entry = rollback_champion(client, NAME, actor="ops")
     assert (entry["from"], entry["to"]) == ("4", "2")
@@ -146,9 +152,14 @@ def test_champion_stack_replays_promotions_and_rollbacks():
     def entry(action, src, dst):
         return {"alias": "champion", "action": action, "from": src, "to": dst}
 
-    history = [entry("promote", None, "1"), entry("promote", "1", "2"), entry("promote", "2", "3"),
-               entry("rollback", "3", "2"), entry("promote", "2", "5"),
-               {"alias": "challenger", "action": "promote", "from": None, "to": "9"}]
+    history = [
+        entry("promote", None, "1"),
+        entry("promote", "1", "2"),
+        entry("promote", "2", "3"),
+        entry("rollback", "3", "2"),
+        entry("promote", "2", "5"),
+        {"alias": "challenger", "action": "promote", "from": None, "to": "9"},
+    ]
     assert aliases.champion_stack(history, "5") == ["1", "2", "5"]
     assert aliases.previous_champion(history, "5") == "2"
     assert aliases.previous_champion(history[:1], "1") is None

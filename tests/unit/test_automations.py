@@ -62,10 +62,12 @@ def test_a_notification_block_receives_the_notices_too():
 
 def test_webhook_payload_renders_to_json_even_with_quotes_in_the_reason():
     register_user_template_filters(all_filters)  # as the server's action service does
-    flow_run = SimpleNamespace(id="1234", name="brave-cat",
-                               state=SimpleNamespace(name="Crashed", message='killed: "SIGKILL"\nworker gone'))
-    rendered = render_user_template_sync(webhook_payload("intents", "failed"),
-                                         {"flow": SimpleNamespace(name="training"), "flow_run": flow_run})
+    flow_run = SimpleNamespace(
+        id="1234", name="brave-cat", state=SimpleNamespace(name="Crashed", message='killed: "SIGKILL"\nworker gone')
+    )
+    rendered = render_user_template_sync(
+        webhook_payload("intents", "failed"), {"flow": SimpleNamespace(name="training"), "flow_run": flow_run}
+    )
     body = json.loads(rendered)
     assert body["reason"] == 'killed: "SIGKILL"\nworker gone'
     assert body["state"] == "Crashed" and body["flow_run_id"] == "1234" and body["model"] == "intents"
@@ -74,8 +76,9 @@ def test_webhook_payload_renders_to_json_even_with_quotes_in_the_reason():
 
 
 def test_deadlines_come_from_the_configuration():
-    config = load_config(overrides=["deployment.training_timeout_seconds=120",
-                                    "deployment.ingestion_timeout_seconds=60"], environ={})
+    config = load_config(
+        overrides=["deployment.training_timeout_seconds=120", "deployment.ingestion_timeout_seconds=60"], environ={}
+    )
     assert deadline_of(config, "training") == deadline_of(config, "retraining") == 120
     assert deadline_of(config, "ingestion") == 60
     assert load_config(environ={}).deployment.training_timeout_seconds == 6 * 3600

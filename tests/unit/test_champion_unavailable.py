@@ -23,8 +23,14 @@ def setup(tmp_path, migrated_registry_db):
     client.set_registered_model_alias("m", "champion", "1")
     run = client.create_run(client.create_experiment("e"))
     np.save(tmp_path / "proba.npy", np.array([[0.9, 0.1], [0.2, 0.8]]))
-    evaluation = Evaluation(metrics={"accuracy": 1.0, "macro_f1": 1.0, "test_rows": 2}, per_class=[], slices=[],
-                            out_dir=str(tmp_path), probabilities=str(tmp_path / "proba.npy"), label_names=["a", "b"])
+    evaluation = Evaluation(
+        metrics={"accuracy": 1.0, "macro_f1": 1.0, "test_rows": 2},
+        per_class=[],
+        slices=[],
+        out_dir=str(tmp_path),
+        probabilities=str(tmp_path / "proba.npy"),
+        label_names=["a", "b"],
+    )
     config = load_config(overrides=["registry.model_name=m", "promotion.bootstrap_samples=100"])
     frame = pd.DataFrame({"text": ["x", "y"], "label": ["a", "b"]})
     tracking = TrackingRun(tracking_uri=uri, run_id=run.info.run_id, experiment_id=run.info.experiment_id)
@@ -44,8 +50,9 @@ def test_an_unreachable_store_fails_the_run_instead_of_the_gate(setup, monkeypat
 
 def test_a_broken_champion_model_still_only_fails_the_gate(setup, monkeypatch):
     config, tracking, frame, evaluation, workspace = setup
-    monkeypatch.setattr(scoring_model, "load_registered_model",
-                        lambda *args: (_ for _ in ()).throw(ValueError("bad weights")))
+    monkeypatch.setattr(
+        scoring_model, "load_registered_model", lambda *args: (_ for _ in ()).throw(ValueError("bad weights"))
+    )
     outcome = evaluation_steps.compare_with_champion(config, workspace, tracking, evaluation, frame)
     assert not outcome.gate["passed"] and "bad weights" in outcome.comparison["error"]
 

@@ -17,7 +17,9 @@ def run(workspace_dir):
 
     def invoke(*args):
         result = runner.invoke(app, ["data", *args])
-        payload = json.loads(result.stdout.strip().splitlines()[-1]) if "--json" in args and result.stdout.strip() else None
+        payload = (
+            json.loads(result.stdout.strip().splitlines()[-1]) if "--json" in args and result.stdout.strip() else None
+        )
         return result.exit_code, payload, result
 
     return invoke
@@ -53,8 +55,9 @@ def test_ingest_explicit_paths_and_bad_files(run, workspace_dir, tmp_path):
     shutil.copy(FIXTURES / "good.csv", tmp_path / "good.csv")
     shutil.copy(FIXTURES / "extra_fields.csv", tmp_path / "extra.csv")
     shutil.copy(FIXTURES / "bad_blank_and_missing_label.csv", tmp_path / "blank.csv")
-    code, out, _ = run("ingest", str(tmp_path / "good.csv"), str(tmp_path / "extra.csv"), str(tmp_path / "blank.csv"),
-                       "--json")
+    code, out, _ = run(
+        "ingest", str(tmp_path / "good.csv"), str(tmp_path / "extra.csv"), str(tmp_path / "blank.csv"), "--json"
+    )
     assert code == 1, "a quarantined file makes the command fail"
     assert out["new_files"] == [str(tmp_path / "good.csv")]
     rules = {item["uri"].rsplit("/", 1)[-1]: item for item in out["quarantined"]}
@@ -66,8 +69,9 @@ def test_ingest_explicit_paths_and_bad_files(run, workspace_dir, tmp_path):
 
 def test_conflicts_in_one_file_over_the_share_quarantine_it_with_the_rows_listed(run, workspace_dir, tmp_path):
     path = tmp_path / "a.csv"
-    pd.DataFrame({"text": [f"t{i}" for i in range(20)] + ["same", "SAME"],
-                  "label": ["a", "b"] * 10 + ["a", "b"]}).to_csv(path, index=False)
+    pd.DataFrame(
+        {"text": [f"t{i}" for i in range(20)] + ["same", "SAME"], "label": ["a", "b"] * 10 + ["a", "b"]}
+    ).to_csv(path, index=False)
     code, out, _ = run("ingest", str(path), "--json")
     assert code == 1 and out["new_files"] == [] and out["quarantined"][0]["rule"] == "conflicting_labels"
     report = json.loads(open(out["quarantined"][0]["report"].replace(".report.md", ".report.json")).read())
@@ -79,8 +83,9 @@ def test_conflicts_in_one_file_over_the_share_quarantine_it_with_the_rows_listed
 
 def test_conflicts_across_files_of_one_batch_quarantine_the_later_file(run, workspace_dir, tmp_path):
     for name, prefix, text, label in (("a.csv", "t", "same", "a"), ("b.csv", "u", "SAME", "b")):
-        pd.DataFrame({"text": [f"{prefix}{i}" for i in range(20)] + [text],
-                      "label": ["a", "b"] * 10 + [label]}).to_csv(tmp_path / name, index=False)
+        pd.DataFrame({"text": [f"{prefix}{i}" for i in range(20)] + [text], "label": ["a", "b"] * 10 + [label]}).to_csv(
+            tmp_path / name, index=False
+        )
     code, out, _ = run("ingest", str(tmp_path / "a.csv"), str(tmp_path / "b.csv"), "--json")
     assert code == 1 and out["new_files"] == [str(tmp_path / "a.csv")]
     [item] = out["quarantined"]
@@ -101,9 +106,17 @@ def test_busy_workspace_exits_with_code_3(run, workspace_dir):
     from pipeline.workspace import Workspace
 
     lock = Workspace(workspace_dir).ensure().lock_file
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from filelock import FileLock\n"
-                               "with FileLock(sys.argv[1]):\n    print('locked', flush=True); time.sleep(60)", str(lock)],
-                              stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from filelock import FileLock\n"
+            "with FileLock(sys.argv[1]):\n    print('locked', flush=True); time.sleep(60)",
+            str(lock),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "locked"
         shutil.copy(FIXTURES / "good.csv", workspace_dir / "landing" / "good.csv")

@@ -19,9 +19,16 @@ def registry(tmp_path, migrated_registry_db, monkeypatch):
     client = MlflowClient(uri, registry_uri=uri)
     client.create_registered_model(NAME)
     for passed in ("True", "True", "False"):
-        client.create_model_version(NAME, (tmp_path / "w").as_uri(), tags={
-            "gate_passed": passed, "gate_outcome": "challenger" if passed == "True" else "rejected",
-            "gate_reason": "failed: macro_f1 0.4 vs floor 0.5" if passed == "False" else "passed", "metric.macro_f1": "0.8"})
+        client.create_model_version(
+            NAME,
+            (tmp_path / "w").as_uri(),
+            tags={
+                "gate_passed": passed,
+                "gate_outcome": "challenger" if passed == "True" else "rejected",
+                "gate_reason": "failed: macro_f1 0.4 vs floor 0.5" if passed == "False" else "passed",
+                "metric.macro_f1": "0.8",
+            },
+        )
     return uri
 
 
@@ -36,8 +43,10 @@ def test_promote_rollback_history_and_list(registry):
     assert "version 2 -> version 1" in cli(registry, "rollback", NAME, "--reason", "oops").stdout
     history = json.loads(cli(registry, "history", NAME, "--json").stdout)["entries"]
     assert [(e["from"], e["to"], e["action"], e["actor"], e["reason"]) for e in history] == [
-        (None, "1", "promote", "ops@test", "first"), ("1", "2", "promote", "ops@test", "better"),
-        ("2", "1", "rollback", "ops@test", "oops")]
+        (None, "1", "promote", "ops@test", "first"),
+        ("1", "2", "promote", "ops@test", "better"),
+        ("2", "1", "rollback", "ops@test", "oops"),
+    ]
     listed = cli(registry, "list", NAME)
     assert listed.exit_code == 0
     rows = {line.split()[0]: line.split() for line in listed.stdout.splitlines()[1:]}

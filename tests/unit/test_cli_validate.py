@@ -34,8 +34,13 @@ def test_a_failing_file_exits_1_with_rule_observed_and_examples(tmp_path):
 
 
 def test_warnings_alone_exit_0(tmp_path):
-    result = invoke(CONTRACT / "text_not_blank.csv", "--set", "validation.severity={text_not_blank: warning}",
-                    "--json", home=tmp_path / "ws")
+    result = invoke(
+        CONTRACT / "text_not_blank.csv",
+        "--set",
+        "validation.severity={text_not_blank: warning}",
+        "--json",
+        home=tmp_path / "ws",
+    )
     assert result.exit_code == 0, result.output
     assert [w["rule"] for w in json.loads(result.stdout)["warnings"]] == ["text_not_blank"]
 

@@ -12,10 +12,11 @@ def test_defaults_are_valid_and_typed():
 def test_yaml_then_env_then_set_precedence(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("training:\n  epochs: 5\n  batch_size: 8\nregistry:\n  model_name: from-yaml\n")
-    config = load_config(path, ["training.epochs=2"], environ={"PIPELINE__TRAINING__BATCH_SIZE": "4",
-                                                               "PIPELINE__TRAINING__EPOCHS": "9"})
-    assert config.training.epochs == 2          # --set beats env
-    assert config.training.batch_size == 4      # env beats yaml
+    config = load_config(
+        path, ["training.epochs=2"], environ={"PIPELINE__TRAINING__BATCH_SIZE": "4", "PIPELINE__TRAINING__EPOCHS": "9"}
+    )
+    assert config.training.epochs == 2  # --set beats env
+    assert config.training.batch_size == 4  # env beats yaml
     assert config.registry.model_name == "from-yaml"
 
 
@@ -25,12 +26,15 @@ def test_list_and_null_values_parse():
     assert config.training.max_steps is None
 
 
-@pytest.mark.parametrize("override, fragment", [
-    ("training.epochs=0", "training.epochs"),
-    ("training.nope=1", "training.nope"),
-    ("model.method=qlora", "model.method"),
-    ("noequals", "section.key=value"),
-])
+@pytest.mark.parametrize(
+    "override, fragment",
+    [
+        ("training.epochs=0", "training.epochs"),
+        ("training.nope=1", "training.nope"),
+        ("model.method=qlora", "model.method"),
+        ("noequals", "section.key=value"),
+    ],
+)
 def test_bad_overrides_name_the_key(override, fragment):
     with pytest.raises(ConfigError, match=fragment.replace(".", r"\.")):
         load_config(overrides=[override], environ={})
@@ -55,9 +59,15 @@ def test_json_schema_has_descriptions_and_bounds():
 
 def test_moved_keys_are_read_from_their_old_place_with_a_warning():
     with pytest.warns(FutureWarning, match="registry.tracking_uri -> tracking.tracking_uri"):
-        config = load_config(overrides=["tracking.tracking_uri=sqlite:///x.db", "deployment.work_pool=gpu",
-                                        "notifications.webhook_url=https://hooks.example/x", "promotion.auto_promote=true"],
-                             environ={})
+        config = load_config(
+            overrides=[
+                "tracking.tracking_uri=sqlite:///x.db",
+                "deployment.work_pool=gpu",
+                "notifications.webhook_url=https://hooks.example/x",
+                "promotion.auto_promote=true",
+            ],
+            environ={},
+        )
     assert config.tracking.tracking_uri == "sqlite:///x.db" and config.deployment.work_pool == "gpu"
     assert config.notifications.webhook_url == "https://hooks.example/x" and config.promotion.auto_promote is True
 

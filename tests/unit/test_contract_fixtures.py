@@ -76,8 +76,11 @@ def test_each_check_has_a_failing_fixture(name, reference_workspace, tmp_path):
 def test_every_rule_of_the_default_suites_has_a_fixture():
     from pipeline.validation.contract import load_suite_dict
 
-    rules = {e["meta"]["rule"] for name in ("labeled_text", "labeled_text_snapshot")
-             for e in load_suite_dict(name)["expectations"]}
+    rules = {
+        e["meta"]["rule"]
+        for name in ("labeled_text", "labeled_text_snapshot")
+        for e in load_suite_dict(name)["expectations"]
+    }
     covered = set().union(*(rules for rules, _, _ in CASES.values()))
     # Column presence and value types cannot come from a file (the reader refuses a missing column and
     # reads every value as a string): tests/unit/test_validation.py covers them on data frames.

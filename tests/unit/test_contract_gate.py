@@ -98,7 +98,9 @@ def test_the_contract_report_is_logged_to_the_mlflow_run(landed):
     tracking = registry_steps.start_tracking(config, workspace, outcome.snapshot_id, run_name="contract-report")
     client = MlflowClient(tracking.tracking_uri)
     logged = {a.path for a in client.list_artifacts(tracking.run_id, "data_contract")}
-    assert logged == {f"data_contract/{name}" for name in ("more.csv.json", "more.csv.md", "snapshot.json", "snapshot.md")}
+    assert logged == {
+        f"data_contract/{name}" for name in ("more.csv.json", "more.csv.md", "snapshot.json", "snapshot.md")
+    }
     local = client.download_artifacts(tracking.run_id, "data_contract/more.csv.md", str(workspace.root / "dl"))
     assert "Data contract: more.csv: PASSED" in open(local, encoding="utf-8").read()
     registry_steps.fail_tracking(tracking, "test over")

@@ -16,16 +16,18 @@ def validate(path, root):
     return validation_steps.validate_file(config, Workspace.resolve(root), str(path))
 
 
-@pytest.mark.parametrize("name", ["sst2/train.tsv", "sst2/validation.tsv", "banking77/train.tsv",
-                                  "banking77/dev.tsv", "banking77/test.tsv"])
+@pytest.mark.parametrize(
+    "name", ["sst2/train.tsv", "sst2/validation.tsv", "banking77/train.tsv", "banking77/dev.tsv", "banking77/test.tsv"]
+)
 def test_real_files_pass_as_a_first_batch(name, shared_data, tmp_path):
     result = validate(shared_data / name, tmp_path / "ws")
     assert result.success, result.summary(name)
     assert not result.warnings
 
 
-@pytest.mark.parametrize("snapshot, batch", [("sst2/train.tsv", "sst2/validation.tsv"),
-                                             ("banking77/train.tsv", "banking77/test.tsv")])
+@pytest.mark.parametrize(
+    "snapshot, batch", [("sst2/train.tsv", "sst2/validation.tsv"), ("banking77/train.tsv", "banking77/test.tsv")]
+)
 def test_real_files_pass_against_a_snapshot_of_their_training_set(snapshot, batch, shared_data, tmp_path):
     root = tmp_path / "ws"
     config = load_config(overrides=[f"workspace={root}"])

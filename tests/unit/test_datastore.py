@@ -100,7 +100,9 @@ def test_conflicts_drop_policy_and_share_limit(tmp_path):
     strict = DataStore(Workspace(tmp_path / "strict"), DataConfig(max_conflict_share=0.001))
     write(strict.workspace.landing / "a.csv", rows)
     result = strict.ingest()  # the file is refused alone, with its report; it no longer raises for the batch
-    assert result.quarantined[0]["rule"] == "conflicting_labels" and "different label" in result.quarantined[0]["message"]
+    assert (
+        result.quarantined[0]["rule"] == "conflicting_labels" and "different label" in result.quarantined[0]["message"]
+    )
     assert strict.head() is None
 
 
@@ -128,7 +130,7 @@ def test_odd_file_names(store):
     assert result.rows_added == 2 and result.new_files[0].endswith("ünï cödé ..name.csv")
     (item,) = result.quarantined
     assert item["uri"].endswith("sub dir/bäd ..file.csv") and item["report"].endswith("bäd ..file.csv.report.md")
-    assert os.path.exists(item["report"][:-len(".report.md")])
+    assert os.path.exists(item["report"][: -len(".report.md")])
 
 
 def test_ledger_records_every_file_with_status(store):
@@ -235,7 +237,11 @@ def test_parsed_rows_are_staged_on_disk_not_in_memory(store):
     batch = store.stage()
     (staged,) = batch.files
     assert staged.path.exists() and staged.rows == 3
-    assert staged.frame["text"].tolist() == ["one", None, "three"] and staged.frame["label"].tolist() == ["x", "y", None]
+    assert staged.frame["text"].tolist() == ["one", None, "three"] and staged.frame["label"].tolist() == [
+        "x",
+        "y",
+        None,
+    ]
     store.commit(batch)
     assert not staged.path.exists()
 
@@ -243,8 +249,9 @@ def test_parsed_rows_are_staged_on_disk_not_in_memory(store):
 def test_busy_lock_gives_up_cleanly(tmp_path):
     config = DataConfig(lock_timeout_s=0.2)
     workspace = Workspace(tmp_path / "ws").ensure()
-    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(workspace.lock_file)], stdout=subprocess.PIPE,
-                              text=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(workspace.lock_file)], stdout=subprocess.PIPE, text=True
+    )
     try:
         assert holder.stdout.readline().strip() == "locked"
         with pytest.raises(DataStoreBusy, match="another ingest"):
@@ -289,8 +296,16 @@ def test_two_ingest_processes_at_once_share_the_ledger_safely(tmp_path):
         folders.append(folder)
     go = tmp_path / "go"
     env = {**os.environ, "PYTHONPATH": f"{REPO / 'src'}{os.pathsep}{REPO}"}
-    procs = [subprocess.Popen([sys.executable, "-c", INGEST, str(workspace.root), str(go), str(folder)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) for folder in folders]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", INGEST, str(workspace.root), str(go), str(folder)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for folder in folders
+    ]
     go.touch()
     outputs = [proc.communicate(timeout=120) for proc in procs]
     assert [proc.returncode for proc in procs] == [0, 0], [err for _, err in outputs]

@@ -78,7 +78,10 @@ def test_fail_tracking_never_replaces_the_original_error(monkeypatch):
     from pipeline.registry.steps import fail_tracking
 
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    fail_tracking(TrackingRun(tracking_uri=f"http://127.0.0.1:{closed_port()}", run_id="abc", experiment_id="0"), "ValueError: original")
+    fail_tracking(
+        TrackingRun(tracking_uri=f"http://127.0.0.1:{closed_port()}", run_id="abc", experiment_id="0"),
+        "ValueError: original",
+    )
 
 
 def test_run_with_an_unreachable_prefect_api_prints_one_json_document(tmp_path):

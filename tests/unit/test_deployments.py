@@ -20,8 +20,15 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_deployments_follow_the_configuration(tmp_path):
-    config = load_config(overrides=[f"workspace={tmp_path / 'ws'}", "retraining.schedule_cron=*/10 * * * *",
-                                    "retraining.timezone=Europe/Berlin", "training.epochs=7"], environ={})
+    config = load_config(
+        overrides=[
+            f"workspace={tmp_path / 'ws'}",
+            "retraining.schedule_cron=*/10 * * * *",
+            "retraining.timezone=Europe/Berlin",
+            "training.epochs=7",
+        ],
+        environ={},
+    )
     built = build_deployments(config)
     assert set(built) == {RETRAINING, TRAINING, INGESTION, BATCH_INFERENCE}
     retraining, training = built[RETRAINING], built[TRAINING]
@@ -55,7 +62,8 @@ def test_prefect_yaml_is_rendered_from_the_python_definitions():
     from pipeline.deployments.render import render_prefect_yaml
 
     assert (ROOT / "deployments" / "prefect.yaml").read_text() == render_prefect_yaml(), (
-        "run: python -m pipeline.deployments.render > deployments/prefect.yaml")
+        "run: python -m pipeline.deployments.render > deployments/prefect.yaml"
+    )
     declared = {d["name"]: d for d in yaml.safe_load(render_prefect_yaml())["deployments"]}
     config = load_config(environ={})
     assert set(declared) == set(build_deployments(config))
@@ -70,11 +78,23 @@ def test_prefect_yaml_is_rendered_from_the_python_definitions():
 
 
 def test_deployment_modules_import_without_torch():
-    code = ("import sys, pipeline.flows.retraining, pipeline.flows.ingestion, pipeline.flows.batch_inference, "
-            "pipeline.deployments.definitions; print('torch' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120,
-                         env={"PYTHONPATH": f"{ROOT / 'src'}:{ROOT}", "PATH": "/usr/bin:/bin", "HOME": str(ROOT),
-                              "PREFECT_SERVER_ANALYTICS_ENABLED": "false"})
+    code = (
+        "import sys, pipeline.flows.retraining, pipeline.flows.ingestion, pipeline.flows.batch_inference, "
+        "pipeline.deployments.definitions; print('torch' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        env={
+            "PYTHONPATH": f"{ROOT / 'src'}:{ROOT}",
+            "PATH": "/usr/bin:/bin",
+            "HOME": str(ROOT),
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        },
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
 
@@ -83,10 +103,24 @@ def test_run_form_puts_the_common_choices_first_with_titles_and_descriptions():
     training = build_deployments(load_config(environ={}))[TRAINING]
     schema = training._parameter_openapi_schema.model_dump()
     fields = sorted(schema["properties"].items(), key=lambda item: item[1]["position"])
-    assert [name for name, _ in fields] == ["data_paths", "base_model", "method", "epochs", "learning_rate", "promote",
-                                            "config"]
-    assert [prop["title"] for _, prop in fields] == ["Data files", "Base model", "Fine-tuning method", "Epochs",
-                                                     "Learning rate", "Promote to champion", "Advanced settings"]
+    assert [name for name, _ in fields] == [
+        "data_paths",
+        "base_model",
+        "method",
+        "epochs",
+        "learning_rate",
+        "promote",
+        "config",
+    ]
+    assert [prop["title"] for _, prop in fields] == [
+        "Data files",
+        "Base model",
+        "Fine-tuning method",
+        "Epochs",
+        "Learning rate",
+        "Promote to champion",
+        "Advanced settings",
+    ]
     assert all(prop.get("description") for _, prop in fields)
     assert schema["required"] == [] or not schema.get("required")
     epochs = schema["properties"]["epochs"]["anyOf"][0]

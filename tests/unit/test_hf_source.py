@@ -19,10 +19,12 @@ def _datasets_cache(tmp_path, monkeypatch):
 
 @pytest.fixture
 def saved_dataset(tmp_path):
-    features = datasets.Features({"sentence": datasets.Value("string"),
-                                  "sentiment": datasets.ClassLabel(names=["negative", "positive"])})
-    train = datasets.Dataset.from_dict({"sentence": ["good film", "bad film", "no label"], "sentiment": [1, 0, -1]},
-                                       features=features)
+    features = datasets.Features(
+        {"sentence": datasets.Value("string"), "sentiment": datasets.ClassLabel(names=["negative", "positive"])}
+    )
+    train = datasets.Dataset.from_dict(
+        {"sentence": ["good film", "bad film", "no label"], "sentiment": [1, 0, -1]}, features=features
+    )
     extra = datasets.Dataset.from_dict({"sentence": ["fine film"], "sentiment": [1]}, features=features)
     folder = tmp_path / "saved"
     datasets.DatasetDict({"train": train, "validation": extra}).save_to_disk(str(folder))
@@ -53,9 +55,11 @@ def test_folder_of_files_with_configs_through_the_datastore(tmp_path):
     (folder / "de").mkdir()
     (folder / "en" / "train.csv").write_text("text,label\nhello,greet\nbye,leave\n")
     (folder / "de" / "train.csv").write_text("text,label\nhallo,greet\ntschuess,leave\nservus,greet\n")
-    (folder / "README.md").write_text("---\nconfigs:\n- config_name: en\n  data_files:\n  - split: train\n"
-                                      "    path: en/*.csv\n- config_name: de\n  data_files:\n  - split: train\n"
-                                      "    path: de/*.csv\n---\n")
+    (folder / "README.md").write_text(
+        "---\nconfigs:\n- config_name: en\n  data_files:\n  - split: train\n"
+        "    path: en/*.csv\n- config_name: de\n  data_files:\n  - split: train\n"
+        "    path: de/*.csv\n---\n"
+    )
     store = DataStore(Workspace(tmp_path / "ws"), DataConfig())
     result = store.ingest([f"hf:{folder}:de"])
     assert result.new_files == [f"hf:{folder}:de"] and result.rows_added == 3

@@ -27,14 +27,17 @@ def test_multiline_quoted_fields_parse():
     assert frame["text"].tolist() == ["first line\nsecond line", "plain"]
 
 
-@pytest.mark.parametrize("name, rule", [
-    ("missing_label_column.csv", "missing_column"),
-    ("header_only.csv", "no_rows"),
-    ("empty.csv", "empty_file"),
-    ("extra_fields.csv", "malformed_rows"),
-    ("binary.csv", "binary_file"),
-    ("invalid_utf8.csv", "invalid_encoding"),
-])
+@pytest.mark.parametrize(
+    "name, rule",
+    [
+        ("missing_label_column.csv", "missing_column"),
+        ("header_only.csv", "no_rows"),
+        ("empty.csv", "empty_file"),
+        ("extra_fields.csv", "malformed_rows"),
+        ("binary.csv", "binary_file"),
+        ("invalid_utf8.csv", "invalid_encoding"),
+    ],
+)
 def test_bad_files_name_file_and_rule(name, rule):
     with pytest.raises(IngestionError) as info:
         read_labeled_file(str(FIXTURES / name), DataConfig())

@@ -15,8 +15,9 @@ import pytest
 import torch
 
 from pipeline.config import ModelConfig, TrainingConfig
+from pipeline.training.devices import seed_everything
 from pipeline.training.inference import predict_proba
-from pipeline.training.loop import fine_tune, seed_everything
+from pipeline.training.loop import fine_tune
 from pipeline.training.modeling import build_label_map, load_model, load_tokenizer
 from pipeline.training.tokenization import TokenizedSplit, tokenize_split
 
@@ -69,12 +70,22 @@ def train_and_measure(tiny_model_dir, synthetic, tmp_path, train_labels=None, po
     seed_everything(0)
     model = load_model(tiny_model_dir, label_map, ModelConfig(pooling=pooling))
     before = cross_entropy(model, train, tokenizer.pad_token_id)
-    config = TrainingConfig(epochs=4, batch_size=16, learning_rate=5e-3, head_learning_rate_factor=1,
-                            warmup_ratio=0.1, early_stopping_patience=None, checkpoint_steps=10_000)
+    config = TrainingConfig(
+        epochs=4,
+        batch_size=16,
+        learning_rate=5e-3,
+        head_learning_rate_factor=1,
+        warmup_ratio=0.1,
+        early_stopping_patience=None,
+        checkpoint_steps=10_000,
+    )
     result = fine_tune(model, train, None, tokenizer.pad_token_id, config, tmp_path / "ckpt", {}, progress=False)
     proba = predict_proba(result.model, test.input_ids, tokenizer.pad_token_id, 64, torch.device("cpu"))
-    return {"accuracy": float((proba.argmax(axis=1) == test.labels).mean()), "loss_before": before,
-            "loss_after": cross_entropy(result.model, train, tokenizer.pad_token_id)}
+    return {
+        "accuracy": float((proba.argmax(axis=1) == test.labels).mean()),
+        "loss_before": before,
+        "loss_after": cross_entropy(result.model, train, tokenizer.pad_token_id),
+    }
 
 
 def assert_learns(measured: dict) -> None:

@@ -33,12 +33,20 @@ def http_server():
 
 
 def test_failure_message_has_a_chat_line_and_the_details():
-    message = failure_message("retraining", "brave-fox", "1234", "Failed",
-                              "DataValidationError: bad.csv: [label_not_null]\nmore detail", "text-classifier",
-                              "http://127.0.0.1:4200/runs/flow-run/1234")
+    message = failure_message(
+        "retraining",
+        "brave-fox",
+        "1234",
+        "Failed",
+        "DataValidationError: bad.csv: [label_not_null]\nmore detail",
+        "text-classifier",
+        "http://127.0.0.1:4200/runs/flow-run/1234",
+    )
     assert message["event"] == "pipeline.run.failed"
-    assert message["text"] == ("Pipeline run retraining/brave-fox failed: DataValidationError: bad.csv: [label_not_null] "
-                               "<http://127.0.0.1:4200/runs/flow-run/1234>")
+    assert message["text"] == (
+        "Pipeline run retraining/brave-fox failed: DataValidationError: bad.csv: [label_not_null] "
+        "<http://127.0.0.1:4200/runs/flow-run/1234>"
+    )
     assert message["reason"].endswith("more detail") and message["model_name"] == "text-classifier"
     json.dumps(message)
 
@@ -116,8 +124,9 @@ def test_a_malformed_status_line_is_a_notification_error_without_the_secret():
 def test_redirects_are_not_followed(http_server):
     def redirect(connection):
         connection.recv(65536)
-        connection.sendall(f"HTTP/1.1 307 Temporary Redirect\r\nLocation: {http_server['url']}\r\n"
-                           "Content-Length: 0\r\n\r\n".encode())
+        connection.sendall(
+            f"HTTP/1.1 307 Temporary Redirect\r\nLocation: {http_server['url']}\r\nContent-Length: 0\r\n\r\n".encode()
+        )
         connection.close()
 
     url, close = _raw_server(redirect)

@@ -20,11 +20,14 @@ TEXTS = ["a short one", "a rather longer sentence with quite a few more words in
 
 def write_pooling(folder, path: str, **modes) -> None:
     (folder / path).mkdir(parents=True)
-    modules = [{"idx": 0, "path": "", "type": "sentence_transformers.models.Transformer"},
-               {"idx": 1, "path": path, "type": "sentence_transformers.models.Pooling"}]
+    modules = [
+        {"idx": 0, "path": "", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "path": path, "type": "sentence_transformers.models.Pooling"},
+    ]
     (folder / "modules.json").write_text(json.dumps(modules))
-    (folder / path / "config.json").write_text(json.dumps({"pooling_mode_cls_token": False,
-                                                           "pooling_mode_mean_tokens": False, **modes}))
+    (folder / path / "config.json").write_text(
+        json.dumps({"pooling_mode_cls_token": False, "pooling_mode_mean_tokens": False, **modes})
+    )
 
 
 def test_read_pooling_follows_the_sentence_transformers_config(tmp_path):

@@ -40,14 +40,23 @@ def test_vectorised_macro_f1_matches_sklearn_and_the_report_definition():
     assert ours.shape == (7,)
     for row in range(7):
         present = sorted(set(truth[row]) | set(pred[row]))
-        assert ours[row] == pytest.approx(f1_score(truth[row], pred[row], labels=present, average="macro", zero_division=0))
+        assert ours[row] == pytest.approx(
+            f1_score(truth[row], pred[row], labels=present, average="macro", zero_division=0)
+        )
         assert ours[row] == pytest.approx(classification_metrics(truth[row], pred[row], 5)["macro_f1"])
 
 
 def test_identical_predictions_give_a_zero_width_interval():
     truth, cand, _ = make_predictions(200, 0.8, 0.8)
-    result = paired_bootstrap(np.array([LABELS.index(x) for x in truth]), np.array([LABELS.index(x) for x in cand]),
-                              np.array([LABELS.index(x) for x in cand]), "macro_f1", 3, 500, 0.95)
+    result = paired_bootstrap(
+        np.array([LABELS.index(x) for x in truth]),
+        np.array([LABELS.index(x) for x in cand]),
+        np.array([LABELS.index(x) for x in cand]),
+        "macro_f1",
+        3,
+        500,
+        0.95,
+    )
     assert result["delta"] == result["low"] == result["high"] == 0.0
 
 
@@ -72,7 +81,7 @@ def test_mcnemar_exact_and_chi_square_known_values():
     assert exact["p_value"] == pytest.approx(stats.binomtest(10, 12, 0.5).pvalue) == pytest.approx(0.03857, abs=1e-4)
     cand = np.array([True] * 30 + [False] * 10)
     big = mcnemar_test(cand, ~cand)
-    assert big["statistic"] == pytest.approx(19 ** 2 / 40) and big["p_value"] == pytest.approx(0.002663, abs=1e-5)
+    assert big["statistic"] == pytest.approx(19**2 / 40) and big["p_value"] == pytest.approx(0.002663, abs=1e-5)
     assert mcnemar_test(cand, cand)["p_value"] == 1.0
 
 
@@ -115,8 +124,8 @@ def test_per_class_regression_fails_the_gate_and_names_the_class():
     truth = ["billing"] * 50 + ["shipping"] * 50 + ["technical"] * 50
     champ = list(truth)
     cand = ["billing"] * 50 + ["shipping"] * 50 + ["technical"] * 50
-    cand[100:115] = ["billing"] * 15          # technical gets worse
-    champ[0:20] = ["shipping"] * 20            # billing was bad, so the average still improves
+    cand[100:115] = ["billing"] * 15  # technical gets worse
+    champ[0:20] = ["shipping"] * 20  # billing was bad, so the average still improves
     comparison = compare_predictions(truth, cand, champ, config, label_names=LABELS)
     comparison["champion"] = {"version": "4"}
     assert comparison["bootstrap"]["delta"] > 0
@@ -146,7 +155,9 @@ def test_significance_is_required_only_when_configured():
 
 
 def test_a_champion_that_could_not_be_rescored_fails_the_gate():
-    decision = decide_promotion(policy(), {"macro_f1": 0.9}, {"error": "artifacts missing", "champion": {"version": "2"}})
+    decision = decide_promotion(
+        policy(), {"macro_f1": 0.9}, {"error": "artifacts missing", "champion": {"version": "2"}}
+    )
     assert not decision["passed"] and "could not be re-scored: artifacts missing" in decision["reason"]
 
 
@@ -155,9 +166,15 @@ def test_new_classes_are_reported_and_never_count_as_regressions():
     truth = ["billing", "shipping", "refunds", "refunds"] * 20
     cand = list(truth)
     champ = ["billing", "shipping", "billing", "shipping"] * 20
-    comparison = compare_predictions(truth, cand, champ, config, champion_confidence=np.full(80, 0.9),
-                                     label_names=["billing", "refunds", "shipping"],
-                                     champion_labels=["billing", "shipping"])
+    comparison = compare_predictions(
+        truth,
+        cand,
+        champ,
+        config,
+        champion_confidence=np.full(80, 0.9),
+        label_names=["billing", "refunds", "shipping"],
+        champion_labels=["billing", "shipping"],
+    )
     assert comparison["labels_unknown_to_champion"] == ["refunds"]
     refunds = next(r for r in comparison["per_class"] if r["label"] == "refunds")
     assert refunds["champion_f1"] == 0.0 and refunds["candidate_f1"] == 1.0 and not refunds["regressed"]

@@ -54,7 +54,9 @@ def test_ingested_rows_are_new_until_a_training_used_their_snapshot(workspace):
     write_demo_files(workspace.landing, (3,), rows_per_batch=25)
     store.ingest()
     since_first = measure_new_data(config, workspace, trained_snapshot=first)
-    assert since_first.untrained_rows == 25 and [p.split("/")[-1] for p in since_first.untrained_files] == ["demo_batch_3.tsv"]
+    assert since_first.untrained_rows == 25 and [p.split("/")[-1] for p in since_first.untrained_files] == [
+        "demo_batch_3.tsv"
+    ]
 
 
 def test_the_registry_tells_which_snapshot_was_trained_last(workspace):
@@ -76,12 +78,19 @@ def test_an_unreadable_pending_file_makes_the_run_train_to_report_it(workspace):
 
 def test_retraining_config_defaults_and_bounds():
     config = PipelineConfig()
-    assert (config.retraining.min_new_rows, config.retraining.schedule_cron, config.deployment.collision_strategy,
-            config.notifications.webhook_url) == (1, "0 * * * *", "ENQUEUE", None)
+    assert (
+        config.retraining.min_new_rows,
+        config.retraining.schedule_cron,
+        config.deployment.collision_strategy,
+        config.notifications.webhook_url,
+    ) == (1, "0 * * * *", "ENQUEUE", None)
     assert load_config(overrides=["retraining.schedule_cron=*/15 9-17 * * 1-5"], environ={}).retraining.schedule_cron
-    for bad, key in [("retraining.min_new_rows=0", "min_new_rows"), ("retraining.schedule_cron=hourly", "schedule_cron"),
-                     ("notifications.webhook_url=mailto:ops@example.com", "webhook_url"),
-                     ("deployment.collision_strategy=DROP", "collision_strategy")]:
+    for bad, key in [
+        ("retraining.min_new_rows=0", "min_new_rows"),
+        ("retraining.schedule_cron=hourly", "schedule_cron"),
+        ("notifications.webhook_url=mailto:ops@example.com", "webhook_url"),
+        ("deployment.collision_strategy=DROP", "collision_strategy"),
+    ]:
         with pytest.raises(ConfigError, match=key):
             load_config(overrides=[bad], environ={})
     schema = PipelineConfig.model_json_schema()["$defs"]["RetrainingConfig"]["properties"]

@@ -23,9 +23,11 @@ def test_mlflow_ui_address_comes_from_the_setting_or_an_http_tracking_server():
 
 def test_mlflow_links_point_at_the_mlflow_3_ui_pages():
     found = links.mlflow_links("http://ui", "7", "run1", "m-42", "team/intents", "3")
-    assert found == {"mlflow_run": "http://ui/#/experiments/7/runs/run1",
-                     "mlflow_logged_model": "http://ui/#/experiments/7/models/m-42",
-                     "mlflow_model_version": "http://ui/#/models/team%2Fintents/versions/3"}
+    assert found == {
+        "mlflow_run": "http://ui/#/experiments/7/runs/run1",
+        "mlflow_logged_model": "http://ui/#/experiments/7/models/m-42",
+        "mlflow_model_version": "http://ui/#/models/team%2Fintents/versions/3",
+    }
 
 
 def test_flow_run_tags_leave_out_what_is_unknown():
@@ -97,22 +99,40 @@ def test_run_log_handler_forwards_once_and_only_inside_runs(monkeypatch):
 
 
 def test_cli_prints_links_or_says_how_to_get_them():
-    result = {"run_id": "r1", "tracking_uri": "sqlite:////ws/mlflow.db",
-              "links": {"prefect_flow_run_id": "f1", "prefect_flow_run": "http://prefect/runs/flow-run/f1",
-                        "mlflow_model_version": "http://ui/#/models/m/versions/1"}}
-    assert link_lines(result) == ["Prefect flow run: http://prefect/runs/flow-run/f1",
-                                  "MLflow version: http://ui/#/models/m/versions/1",
-                                  "MLflow run: r1 in sqlite:////ws/mlflow.db "
-                                  "(set tracking.ui_url to the MLflow UI for links)"]
+    result = {
+        "run_id": "r1",
+        "tracking_uri": "sqlite:////ws/mlflow.db",
+        "links": {
+            "prefect_flow_run_id": "f1",
+            "prefect_flow_run": "http://prefect/runs/flow-run/f1",
+            "mlflow_model_version": "http://ui/#/models/m/versions/1",
+        },
+    }
+    assert link_lines(result) == [
+        "Prefect flow run: http://prefect/runs/flow-run/f1",
+        "MLflow version: http://ui/#/models/m/versions/1",
+        "MLflow run: r1 in sqlite:////ws/mlflow.db (set tracking.ui_url to the MLflow UI for links)",
+    ]
 
 
 @pytest.mark.parametrize("command", ["deploy", "serve"])
 def test_deploy_command_and_its_deprecated_alias(command, tmp_path):
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PYTHONPATH": f"{ROOT / 'src'}:{ROOT}",
-           "PIPELINE_HOME": str(tmp_path / "ws"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-           "PREFECT_HOME": str(tmp_path / "prefect")}
-    done = subprocess.run([sys.executable, "-m", "pipeline.cli", command, "--no-worker"], capture_output=True,
-                          text=True, env=env, timeout=180, cwd=tmp_path)
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "PYTHONPATH": f"{ROOT / 'src'}:{ROOT}",
+        "PIPELINE_HOME": str(tmp_path / "ws"),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_HOME": str(tmp_path / "prefect"),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", command, "--no-worker"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=180,
+        cwd=tmp_path,
+    )
     assert done.returncode == 1 and "no Prefect server configured" in done.stderr
     assert ("`pipeline serve` is deprecated" in done.stderr) == (command == "serve")
 
@@ -131,8 +151,16 @@ def test_a_failure_to_link_never_fails_the_run(monkeypatch):
     from pipeline.results import Registration, TrackingRun
 
     tracking = TrackingRun(tracking_uri="http://mlflow:5000", run_id="r1", experiment_id="1")
-    registered = Registration(model_name="m", model_version="1", model_uri="models:/m/1", aliases=[], gate={},
-                              promotion_note=None, model_card="", model_id="m-1")
+    registered = Registration(
+        model_name="m",
+        model_version="1",
+        model_uri="models:/m/1",
+        aliases=[],
+        gate={},
+        promotion_note=None,
+        model_card="",
+        model_id="m-1",
+    )
     warnings = Collect()
     link_tasks.logger.addHandler(warnings)
     try:

@@ -33,8 +33,12 @@ def test_unreadable_inputs_name_the_file_and_the_rule(tmp_path):
     (tmp_path / "no_text.csv").write_text("body\nhello\n")
     (tmp_path / "bad.jsonl").write_text('{"text": "ok"}\nnot json\n')
     (tmp_path / "notes.txt").write_text("hello\n")
-    cases = {"no_text.csv": "missing_column", "bad.jsonl": "invalid_json", "notes.txt": "unsupported_format",
-             "absent.csv": "not_found"}
+    cases = {
+        "no_text.csv": "missing_column",
+        "bad.jsonl": "invalid_json",
+        "notes.txt": "unsupported_format",
+        "absent.csv": "not_found",
+    }
     for name, rule in cases.items():
         with pytest.raises(IngestionError) as caught:
             list(iter_unlabeled_chunks(str(tmp_path / name), "text", chunk_rows=10))
@@ -49,8 +53,9 @@ def test_standard_input_is_one_text_per_line():
 
 
 def test_predictions_keep_input_columns_and_rename_clashes():
-    joined = join_predictions(pd.DataFrame({"text": ["a"], "label": ["old"]}),
-                              pd.DataFrame({"label": ["new"], "score": [0.9]}))
+    joined = join_predictions(
+        pd.DataFrame({"text": ["a"], "label": ["old"]}), pd.DataFrame({"label": ["new"], "score": [0.9]})
+    )
     assert list(joined.columns) == ["text", "input_label", "label", "score"]
 
 
@@ -99,8 +104,10 @@ def test_ledger_scores_each_content_once_and_retries_failures_a_bounded_number_o
 
 
 def test_output_names_follow_the_input_and_its_content():
-    assert inbox.output_name("s3://bucket/in/Tickets May.csv.gz", "abcdef0123", "parquet") == \
-        "Tickets_May.abcdef01.predictions.parquet"
+    assert (
+        inbox.output_name("s3://bucket/in/Tickets May.csv.gz", "abcdef0123", "parquet")
+        == "Tickets_May.abcdef01.predictions.parquet"
+    )
 
 
 def test_model_uris_are_checked():
@@ -121,15 +128,30 @@ def test_to_label_takes_the_least_certain_once_per_near_duplicate():
 
 
 def _features(rng, rows, tokens, unseen, confidence, labels, weights):
-    return pd.DataFrame({
-        "chars": tokens * 5, "tokens": rng.poisson(tokens, rows), "unknown_share": np.zeros(rows),
-        "unseen_share": np.clip(rng.normal(unseen, 0.02, rows), 0, 1), "over_max_length": np.zeros(rows),
-        "label": rng.choice(labels, rows, p=weights), "confidence": np.clip(rng.normal(confidence, 0.05, rows), 0, 1),
-        "margin": np.ones(rows), "entropy": np.zeros(rows)})
+    return pd.DataFrame(
+        {
+            "chars": tokens * 5,
+            "tokens": rng.poisson(tokens, rows),
+            "unknown_share": np.zeros(rows),
+            "unseen_share": np.clip(rng.normal(unseen, 0.02, rows), 0, 1),
+            "over_max_length": np.zeros(rows),
+            "label": rng.choice(labels, rows, p=weights),
+            "confidence": np.clip(rng.normal(confidence, 0.05, rows), 0, 1),
+            "margin": np.ones(rows),
+            "entropy": np.zeros(rows),
+        }
+    )
 
 
-REFERENCE = {"tokens_mean": 13.0, "unknown_share": 0.0, "unseen_share": 0.01, "over_max_length_share": 0.0,
-             "confidence_mean": 0.9, "label_distribution": {"a": 0.5, "b": 0.5}, "seen_tokens": [1, 2, 3]}
+REFERENCE = {
+    "tokens_mean": 13.0,
+    "unknown_share": 0.0,
+    "unseen_share": 0.01,
+    "over_max_length_share": 0.0,
+    "confidence_mean": 0.9,
+    "label_distribution": {"a": 0.5, "b": 0.5},
+    "seen_tokens": [1, 2, 3],
+}
 
 
 def test_drift_is_quiet_on_the_reference_distribution_and_flags_a_shift():

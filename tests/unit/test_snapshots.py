@@ -69,7 +69,9 @@ def test_streamed_build_matches_the_in_memory_reference(tmp_path):
 
 def test_conflicting_rows_are_listed_in_the_snapshot(tmp_path):
     store = DataStore(Workspace(tmp_path / "w"), DataConfig())
-    _write(store.workspace.landing / "a.csv", [(f"text {i}", "a") for i in range(300)] + [("Same", "a"), ("same ", "b")])
+    _write(
+        store.workspace.landing / "a.csv", [(f"text {i}", "a") for i in range(300)] + [("Same", "a"), ("same ", "b")]
+    )
     result = store.ingest()
     manifest = store.head().manifest
     assert result.conflict_rows == 2 and manifest.conflicts_dropped == 2 and manifest.conflict_texts == 1

@@ -5,7 +5,8 @@ import pytest
 
 from pipeline.config import ModelConfig, TrainingConfig
 from pipeline.training.batching import token_budget_batches
-from pipeline.training.loop import build_epoch_batches, fine_tune, plan_steps, plan_token_budget_steps
+from pipeline.training.loop import fine_tune
+from pipeline.training.planning import build_epoch_batches, plan_steps, plan_token_budget_steps
 
 
 def test_token_budget_batches_cover_each_index_once_within_the_budget():

@@ -11,9 +11,11 @@ from pipeline.training.checkpoints import (
     load_checkpoint,
     save_checkpoint,
 )
-from pipeline.training.loop import fine_tune, plan_steps, seed_everything
+from pipeline.training.devices import seed_everything
+from pipeline.training.loop import fine_tune
 from pipeline.training.modeling import build_label_map, load_model, load_tokenizer, save_model
 from pipeline.training.optim import build_optimizer, build_scheduler, class_weight_tensor, clip_gradients
+from pipeline.training.planning import plan_steps
 from pipeline.training.tokenization import tokenize_split
 
 
@@ -180,12 +182,21 @@ def tiny_data(tiny_model_dir):
 
 def train_tiny(tiny_model_dir, tiny_data, tmp_path, **overrides):
     tokenizer, label_map, train, validation = tiny_data
-    config = TrainingConfig(**{"epochs": 2, "batch_size": 16, "learning_rate": 1e-3, "checkpoint_steps": 3,
-                               "early_stopping_patience": None, **overrides})
+    config = TrainingConfig(
+        **{
+            "epochs": 2,
+            "batch_size": 16,
+            "learning_rate": 1e-3,
+            "checkpoint_steps": 3,
+            "early_stopping_patience": None,
+            **overrides,
+        }
+    )
     seed_everything(config.seed)
     model = load_model(tiny_model_dir, label_map, ModelConfig(method=overrides.pop("method", "full")))
-    return fine_tune(model, train, validation, tokenizer.pad_token_id, config, tmp_path / "ckpt",
-                     {"run": "tiny"}, progress=False)
+    return fine_tune(
+        model, train, validation, tokenizer.pad_token_id, config, tmp_path / "ckpt", {"run": "tiny"}, progress=False
+    )
 
 
 def test_every_example_seen_once_per_epoch(tiny_model_dir, tiny_data, tmp_path):
@@ -198,8 +209,16 @@ def test_every_example_seen_once_per_epoch(tiny_model_dir, tiny_data, tmp_path):
 def test_progress_bar_shows_samples_per_second_and_time_left(tiny_model_dir, tiny_data, tmp_path, capsys):
     tokenizer, label_map, train, validation = tiny_data
     model = load_model(tiny_model_dir, label_map, ModelConfig())
-    fine_tune(model, train, None, tokenizer.pad_token_id, TrainingConfig(max_steps=4, batch_size=16), tmp_path, {},
-              progress=True)
+    fine_tune(
+        model,
+        train,
+        None,
+        tokenizer.pad_token_id,
+        TrainingConfig(max_steps=4, batch_size=16),
+        tmp_path,
+        {},
+        progress=True,
+    )
     err = capsys.readouterr().err
     assert "fine-tune" in err and "4/4" in err and "samples_per_s=" in err
     assert "<00:00" in err  # tqdm's [elapsed<remaining] time left
@@ -223,10 +242,21 @@ def test_resuming_from_a_mid_epoch_checkpoint_equals_the_uninterrupted_run(tiny_
     seen = []
     seed_everything(123)  # whatever the process did before, the checkpoint's RNG states take over
     model = load_model(tiny_model_dir, label_map, ModelConfig())
-    config = TrainingConfig(epochs=2, batch_size=16, learning_rate=1e-3, checkpoint_steps=3,
-                            early_stopping_patience=None)
-    resumed = fine_tune(model, train, validation, tokenizer.pad_token_id, config, tmp_path / "other",
-                        {"run": "tiny"}, resume_from=middle, progress=False, on_resume=seen.append)
+    config = TrainingConfig(
+        epochs=2, batch_size=16, learning_rate=1e-3, checkpoint_steps=3, early_stopping_patience=None
+    )
+    resumed = fine_tune(
+        model,
+        train,
+        validation,
+        tokenizer.pad_token_id,
+        config,
+        tmp_path / "other",
+        {"run": "tiny"},
+        resume_from=middle,
+        progress=False,
+        on_resume=seen.append,
+    )
     assert resumed.resumed_from_step == 6 and seen[0]["step"] == 6 and seen[0]["next_batch"] == 6
     assert resumed.steps == full.steps == 16
     assert (resumed.sample_counts == 2).all()
@@ -238,13 +268,30 @@ def test_checkpoints_are_pruned_and_refused_for_other_fingerprints(tiny_model_di
     tokenizer, label_map, train, validation = tiny_data
     config = TrainingConfig(epochs=1, batch_size=16, checkpoint_steps=2, keep_checkpoints=2)
     model = load_model(tiny_model_dir, label_map, ModelConfig())
-    fine_tune(model, train, validation, tokenizer.pad_token_id, config, tmp_path / "ckpt", {"snapshot_id": "A"},
-              progress=False)
+    fine_tune(
+        model,
+        train,
+        validation,
+        tokenizer.pad_token_id,
+        config,
+        tmp_path / "ckpt",
+        {"snapshot_id": "A"},
+        progress=False,
+    )
     kept = list_checkpoints(tmp_path / "ckpt")
     assert [p.name for p in kept] == ["step-00000004", "step-00000006"]
     with pytest.raises(CheckpointMismatch, match="snapshot_id"):
-        fine_tune(load_model(tiny_model_dir, label_map, ModelConfig()), train, validation, tokenizer.pad_token_id,
-                  config, tmp_path / "other", {"snapshot_id": "B"}, resume_from=kept[-1], progress=False)
+        fine_tune(
+            load_model(tiny_model_dir, label_map, ModelConfig()),
+            train,
+            validation,
+            tokenizer.pad_token_id,
+            config,
+            tmp_path / "other",
+            {"snapshot_id": "B"},
+            resume_from=kept[-1],
+            progress=False,
+        )
 
 
 def test_lora_trains_only_adapters_and_saves_a_plain_merged_model(tiny_model_dir, tiny_data, tmp_path):
@@ -259,9 +306,16 @@ def test_lora_trains_only_adapters_and_saves_a_plain_merged_model(tiny_model_dir
     assert sum(p.numel() for p in trainable.values()) < total / 2
     assert any("lora_" in n for n in trainable) and any("classifier" in n for n in trainable)
     frozen_before = {n: p.detach().clone() for n, p in model.named_parameters() if not p.requires_grad}
-    result = fine_tune(model, train, validation, tokenizer.pad_token_id,
-                       TrainingConfig(max_steps=3, batch_size=16, learning_rate=1e-2), tmp_path / "ckpt", {},
-                       progress=False)
+    result = fine_tune(
+        model,
+        train,
+        validation,
+        tokenizer.pad_token_id,
+        TrainingConfig(max_steps=3, batch_size=16, learning_rate=1e-2),
+        tmp_path / "ckpt",
+        {},
+        progress=False,
+    )
     assert result.steps == 3
     params = dict(model.named_parameters())
     assert all(torch.equal(params[n].detach().cpu(), p.cpu()) for n, p in frozen_before.items())
@@ -274,8 +328,7 @@ def test_lora_trains_only_adapters_and_saves_a_plain_merged_model(tiny_model_dir
     np.testing.assert_allclose(got, expected, atol=1e-5)
 
 
-def test_half_precision_checkpoints_load_as_fp32_and_packaged_alias_honours_env(tiny_model_dir, tmp_path,
-                                                                                 monkeypatch):
+def test_half_precision_checkpoints_load_as_fp32_and_packaged_alias_honours_env(tiny_model_dir, tmp_path, monkeypatch):
     from transformers import AutoModelForSequenceClassification
 
     from pipeline.training.modeling import PACKAGED_MODEL_ENV, resolve_model_path

@@ -19,8 +19,9 @@ def frame(rows):
     return f
 
 
-GOOD = [(f"the order number {i} has not arrived", "shipping") for i in range(30)] + \
-       [(f"I was billed twice for invoice {i}", "billing") for i in range(30)]
+GOOD = [(f"the order number {i} has not arrived", "shipping") for i in range(30)] + [
+    (f"I was billed twice for invoice {i}", "billing") for i in range(30)
+]
 
 
 def failed_rules(result):
@@ -40,22 +41,31 @@ def test_good_batch_passes(tokenizer):
     assert not result.skipped or {s["rule"] for s in result.skipped} == {"label_in_allowed_set", "label_drift"}
 
 
-@pytest.mark.parametrize("mutate, rule", [
-    (lambda rows: rows.__setitem__(0, (None, "shipping")), "text_not_null"),
-    (lambda rows: rows.__setitem__(0, ("   ", "shipping")), "text_not_blank"),
-    (lambda rows: rows.__setitem__(0, ("x" * 200, "shipping")), "text_max_length"),
-    (lambda rows: rows.__setitem__(0, ("fine text", None)), "label_not_null"),
-    (lambda rows: rows.__setitem__(0, ("fine text", "refunds")), "label_in_allowed_set"),
-    (lambda rows: rows.extend([("bad\x07bell", "billing")] * 3), "control_characters"),
-    (lambda rows: rows.extend([GOOD[0]] * 40), "duplicate_rows"),
-    (lambda rows: rows.extend([(GOOD[0][0].upper(), "billing")]), "conflicting_labels"),
-])
+@pytest.mark.parametrize(
+    "mutate, rule",
+    [
+        (lambda rows: rows.__setitem__(0, (None, "shipping")), "text_not_null"),
+        (lambda rows: rows.__setitem__(0, ("   ", "shipping")), "text_not_blank"),
+        (lambda rows: rows.__setitem__(0, ("x" * 200, "shipping")), "text_max_length"),
+        (lambda rows: rows.__setitem__(0, ("fine text", None)), "label_not_null"),
+        (lambda rows: rows.__setitem__(0, ("fine text", "refunds")), "label_in_allowed_set"),
+        (lambda rows: rows.extend([("bad\x07bell", "billing")] * 3), "control_characters"),
+        (lambda rows: rows.extend([GOOD[0]] * 40), "duplicate_rows"),
+        (lambda rows: rows.extend([(GOOD[0][0].upper(), "billing")]), "conflicting_labels"),
+    ],
+)
 def test_each_rule_has_a_failing_case(mutate, rule, tokenizer):
     rows = list(GOOD)
     mutate(rows)
     config = ValidationConfig(max_text_length=100, max_duplicate_share=0.2)
-    result = validate_frame(frame(rows), config, allowed_labels=["shipping", "billing"], tokenizer=tokenizer,
-                            max_length=64, max_conflict_share=0.01)
+    result = validate_frame(
+        frame(rows),
+        config,
+        allowed_labels=["shipping", "billing"],
+        tokenizer=tokenizer,
+        max_length=64,
+        max_conflict_share=0.01,
+    )
     assert not result.success
     assert rule in failed_rules(result)
     failure = next(f for f in result.failures if f["rule"] == rule)
@@ -96,8 +106,9 @@ def test_leakage_and_truncation(tokenizer):
 def test_drift_is_a_warning_by_default_and_an_error_when_configured(tokenizer):
     reference = frame(GOOD)
     batch = frame([(f"billed {i} times", "billing") for i in range(30)])
-    result = validate_frame(batch, ValidationConfig(max_label_drift_kl=0.1), tokenizer=tokenizer, max_length=64,
-                            reference=reference)
+    result = validate_frame(
+        batch, ValidationConfig(max_label_drift_kl=0.1), tokenizer=tokenizer, max_length=64, reference=reference
+    )
     assert result.success
     assert "label_drift" in {w["rule"] for w in result.warnings}
     strict = ValidationConfig(max_label_drift_kl=0.1, severity={"label_drift": "error"})
@@ -140,13 +151,27 @@ def write_suite(path, expectations):
 
 
 def test_a_custom_suite_file_adds_and_replaces_expectations(tmp_path):
-    custom = write_suite(tmp_path / "team_rules.json", [
-        {"type": "expect_column_values_to_not_match_regex", "kwargs": {"column": "text", "regex": "https?://"},
-         "meta": {"rule": "no_urls", "description": "texts hold no links"}, "severity": "critical"},
-        {"type": "expect_column_values_to_be_in_set", "kwargs": {"column": "is_duplicate", "value_set": [False],
-                                                                  "mostly": {"$PARAMETER": "duplicate_mostly"}},
-         "meta": {"rule": "duplicate_rows"}, "severity": "warning"},
-    ])
+    custom = write_suite(
+        tmp_path / "team_rules.json",
+        [
+            {
+                "type": "expect_column_values_to_not_match_regex",
+                "kwargs": {"column": "text", "regex": "https?://"},
+                "meta": {"rule": "no_urls", "description": "texts hold no links"},
+                "severity": "critical",
+            },
+            {
+                "type": "expect_column_values_to_be_in_set",
+                "kwargs": {
+                    "column": "is_duplicate",
+                    "value_set": [False],
+                    "mostly": {"$PARAMETER": "duplicate_mostly"},
+                },
+                "meta": {"rule": "duplicate_rows"},
+                "severity": "warning",
+            },
+        ],
+    )
     rows = list(GOOD) + [("see https://example.org/promo", "billing"), GOOD[1]]
     config = ValidationConfig(extra_suites=[custom], max_duplicate_share=0.0)
     result = validate_frame(frame(rows), config)
@@ -157,16 +182,31 @@ def test_a_custom_suite_file_adds_and_replaces_expectations(tmp_path):
 
 
 def test_a_custom_expectation_on_an_unknown_column_fails_instead_of_being_skipped(tmp_path):
-    custom = write_suite(tmp_path / "typo.json", [
-        {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "langauge"}, "meta": {"rule": "has_language"}}])
+    custom = write_suite(
+        tmp_path / "typo.json",
+        [
+            {
+                "type": "expect_column_values_to_not_be_null",
+                "kwargs": {"column": "langauge"},
+                "meta": {"rule": "has_language"},
+            }
+        ],
+    )
     result = validate_frame(frame(GOOD), ValidationConfig(extra_suites=[custom]))
     assert failed_rules(result) == {"has_language"}
 
 
 def test_an_unknown_suite_parameter_is_an_error_naming_the_rule(tmp_path):
-    custom = write_suite(tmp_path / "bad_param.json", [
-        {"type": "expect_column_value_lengths_to_be_between",
-         "kwargs": {"column": "text", "max_value": {"$PARAMETER": "max_text_lenght"}}, "meta": {"rule": "short_texts"}}])
+    custom = write_suite(
+        tmp_path / "bad_param.json",
+        [
+            {
+                "type": "expect_column_value_lengths_to_be_between",
+                "kwargs": {"column": "text", "max_value": {"$PARAMETER": "max_text_lenght"}},
+                "meta": {"rule": "short_texts"},
+            }
+        ],
+    )
     with pytest.raises(ValueError, match="short_texts: unknown suite parameter 'max_text_lenght'"):
         validate_frame(frame(GOOD), ValidationConfig(extra_suites=[custom]))
 
@@ -197,9 +237,14 @@ def test_markdown_report_shows_every_check_with_observed_value(tokenizer):
     rows[0] = ("  ", "shipping")
     result = validate_frame(frame(rows), ValidationConfig(), tokenizer=tokenizer, max_length=64)
     md = result.to_markdown("Data contract: batch.csv")
-    assert "FAILED" in md and "| text_not_blank | is_blank | error | **FAIL** | 1 of 60 rows (1.67%) | row 1 of batch.csv" in md
+    assert (
+        "FAILED" in md
+        and "| text_not_blank | is_blank | error | **FAIL** | 1 of 60 rows (1.67%) | row 1 of batch.csv" in md
+    )
     assert all(f"| {c['rule']} |" in md for c in result.checks)
-    assert ContractResult.from_dict(json.loads(json.dumps(result.to_dict()))).to_markdown("Data contract: batch.csv") == md
+    assert (
+        ContractResult.from_dict(json.loads(json.dumps(result.to_dict()))).to_markdown("Data contract: batch.csv") == md
+    )
 
 
 def snapshot_with(tmp_path, rows):
@@ -229,4 +274,6 @@ def test_committed_suite_files_match_the_builder(tmp_path):
 
     for path in write_suites(tmp_path):
         committed = json.loads((suites_dir() / path.name).read_text(encoding="utf-8"))
-        assert json.loads(path.read_text(encoding="utf-8")) == committed, f"run python -m expectations.build_suites ({path.name})"
+        assert json.loads(path.read_text(encoding="utf-8")) == committed, (
+            f"run python -m expectations.build_suites ({path.name})"
+        )

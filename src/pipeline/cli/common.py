@@ -13,15 +13,15 @@ import os
 import sys
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 from pipeline.config import ConfigError, PipelineConfig, load_config
 from pipeline.workspace import Workspace, apply_environment_defaults
 
-ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML configuration file.")]
-SetOpt = Annotated[Optional[list[str]], typer.Option("--set", "-s", help="Override, e.g. training.epochs=2 (repeatable).")]
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML configuration file.")]
+SetOpt = Annotated[list[str] | None, typer.Option("--set", "-s", help="Override, e.g. training.epochs=2 (repeatable).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
 
 
@@ -39,8 +39,9 @@ def fail(message: str, as_json: bool, code: int = 1, **extra) -> None:
     raise typer.Exit(code)
 
 
-def build_config(config_file: Path | None, overrides: list[str] | None, data: list[str] | None = None,
-                 as_json: bool = False) -> PipelineConfig:
+def build_config(
+    config_file: Path | None, overrides: list[str] | None, data: list[str] | None = None, as_json: bool = False
+) -> PipelineConfig:
     try:
         config = load_config(config_file, overrides)
     except ConfigError as exc:
@@ -120,8 +121,12 @@ def _describe_prefect_error(exc: BaseException) -> str:
     return redact_text(text, [])
 
 
-LINK_LABELS = {"prefect_flow_run": "Prefect flow run", "mlflow_run": "MLflow run",
-               "mlflow_logged_model": "MLflow logged model", "mlflow_model_version": "MLflow version"}
+LINK_LABELS = {
+    "prefect_flow_run": "Prefect flow run",
+    "mlflow_run": "MLflow run",
+    "mlflow_logged_model": "MLflow logged model",
+    "mlflow_model_version": "MLflow version",
+}
 
 
 def link_lines(result: dict) -> list[str]:
@@ -131,6 +136,8 @@ def link_lines(result: dict) -> list[str]:
     if links.get("prefect_flow_run_id") and not links.get("prefect_flow_run"):
         lines.append(f"Prefect flow run: {links['prefect_flow_run_id']} (no Prefect UI: a temporary server ran it)")
     if not links.get("mlflow_run") and result.get("run_id"):
-        lines.append(f"MLflow run: {result['run_id']} in {result.get('tracking_uri')} "
-                     "(set tracking.ui_url to the MLflow UI for links)")
+        lines.append(
+            f"MLflow run: {result['run_id']} in {result.get('tracking_uri')} "
+            "(set tracking.ui_url to the MLflow UI for links)"
+        )
     return lines

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -15,8 +15,15 @@ app = typer.Typer(help="Landing zone, ledger and snapshots.", no_args_is_help=Tr
 
 
 @app.command("ingest")
-def data_ingest(paths: Annotated[Optional[list[str]], typer.Argument(help="Files, folders, fsspec URLs or hf:NAME[:CONFIG] (default: the landing zone).")] = None,
-                config: ConfigOpt = None, set_: SetOpt = None, as_json: JsonOpt = False) -> None:
+def data_ingest(
+    paths: Annotated[
+        list[str] | None,
+        typer.Argument(help="Files, folders, fsspec URLs or hf:NAME[:CONFIG] (default: the landing zone)."),
+    ] = None,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
     """Ingest new files into a snapshot, running the data contract on each (bad files are quarantined)."""
     from pipeline.data import steps as data_steps
     from pipeline.data.deduplication import ConflictError
@@ -29,8 +36,14 @@ def data_ingest(paths: Annotated[Optional[list[str]], typer.Argument(help="Files
     try:
         outcome = data_steps.ingest_and_validate(cfg, workspace)
     except ConflictError as exc:
-        fail(f"{exc} (all conflicting rows: {exc.report})", as_json, code=1, rule="label_conflicts",
-             conflict_rows=len(exc.conflicts), report=exc.report)
+        fail(
+            f"{exc} (all conflicting rows: {exc.report})",
+            as_json,
+            code=1,
+            rule="label_conflicts",
+            conflict_rows=len(exc.conflicts),
+            report=exc.report,
+        )
     except DataStoreBusy as exc:
         fail(str(exc), as_json, code=3, rule="busy")
     except IngestionError as exc:
@@ -39,8 +52,10 @@ def data_ingest(paths: Annotated[Optional[list[str]], typer.Argument(help="Files
     if as_json:
         typer.echo(json.dumps(payload, default=str))
     else:
-        typer.echo(f"snapshot {outcome.snapshot_id}: {len(outcome.new_files)} new, {len(outcome.skipped_files)} skipped, "
-                   f"{len(outcome.quarantined)} quarantined")
+        typer.echo(
+            f"snapshot {outcome.snapshot_id}: {len(outcome.new_files)} new, {len(outcome.skipped_files)} skipped, "
+            f"{len(outcome.quarantined)} quarantined"
+        )
         for item in outcome.quarantined:
             typer.echo(f"  quarantined {item['uri']}: {item['rule']} (report {item['report']})")
     if outcome.quarantined:
@@ -62,10 +77,17 @@ def data_status(config: ConfigOpt = None, set_: SetOpt = None, as_json: JsonOpt 
     except IngestionError as exc:
         fail(str(exc), as_json, code=2, rule=exc.rule)
     rows, unreadable = _count_rows(pending, cfg)
-    payload = {"snapshot_id": store.ledger.head(), "pending_files": [p["uri"] for p in pending],
-               "pending_rows": rows, "unreadable": unreadable}
-    typer.echo(json.dumps(payload) if as_json else
-               f"snapshot {payload['snapshot_id']}; {len(pending)} pending files ({rows} rows)")
+    payload = {
+        "snapshot_id": store.ledger.head(),
+        "pending_files": [p["uri"] for p in pending],
+        "pending_rows": rows,
+        "unreadable": unreadable,
+    }
+    typer.echo(
+        json.dumps(payload)
+        if as_json
+        else f"snapshot {payload['snapshot_id']}; {len(pending)} pending files ({rows} rows)"
+    )
 
 
 def _count_rows(pending: list[dict], cfg: PipelineConfig) -> tuple[int, list[dict]]:

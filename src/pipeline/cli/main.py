@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -25,12 +25,22 @@ from pipeline.cli.common import (
 )
 from pipeline.workspace import Workspace
 
-app = typer.Typer(help="Continuous fine-tuning pipeline for transformer text classifiers.", no_args_is_help=True,
-                  pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="Continuous fine-tuning pipeline for transformer text classifiers.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
 
 @app.command()
-def run(data: Annotated[Optional[list[str]], typer.Option("--data", "-d", help="File, folder or URL to ingest (repeatable).")] = None,
-        config: ConfigOpt = None, set_: SetOpt = None, as_json: JsonOpt = False) -> None:
+def run(
+    data: Annotated[
+        list[str] | None, typer.Option("--data", "-d", help="File, folder or URL to ingest (repeatable).")
+    ] = None,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
     """Run the training flow end to end: ingest, validate, fine-tune, evaluate, register."""
     cfg = build_config(config, set_, data, as_json)
     check_tracking(cfg, as_json)
@@ -38,16 +48,34 @@ def run(data: Annotated[Optional[list[str]], typer.Option("--data", "-d", help="
     with run_guard(cfg, as_json, "pipeline run"):
         result = run_flow("pipeline.flows.training", "training_flow", as_json, config=cfg)
     if as_json:
-        keys = ["status", "run_id", "tracking_uri", "snapshot_id", "model_name", "model_version", "aliases", "metrics",
-                "resumed_from_step", "gate", "training", "links"]
+        keys = [
+            "status",
+            "run_id",
+            "tracking_uri",
+            "snapshot_id",
+            "model_name",
+            "model_version",
+            "aliases",
+            "metrics",
+            "resumed_from_step",
+            "gate",
+            "training",
+            "links",
+        ]
         from pipeline.secrets import redact_credentials
 
-        typer.echo(json.dumps({**{k: result.get(k) for k in keys},
-                               "tracking_uri": redact_credentials(result.get("tracking_uri"))}, default=str))
+        typer.echo(
+            json.dumps(
+                {**{k: result.get(k) for k in keys}, "tracking_uri": redact_credentials(result.get("tracking_uri"))},
+                default=str,
+            )
+        )
     else:
         m = result["metrics"]
-        typer.echo(f"registered {result['model_name']} v{result['model_version']} {result['aliases']} "
-                   f"accuracy={m['accuracy']:.4f} macro_f1={m['macro_f1']:.4f} (snapshot {result['snapshot_id']})")
+        typer.echo(
+            f"registered {result['model_name']} v{result['model_version']} {result['aliases']} "
+            f"accuracy={m['accuracy']:.4f} macro_f1={m['macro_f1']:.4f} (snapshot {result['snapshot_id']})"
+        )
         for line in link_lines(result):
             typer.echo(line)
 
@@ -74,25 +102,43 @@ def retrain(config: ConfigOpt = None, set_: SetOpt = None, as_json: JsonOpt = Fa
 def retrain_summary(result: dict) -> dict:
     """``status`` (trained or skipped), ``reason``, the new-data counts and, when trained, the training result."""
     training = result.get("training") or {}
-    keys = ["status", "run_id", "snapshot_id", "model_name", "model_version", "aliases", "metrics", "gate", "training", "links"]
-    return {"status": result.get("status"), "reason": result.get("reason"),
-            "new_rows": (result.get("new_data") or {}).get("rows"),
-            "training": {k: training.get(k) for k in keys} if training else None}
+    keys = [
+        "status",
+        "run_id",
+        "snapshot_id",
+        "model_name",
+        "model_version",
+        "aliases",
+        "metrics",
+        "gate",
+        "training",
+        "links",
+    ]
+    return {
+        "status": result.get("status"),
+        "reason": result.get("reason"),
+        "new_rows": (result.get("new_data") or {}).get("rows"),
+        "training": {k: training.get(k) for k in keys} if training else None,
+    }
 
 
 def retrain_line(result: dict) -> str:
     if result.get("status") != "trained":
         return f"skipped: {result.get('reason')}"
     t = result["training"]
-    return (f"trained: registered {t['model_name']} v{t['model_version']} {t['aliases']} "
-            f"on snapshot {t['snapshot_id']} ({result.get('reason')})")
+    return (
+        f"trained: registered {t['model_name']} v{t['model_version']} {t['aliases']} "
+        f"on snapshot {t['snapshot_id']} ({result.get('reason')})"
+    )
 
 
 @app.command()
-def demo(batch: Annotated[Optional[list[int]], typer.Option("--batch", "-b", help="Demo batch 1, 2 or 3 (repeatable).")] = None,
-         to: Annotated[Optional[Path], typer.Option(help="Folder to write to (default: the landing zone).")] = None,
-         rows: Annotated[int, typer.Option(help="Rows per batch.")] = 1200,
-         config: ConfigOpt = None) -> None:
+def demo(
+    batch: Annotated[list[int] | None, typer.Option("--batch", "-b", help="Demo batch 1, 2 or 3 (repeatable).")] = None,
+    to: Annotated[Path | None, typer.Option(help="Folder to write to (default: the landing zone).")] = None,
+    rows: Annotated[int, typer.Option(help="Rows per batch.")] = 1200,
+    config: ConfigOpt = None,
+) -> None:
     """Write the generated demo data set (support-ticket topics) into the landing zone."""
     from pipeline.data.demo import write_demo_files
 
@@ -109,6 +155,7 @@ def _register_subcommands() -> None:
     from pipeline.cli import predict as cli_predict
     from pipeline.cli import serve as cli_serve
     from pipeline.cli import validate as cli_validate
+
     app.add_typer(cli_data.app, name="data")
     app.add_typer(cli_models.app, name="models")
     app.command("deploy")(cli_serve.deploy)

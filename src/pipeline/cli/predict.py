@@ -23,16 +23,31 @@ def _default_output(workspace, source: str, file_format: str) -> Path:
     return workspace.root / "predictions" / f"{stem}.{stamp}.predictions.{file_format}"
 
 
-def predict(source: Annotated[str, typer.Argument(metavar="FILE|-", help="File or URL to score; '-' reads standard "
-                                                                        "input, one text per line.")],
-            model: Annotated[str | None, typer.Option(
-                "--model", "-m", help="models:/NAME@ALIAS or models:/NAME/VERSION (default: scoring.model_uri, "
-                "else the champion).")] = None,
-            output: Annotated[Path | None, typer.Option(
-                "--output", "-o", help="Predictions file; .csv writes CSV, anything else Parquet "
-                "(default: under predictions/).")] = None,
-            top_k: Annotated[int | None, typer.Option(help="Also write the k most likely labels.")] = None,
-            config: ConfigOpt = None, set_: SetOpt = None, as_json: JsonOpt = False) -> None:
+def predict(
+    source: Annotated[
+        str, typer.Argument(metavar="FILE|-", help="File or URL to score; '-' reads standard input, one text per line.")
+    ],
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model",
+            "-m",
+            help="models:/NAME@ALIAS or models:/NAME/VERSION (default: scoring.model_uri, else the champion).",
+        ),
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Predictions file; .csv writes CSV, anything else Parquet (default: under predictions/).",
+        ),
+    ] = None,
+    top_k: Annotated[int | None, typer.Option(help="Also write the k most likely labels.")] = None,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
     """Score FILE with a registered model and write its rows with label, score, model name, version and run id."""
     cfg = build_config(config, set_, as_json=as_json)
     configure_logging()
@@ -44,8 +59,11 @@ def predict(source: Annotated[str, typer.Argument(metavar="FILE|-", help="File o
     if top_k is not None:
         cfg.scoring.top_k = top_k
     workspace = Workspace.resolve(cfg.workspace).ensure()
-    file_format = "csv" if output is not None and output.suffix.lower() == ".csv" else \
-        ("parquet" if output is not None else cfg.scoring.output_format)
+    file_format = (
+        "csv"
+        if output is not None and output.suffix.lower() == ".csv"
+        else ("parquet" if output is not None else cfg.scoring.output_format)
+    )
     target = output.resolve() if output is not None else _default_output(workspace, source, file_format)
     try:
         scoring = steps.load_scoring_model(cfg, workspace, model)
@@ -55,11 +73,25 @@ def predict(source: Annotated[str, typer.Argument(metavar="FILE|-", help="File o
         fail(str(exc), as_json)
     drift = outcome.drift or {}
     if as_json:
-        typer.echo(json.dumps({"status": "completed", "rows": outcome.rows, "output": outcome.output,
-                               "model_name": scoring.ref.model_name, "model_version": scoring.ref.model_version,
-                               "model_run_id": scoring.ref.run_id, "label_counts": outcome.label_counts,
-                               "mean_confidence": outcome.mean_confidence, "drift": drift.get("status"),
-                               "drift_reason": drift.get("reason")}, default=str))
+        typer.echo(
+            json.dumps(
+                {
+                    "status": "completed",
+                    "rows": outcome.rows,
+                    "output": outcome.output,
+                    "model_name": scoring.ref.model_name,
+                    "model_version": scoring.ref.model_version,
+                    "model_run_id": scoring.ref.run_id,
+                    "label_counts": outcome.label_counts,
+                    "mean_confidence": outcome.mean_confidence,
+                    "drift": drift.get("status"),
+                    "drift_reason": drift.get("reason"),
+                },
+                default=str,
+            )
+        )
     else:
-        typer.echo(f"scored {outcome.rows} rows with {scoring.ref.model_name} v{scoring.ref.model_version} -> "
-                   f"{outcome.output}" + (f" (drift: {drift['status']}: {drift['reason']})" if drift else ""))
+        typer.echo(
+            f"scored {outcome.rows} rows with {scoring.ref.model_name} v{scoring.ref.model_version} -> "
+            f"{outcome.output}" + (f" (drift: {drift['status']}: {drift['reason']})" if drift else "")
+        )

@@ -15,15 +15,21 @@ import typer
 from pipeline.cli.common import ConfigOpt, SetOpt, build_config, configure_logging, fail, prefect_module
 from pipeline.workspace import Workspace
 
-ApiUrlOpt = Annotated[str | None, typer.Option(help="Prefect API, e.g. http://127.0.0.1:4200/api "
-                                                       "(default: $PREFECT_API_URL).")]
+ApiUrlOpt = Annotated[
+    str | None, typer.Option(help="Prefect API, e.g. http://127.0.0.1:4200/api (default: $PREFECT_API_URL).")
+]
 WorkerOpt = Annotated[bool, typer.Option(help="Run a worker after deploying (--no-worker: deploy only).")]
 WorkerNameOpt = Annotated[str | None, typer.Option(help="Worker name (default: pipeline-<host>).")]
 DEPRECATION = "`pipeline serve` is deprecated and will be removed in the next release: use `pipeline deploy`"
 
 
-def deploy(config: ConfigOpt = None, set_: SetOpt = None, api_url: ApiUrlOpt = None, worker: WorkerOpt = True,
-           worker_name: WorkerNameOpt = None) -> None:
+def deploy(
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    api_url: ApiUrlOpt = None,
+    worker: WorkerOpt = True,
+    worker_name: WorkerNameOpt = None,
+) -> None:
     """Create the work pool, the per-model concurrency limit, the deployments (retraining on its schedule and on
     new data; training and ingestion on demand) and their automations (failure notices, deadlines), then run a
     process worker until SIGTERM or Ctrl-C."""
@@ -39,8 +45,13 @@ def deploy(config: ConfigOpt = None, set_: SetOpt = None, api_url: ApiUrlOpt = N
         fail(str(exc), as_json=False)
 
 
-def serve(config: ConfigOpt = None, set_: SetOpt = None, api_url: ApiUrlOpt = None, worker: WorkerOpt = True,
-          worker_name: WorkerNameOpt = None) -> None:
+def serve(
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    api_url: ApiUrlOpt = None,
+    worker: WorkerOpt = True,
+    worker_name: WorkerNameOpt = None,
+) -> None:
     """Deprecated name of `pipeline deploy`."""
     typer.echo(f"warning: {DEPRECATION}", err=True)
     deploy(config, set_, api_url, worker, worker_name)

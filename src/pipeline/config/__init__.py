@@ -26,7 +26,28 @@ from pipeline.config.operations import (
 )
 from pipeline.config.stages import DataConfig, ModelConfig, TrainingConfig, ValidationConfig
 
-__all__ = ["ENV_PREFIX", "MISSING_LABEL_MARKERS", "MOVED_KEYS", "PACKAGED_MODEL", "RUN_OPTIONS", "ConfigError",
-           "DataConfig", "DeploymentConfig", "ModelConfig", "NotificationsConfig", "PipelineConfig", "PromotionConfig",
-           "RegistryConfig", "RetrainingConfig", "ScoringConfig", "TrackingConfig", "TrainingConfig", "ValidationConfig",
-           "env_overrides", "load_config", "move_deprecated_keys", "run_options_of", "with_run_options"]
+__all__ = [
+    "ENV_PREFIX",
+    "MISSING_LABEL_MARKERS",
+    "MOVED_KEYS",
+    "PACKAGED_MODEL",
+    "RUN_OPTIONS",
+    "ConfigError",
+    "DataConfig",
+    "DeploymentConfig",
+    "ModelConfig",
+    "NotificationsConfig",
+    "PipelineConfig",
+    "PromotionConfig",
+    "RegistryConfig",
+    "RetrainingConfig",
+    "ScoringConfig",
+    "TrackingConfig",
+    "TrainingConfig",
+    "ValidationConfig",
+    "env_overrides",
+    "load_config",
+    "move_deprecated_keys",
+    "run_options_of",
+    "with_run_options",
+]

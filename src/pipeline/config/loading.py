@@ -42,7 +42,7 @@ def env_overrides(environ: dict[str, str] | None = None) -> list[str]:
     """``PIPELINE__TRAINING__EPOCHS=2`` becomes the override ``training.epochs=2``."""
     environ = os.environ if environ is None else environ
     return [
-        f"{name[len(ENV_PREFIX):].lower().replace('__', '.')}={value}"
+        f"{name[len(ENV_PREFIX) :].lower().replace('__', '.')}={value}"
         for name, value in sorted(environ.items())
         if name.startswith(ENV_PREFIX)
     ]

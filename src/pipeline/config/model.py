@@ -22,12 +22,25 @@ from pipeline.config.stages import DataConfig, ModelConfig, TrainingConfig, Vali
 
 # Keys that moved to another section: still read from their old place, with a deprecation warning.
 MOVED_KEYS = {
-    ("registry", "tracking_uri"): "tracking", ("registry", "experiment"): "tracking",
-    **{("registry", key): "promotion" for key in ("primary_metric", "min_metric", "min_improvement",
-                                                  "max_class_regression", "require_significance",
-                                                  "significance_level", "bootstrap_samples", "auto_promote")},
-    ("retraining", "work_pool"): "deployment", ("retraining", "collision_strategy"): "deployment",
-    ("retraining", "webhook_url"): "notifications", ("retraining", "webhook_timeout_seconds"): "notifications",
+    ("registry", "tracking_uri"): "tracking",
+    ("registry", "experiment"): "tracking",
+    **{
+        ("registry", key): "promotion"
+        for key in (
+            "primary_metric",
+            "min_metric",
+            "min_improvement",
+            "max_class_regression",
+            "require_significance",
+            "significance_level",
+            "bootstrap_samples",
+            "auto_promote",
+        )
+    },
+    ("retraining", "work_pool"): "deployment",
+    ("retraining", "collision_strategy"): "deployment",
+    ("retraining", "webhook_url"): "notifications",
+    ("retraining", "webhook_timeout_seconds"): "notifications",
 }
 
 
@@ -46,7 +59,6 @@ def move_deprecated_keys(raw: dict) -> list[str]:
                 target.setdefault(key, value)
             moved.append(f"{old_section}.{key} -> {new_section}.{key}")
     return moved
-
 
 
 class PipelineConfig(_Section):
@@ -71,8 +83,9 @@ class PipelineConfig(_Section):
         if isinstance(value, dict) and any(isinstance(value.get(s), dict) for s, _ in MOVED_KEYS):
             value = {k: dict(v) if isinstance(v, dict) else v for k, v in value.items()}
             for note in move_deprecated_keys(value):
-                warnings.warn(f"configuration key {note}: the old name is read for one more release",
-                              FutureWarning, stacklevel=2)
+                warnings.warn(
+                    f"configuration key {note}: the old name is read for one more release", FutureWarning, stacklevel=2
+                )
         return value
 
     @field_validator("workspace")
@@ -82,9 +95,14 @@ class PipelineConfig(_Section):
 
 
 # The run form's top-level choices (what a person starting a run changes most) and the keys they set.
-RUN_OPTIONS = {"data_paths": ("data", "paths"), "base_model": ("model", "name_or_path"), "method": ("model", "method"),
-               "epochs": ("training", "epochs"), "learning_rate": ("training", "learning_rate"),
-               "promote": ("promotion", "auto_promote")}
+RUN_OPTIONS = {
+    "data_paths": ("data", "paths"),
+    "base_model": ("model", "name_or_path"),
+    "method": ("model", "method"),
+    "epochs": ("training", "epochs"),
+    "learning_rate": ("training", "learning_rate"),
+    "promote": ("promotion", "auto_promote"),
+}
 
 
 def run_options_of(config: PipelineConfig) -> dict[str, Any]:

@@ -29,21 +29,38 @@ def _default(field) -> str:
 
 def render_reference() -> str:
     """The whole reference page as Markdown."""
-    parts = [INTRO, "## Run form", "The training deployment's form puts these first; an empty field keeps the value "
-             "configured below.", markdown_table([[f"`{name}`", f"`{'.'.join(key)}`"] for name, key in
-                                                   RUN_OPTIONS.items()], ["form field", "sets"])]
-    top = [[f"`{name}`", _default(field), field.description or ""]
-           for name, field in PipelineConfig.model_fields.items() if not _is_section(field)]
+    parts = [
+        INTRO,
+        "## Run form",
+        "The training deployment's form puts these first; an empty field keeps the value configured below.",
+        markdown_table(
+            [[f"`{name}`", f"`{'.'.join(key)}`"] for name, key in RUN_OPTIONS.items()], ["form field", "sets"]
+        ),
+    ]
+    top = [
+        [f"`{name}`", _default(field), field.description or ""]
+        for name, field in PipelineConfig.model_fields.items()
+        if not _is_section(field)
+    ]
     parts += ["## Top level", markdown_table(top, ["key", "default", "meaning"])]
     for name, field in PipelineConfig.model_fields.items():
         if _is_section(field):
             model = field.annotation
-            rows = [[f"`{name}.{key}`", _default(sub), (sub.description or "").replace("\n", " ")]
-                    for key, sub in model.model_fields.items()]
-            parts += [f"## `{name}`", (model.__doc__ or "").strip(), markdown_table(rows, ["key", "default", "meaning"])]
+            rows = [
+                [f"`{name}.{key}`", _default(sub), (sub.description or "").replace("\n", " ")]
+                for key, sub in model.model_fields.items()
+            ]
+            parts += [
+                f"## `{name}`",
+                (model.__doc__ or "").strip(),
+                markdown_table(rows, ["key", "default", "meaning"]),
+            ]
     moved = [[f"`{old}.{key}`", f"`{new}.{key}`"] for (old, key), new in MOVED_KEYS.items()]
-    parts += ["## Renamed keys", "Still read from their old place, with a warning, for one more release.",
-              markdown_table(moved, ["old key", "new key"])]
+    parts += [
+        "## Renamed keys",
+        "Still read from their old place, with a warning, for one more release.",
+        markdown_table(moved, ["old key", "new key"]),
+    ]
     return "\n\n".join(part.strip() for part in parts) + "\n"
 
 

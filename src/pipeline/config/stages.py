@@ -14,7 +14,8 @@ class DataConfig(_Section):
 
     paths: list[str] = Field(
         default_factory=list,
-        description="Labeled files, folders or fsspec URLs to ingest. Empty: the landing zone, or the demo data when that is empty too.",
+        description="Labeled files, folders or fsspec URLs to ingest. Empty: the landing zone, or the demo data when "
+        "that is empty too.",
     )
     text_column: str = Field("text", description="Column holding the text.")
     label_column: str = Field("label", description="Column holding the label (string or integer).")
@@ -22,15 +23,24 @@ class DataConfig(_Section):
         "auto", description="File format; auto picks it from the file extension (.gz allowed)."
     )
     encoding: str = Field("utf-8", description="Text encoding of CSV/TSV/JSONL files (a BOM is accepted).")
-    read_attempts: int = Field(3, ge=1, le=10, description="Tries to read a file before an I/O error (not a parse "
-                               "error) quarantines it as unreadable; waits double between tries.")
+    read_attempts: int = Field(
+        3,
+        ge=1,
+        le=10,
+        description="Tries to read a file before an I/O error (not a parse "
+        "error) quarantines it as unreadable; waits double between tries.",
+    )
     read_retry_delay_s: float = Field(0.5, ge=0.0, le=60.0, description="Wait before the second try to read a file.")
     quoting: Literal["strict", "none"] = Field(
-        "strict", description="CSV/TSV quoting: strict (RFC 4180; an unbalanced quote refuses the file) or none "
-        "(every field literal, for exports that never quote).")
+        "strict",
+        description="CSV/TSV quoting: strict (RFC 4180; an unbalanced quote refuses the file) or none "
+        "(every field literal, for exports that never quote).",
+    )
     validation_share: float = Field(0.1, ge=0.0, le=0.5, description="Share of texts in the validation split.")
     test_share: float = Field(0.1, gt=0.0, le=0.5, description="Share of texts in the frozen test split.")
-    split_salt: str = Field("v1", description="Salt of the text hash that assigns splits; changing it reshuffles every split.")
+    split_salt: str = Field(
+        "v1", description="Salt of the text hash that assigns splits; changing it reshuffles every split."
+    )
     holdout: str | None = Field(None, description="Optional labeled file that is always the test split.")
     conflict_policy: Literal["drop", "latest", "fail"] = Field(
         "drop", description="Same normalised text with different labels: drop both, keep the latest, or fail."
@@ -39,18 +49,26 @@ class DataConfig(_Section):
         0.01, ge=0.0, le=1.0, description="Fail the batch when conflicting rows exceed this share of it."
     )
     max_samples: int | None = Field(None, ge=1, description="Cap on the rows used (smoke tests); None uses all.")
-    chunk_rows: int = Field(20_000, ge=1, le=10_000_000, description="Rows parsed at a time while reading a file (bounds memory).")
-    max_rows_in_memory: int = Field(
-        250_000, ge=1_000, description="Largest snapshot deduplicated in memory; larger ones are partitioned on disk by text hash."
+    chunk_rows: int = Field(
+        20_000, ge=1, le=10_000_000, description="Rows parsed at a time while reading a file (bounds memory)."
     )
-    hf_split: str = Field("train", min_length=1, description="Split read from hf:NAME[:CONFIG] sources ('train+validation' joins splits).")
+    max_rows_in_memory: int = Field(
+        250_000,
+        ge=1_000,
+        description="Largest snapshot deduplicated in memory; larger ones are partitioned on disk by text hash.",
+    )
+    hf_split: str = Field(
+        "train", min_length=1, description="Split read from hf:NAME[:CONFIG] sources ('train+validation' joins splits)."
+    )
     allowed_url_schemes: list[str] = Field(
         default_factory=lambda: ["file", "hf"],
         description="URL schemes data.paths may name (local paths are 'file'). Add e.g. 's3' or 'https' to fetch "
-        "remote data.")
+        "remote data.",
+    )
     allowed_url_hosts: list[str] = Field(
         default_factory=list,
-        description="Hosts (or buckets) remote data.paths may name; empty: any host of an allowed scheme.")
+        description="Hosts (or buckets) remote data.paths may name; empty: any host of an allowed scheme.",
+    )
     lock_timeout_s: float = Field(
         600.0, ge=0.0, description="Seconds an ingest waits for another one to finish before giving up (DataStoreBusy)."
     )
@@ -60,39 +78,71 @@ class ValidationConfig(_Section):
     """The data contract applied to every batch before anything trains on it (see expectations/README.md)."""
 
     suite: str = Field(
-        "labeled_text", description="Batch expectation suite: a name under expectations/suites/ or a path to a suite JSON file.")
+        "labeled_text",
+        description="Batch expectation suite: a name under expectations/suites/ or a path to a suite JSON file.",
+    )
     extra_suites: list[str] = Field(
-        default_factory=list, description="More suite files (names or paths) whose expectations are added to the suite; "
-        "one with the same meta.rule as a built-in expectation replaces it.")
+        default_factory=list,
+        description="More suite files (names or paths) whose expectations are added to the suite; "
+        "one with the same meta.rule as a built-in expectation replaces it.",
+    )
     snapshot_suite: str = Field(
-        "labeled_text_snapshot", description="Suite run on the class balance of the resulting snapshot (name or path).")
+        "labeled_text_snapshot", description="Suite run on the class balance of the resulting snapshot (name or path)."
+    )
     severity: dict[str, Literal["error", "warning", "off"]] = Field(
-        default_factory=dict, description="Per-rule severity override, e.g. {label_drift: error, duplicate_rows: off}; "
-        "error stops the run, warning is reported.")
+        default_factory=dict,
+        description="Per-rule severity override, e.g. {label_drift: error, duplicate_rows: off}; "
+        "error stops the run, warning is reported.",
+    )
     allowed_labels: list[str] | None = Field(
-        None, description="Allowed labels. None: the labels of the current snapshot (the first accepted one sets them).")
+        None, description="Allowed labels. None: the labels of the current snapshot (the first accepted one sets them)."
+    )
     missing_label_markers: list[str] = Field(
         default_factory=lambda: list(MISSING_LABEL_MARKERS),
-        description="Label values that mean 'missing' (compared case-insensitively): rows holding them are refused.")
-    allow_new_labels: bool = Field(False, description="Accept labels not seen in the current snapshot (ignored when allowed_labels is set).")
+        description="Label values that mean 'missing' (compared case-insensitively): rows holding them are refused.",
+    )
+    allow_new_labels: bool = Field(
+        False, description="Accept labels not seen in the current snapshot (ignored when allowed_labels is set)."
+    )
     min_text_length: int = Field(1, ge=1, description="Shortest allowed text, in characters (after stripping).")
     max_text_length: int = Field(10_000, ge=1, description="Longest allowed text, in characters.")
     max_duplicate_share: float = Field(
-        0.1, ge=0.0, le=1.0, description="Highest share of exact duplicate (text, label) rows in a batch. Real corpora "
-        "hold under 1% (SST-2 train 0.5%); a file appended to itself holds 50%.")
+        0.1,
+        ge=0.0,
+        le=1.0,
+        description="Highest share of exact duplicate (text, label) rows in a batch. Real corpora "
+        "hold under 1% (SST-2 train 0.5%); a file appended to itself holds 50%.",
+    )
     max_leakage_share: float = Field(
-        0.05, ge=0.0, le=1.0, description="Highest share of new rows whose normalised text is in the frozen test split. "
-        "Organic repeats stay near 1%; re-sent old data repeats about data.test_share of its rows.")
+        0.05,
+        ge=0.0,
+        le=1.0,
+        description="Highest share of new rows whose normalised text is in the frozen test split. "
+        "Organic repeats stay near 1%; re-sent old data repeats about data.test_share of its rows.",
+    )
     min_examples_per_class: int = Field(2, ge=1, description="Fewest examples each class needs in a snapshot.")
     max_class_share: float = Field(0.98, gt=0.0, le=1.0, description="Highest share one class may take of a snapshot.")
-    max_label_drift_kl: float = Field(0.5, ge=0.0, description="KL divergence of the batch's label distribution from the snapshot's.")
-    max_truncated_share: float = Field(0.05, ge=0.0, le=1.0, description="Highest share of rows longer than model.max_length tokens.")
-    max_unknown_token_share: float = Field(0.05, ge=0.0, le=1.0, description="Highest mean share of unknown tokens per row.")
-    max_control_char_share: float = Field(0.01, ge=0.0, le=1.0, description="Highest share of rows holding control characters.")
+    max_label_drift_kl: float = Field(
+        0.5, ge=0.0, description="KL divergence of the batch's label distribution from the snapshot's."
+    )
+    max_truncated_share: float = Field(
+        0.05, ge=0.0, le=1.0, description="Highest share of rows longer than model.max_length tokens."
+    )
+    max_unknown_token_share: float = Field(
+        0.05, ge=0.0, le=1.0, description="Highest mean share of unknown tokens per row."
+    )
+    max_control_char_share: float = Field(
+        0.01, ge=0.0, le=1.0, description="Highest share of rows holding control characters."
+    )
     token_check_rows: int | None = Field(
-        10_000, ge=100, description="Tokenizer checks look at a seeded random sample of this many rows (plus every row "
-        "without a letter or digit, for the empty-after-tokenization check); None tokenizes every row.")
-    data_docs: bool = Field(True, description="Write Great Expectations Data Docs (offline HTML) under the workspace's reports/.")
+        10_000,
+        ge=100,
+        description="Tokenizer checks look at a seeded random sample of this many rows (plus every row "
+        "without a letter or digit, for the empty-after-tokenization check); None tokenizes every row.",
+    )
+    data_docs: bool = Field(
+        True, description="Write Great Expectations Data Docs (offline HTML) under the workspace's reports/."
+    )
 
 
 class ModelConfig(_Section):
@@ -100,7 +150,8 @@ class ModelConfig(_Section):
 
     name_or_path: str = Field(
         PACKAGED_MODEL,
-        description=f"Hugging Face model id or local folder; '{PACKAGED_MODEL}' is the MiniLM shipped with the install.",
+        description=f"Hugging Face model id or local folder; '{PACKAGED_MODEL}' is the MiniLM shipped with the "
+        "install.",
     )
     max_length: int = Field(128, ge=8, le=8192, description="Longest input in tokens; longer texts are truncated.")
     method: Literal["full", "lora"] = Field("full", description="Full fine-tuning or LoRA adapters (peft).")
@@ -109,10 +160,12 @@ class ModelConfig(_Section):
     lora_dropout: float = Field(0.1, ge=0.0, lt=1.0, description="LoRA dropout.")
     warm_start: bool = Field(False, description="Start from the current champion's weights instead of the base model.")
     pooling: Literal["auto", "pooler", "cls", "mean", "max"] = Field(
-        "pooler", description="What the classification head reads: pooler is the architecture's [CLS] pooler (the "
+        "pooler",
+        description="What the classification head reads: pooler is the architecture's [CLS] pooler (the "
         "measured default); auto takes the checkpoint's sentence-transformers pooling (mean for the packaged MiniLM), "
         "which learned faster in selection runs but once collapsed at the default learning rates; cls is the raw "
-        "[CLS] vector.")
+        "[CLS] vector.",
+    )
 
 
 class TrainingConfig(_Section):
@@ -123,12 +176,21 @@ class TrainingConfig(_Section):
     batch_size: int = Field(32, ge=1, le=4096, description="Examples per micro-batch.")
     gradient_accumulation_steps: int = Field(1, ge=1, le=256, description="Micro-batches per optimizer step.")
     eval_batch_size: int = Field(128, ge=1, le=8192, description="Examples per evaluation batch.")
-    learning_rate: float = Field(1e-4, gt=0.0, le=1.0, description="Peak learning rate of AdamW for the pretrained "
-                                 "body (1e-4 suits small models like the packaged MiniLM; use 2e-5 to 5e-5 for base/large ones).")
+    learning_rate: float = Field(
+        1e-4,
+        gt=0.0,
+        le=1.0,
+        description="Peak learning rate of AdamW for the pretrained "
+        "body (1e-4 suits small models like the packaged MiniLM; use 2e-5 to 5e-5 for base/large ones).",
+    )
     head_learning_rate_factor: float = Field(
-        100.0, ge=1.0, le=1000.0, description="The newly initialised classification head learns this many times "
+        100.0,
+        ge=1.0,
+        le=1000.0,
+        description="The newly initialised classification head learns this many times "
         "faster than the pretrained body (a fresh head at the body's rate needs many steps to separate classes); "
-        "1 disables. Not applied to a warm start, whose head is trained.")
+        "1 disables. Not applied to a warm start, whose head is trained.",
+    )
     weight_decay: float = Field(0.01, ge=0.0, le=1.0, description="AdamW weight decay (never on biases or LayerNorm).")
     warmup_ratio: float = Field(0.06, ge=0.0, lt=1.0, description="Share of steps spent warming the learning rate up.")
     max_grad_norm: float = Field(1.0, gt=0.0, description="Gradient clipping norm.")
@@ -139,27 +201,52 @@ class TrainingConfig(_Section):
     compile: bool = Field(False, description="torch.compile the model (CUDA only).")
     group_by_length: bool = Field(True, description="Batch texts of similar length together to cut padding.")
     max_batch_tokens: int | None = Field(
-        None, ge=16, description="Batch by tokens instead of rows: each batch holds up to this many padded tokens "
-        "(length-grouped; batch_size is then unused). On a GPU it keeps short texts from leaving it launch-bound.")
-    early_stopping_patience: int | None = Field(2, ge=1, description="Epochs without improvement before stopping; None disables.")
-    metric_for_best: Literal["accuracy", "macro_f1"] = Field("macro_f1", description="Validation metric that picks the best epoch.")
-    checkpoint_steps: int = Field(200, ge=1, description="Write a resumable checkpoint every this many optimizer steps.")
+        None,
+        ge=16,
+        description="Batch by tokens instead of rows: each batch holds up to this many padded tokens "
+        "(length-grouped; batch_size is then unused). On a GPU it keeps short texts from leaving it launch-bound.",
+    )
+    early_stopping_patience: int | None = Field(
+        2, ge=1, description="Epochs without improvement before stopping; None disables."
+    )
+    metric_for_best: Literal["accuracy", "macro_f1"] = Field(
+        "macro_f1", description="Validation metric that picks the best epoch."
+    )
+    checkpoint_steps: int = Field(
+        200, ge=1, description="Write a resumable checkpoint every this many optimizer steps."
+    )
     keep_checkpoints: int = Field(2, ge=1, le=100, description="How many recent checkpoints to keep.")
     num_threads: int | None = Field(None, ge=1, description="torch CPU threads; None keeps torch's default.")
     resume_from: str | None = Field(
-        None, description="Checkpoint folder to resume from (refused when made by another configuration or data). "
-        "None: the newest matching checkpoint in the workspace, if any.")
+        None,
+        description="Checkpoint folder to resume from (refused when made by another configuration or data). "
+        "None: the newest matching checkpoint in the workspace, if any.",
+    )
     num_processes: int | Literal["auto"] = Field(
-        1, description="Data-parallel training processes on this machine (launched with torchrun; NCCL on GPUs, gloo "
-        "on CPU). auto: one per visible GPU (1 without one). The global batch stays training.batch_size.")
-    num_nodes: int = Field(1, ge=1, le=1024, description="Machines taking part in one training run (each runs "
-                           "num_processes); more than 1 needs training.rdzv_endpoint and a workspace shared by all.")
+        1,
+        description="Data-parallel training processes on this machine (launched with torchrun; NCCL on GPUs, gloo "
+        "on CPU). auto: one per visible GPU (1 without one). The global batch stays training.batch_size.",
+    )
+    num_nodes: int = Field(
+        1,
+        ge=1,
+        le=1024,
+        description="Machines taking part in one training run (each runs "
+        "num_processes); more than 1 needs training.rdzv_endpoint and a workspace shared by all.",
+    )
     rdzv_endpoint: str | None = Field(
-        None, pattern=r"^\S+:\d+$", description="host:port of the torchrun c10d rendezvous for several nodes "
-        "(the machine of the flow run hosts it; the other nodes join with the same endpoint).")
+        None,
+        pattern=r"^\S+:\d+$",
+        description="host:port of the torchrun c10d rendezvous for several nodes "
+        "(the machine of the flow run hosts it; the other nodes join with the same endpoint).",
+    )
     collective_timeout_s: float = Field(
-        600.0, ge=10.0, le=86_400.0, description="Seconds a process waits in a collective for the others before the "
-        "step fails (a hung or lost rank never hangs the run).")
+        600.0,
+        ge=10.0,
+        le=86_400.0,
+        description="Seconds a process waits in a collective for the others before the "
+        "step fails (a hung or lost rank never hangs the run).",
+    )
 
     @field_validator("num_processes")
     @classmethod

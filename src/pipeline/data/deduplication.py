@@ -139,7 +139,9 @@ def _split_into_partitions(paths: list[Path], partitions: int, chunk_rows: int, 
             for number in range(partitions):
                 if bounds[number + 1] > bounds[number]:
                     if number not in writers:
-                        writers[number] = pa.ipc.new_stream(scratch / f"{number}.arrows", PARTITION_SCHEMA, options=options)
+                        writers[number] = pa.ipc.new_stream(
+                            scratch / f"{number}.arrows", PARTITION_SCHEMA, options=options
+                        )
                     writers[number].write_table(table.slice(bounds[number], bounds[number + 1] - bounds[number]))
     finally:
         for writer in writers.values():
@@ -152,8 +154,9 @@ def _read_partition(path: Path) -> pd.DataFrame:
         return reader.read_all().to_pandas()
 
 
-def _decide_partitioned(paths: list[Path], policy: str, keep: np.ndarray, chunk_rows: int, max_rows: int,
-                        scratch: Path) -> tuple[int, np.ndarray]:
+def _decide_partitioned(
+    paths: list[Path], policy: str, keep: np.ndarray, chunk_rows: int, max_rows: int, scratch: Path
+) -> tuple[int, np.ndarray]:
     """Set ``keep`` partition by partition; returns (duplicates, conflicting sequence numbers)."""
     partitions = max(2, math.ceil(2 * len(keep) / max_rows))  # about half the limit each, leaving room for skew
     scratch.mkdir(parents=True, exist_ok=True)
@@ -171,8 +174,15 @@ def _decide_partitioned(paths: list[Path], policy: str, keep: np.ndarray, chunk_
     return duplicates, np.sort(np.concatenate(conflicting)) if conflicting else np.empty(0, dtype=np.int64)
 
 
-def plan_rows(paths: list[Path], policy: str, max_conflict_share: float, new_rows: int, chunk_rows: int,
-              max_rows_in_memory: int, scratch: Path) -> RowPlan:
+def plan_rows(
+    paths: list[Path],
+    policy: str,
+    max_conflict_share: float,
+    new_rows: int,
+    chunk_rows: int,
+    max_rows_in_memory: int,
+    scratch: Path,
+) -> RowPlan:
     """Decide which rows of ``paths`` (read in order) to keep; raises ConflictError when the policy is
     ``fail`` and there is a conflict, or when conflicting rows exceed ``max_conflict_share`` of ``new_rows``."""
     keep = np.zeros(count_part_rows(paths), dtype=bool)
@@ -188,5 +198,7 @@ def plan_rows(paths: list[Path], policy: str, max_conflict_share: float, new_row
             examples = conflicts.head(3)[LABELED_COLUMNS].to_dict("records")
             raise ConflictError(
                 f"{len(conflicts)} rows ({share:.2%} of {new_rows} new rows) share a normalised text with a different "
-                f"label (policy {policy!r}, max share {max_conflict_share:.2%}); e.g. {examples}", conflicts)
+                f"label (policy {policy!r}, max share {max_conflict_share:.2%}); e.g. {examples}",
+                conflicts,
+            )
     return RowPlan(keep, duplicates, conflicts, int(len(conflicting) - keep[conflicting].sum()))

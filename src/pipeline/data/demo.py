@@ -16,34 +16,114 @@ import pandas as pd
 
 TOPICS: dict[str, dict[str, list[str]]] = {
     "billing": {
-        "subject": ["my invoice", "the last bill", "my credit card charge", "the refund", "my subscription fee",
-                    "the monthly payment", "a double charge", "the receipt", "my billing address", "the late fee"],
-        "verb": ["is wrong", "looks too high", "was charged twice", "never arrived", "needs correcting",
-                 "does not match my plan", "was taken early", "shows an unknown amount"],
+        "subject": [
+            "my invoice",
+            "the last bill",
+            "my credit card charge",
+            "the refund",
+            "my subscription fee",
+            "the monthly payment",
+            "a double charge",
+            "the receipt",
+            "my billing address",
+            "the late fee",
+        ],
+        "verb": [
+            "is wrong",
+            "looks too high",
+            "was charged twice",
+            "never arrived",
+            "needs correcting",
+            "does not match my plan",
+            "was taken early",
+            "shows an unknown amount",
+        ],
     },
     "shipping": {
-        "subject": ["my parcel", "the delivery", "the package", "my order", "the courier", "the tracking number",
-                    "the shipment", "the replacement item", "the return label", "the box"],
-        "verb": ["has not arrived", "is stuck in transit", "went to the wrong address", "arrived damaged",
-                 "is two weeks late", "shows no updates", "was left outside", "is missing an item"],
+        "subject": [
+            "my parcel",
+            "the delivery",
+            "the package",
+            "my order",
+            "the courier",
+            "the tracking number",
+            "the shipment",
+            "the replacement item",
+            "the return label",
+            "the box",
+        ],
+        "verb": [
+            "has not arrived",
+            "is stuck in transit",
+            "went to the wrong address",
+            "arrived damaged",
+            "is two weeks late",
+            "shows no updates",
+            "was left outside",
+            "is missing an item",
+        ],
     },
     "account": {
-        "subject": ["my password", "the login page", "my username", "two-factor authentication", "my profile",
-                    "the account email", "my security question", "the account", "my saved settings", "the sign-in code"],
-        "verb": ["will not reset", "is locked", "keeps rejecting me", "was changed without me", "cannot be updated",
-                 "needs to be deleted", "was hacked", "never sends the code"],
+        "subject": [
+            "my password",
+            "the login page",
+            "my username",
+            "two-factor authentication",
+            "my profile",
+            "the account email",
+            "my security question",
+            "the account",
+            "my saved settings",
+            "the sign-in code",
+        ],
+        "verb": [
+            "will not reset",
+            "is locked",
+            "keeps rejecting me",
+            "was changed without me",
+            "cannot be updated",
+            "needs to be deleted",
+            "was hacked",
+            "never sends the code",
+        ],
     },
     "technical": {
-        "subject": ["the app", "the website", "the mobile version", "the export button", "the search feature",
-                    "the dashboard", "the desktop client", "the upload tool", "the notification service", "the API"],
-        "verb": ["crashes on start", "shows an error", "is very slow", "freezes every time", "does not load",
-                 "returns a blank page", "keeps logging an exception", "broke after the update"],
+        "subject": [
+            "the app",
+            "the website",
+            "the mobile version",
+            "the export button",
+            "the search feature",
+            "the dashboard",
+            "the desktop client",
+            "the upload tool",
+            "the notification service",
+            "the API",
+        ],
+        "verb": [
+            "crashes on start",
+            "shows an error",
+            "is very slow",
+            "freezes every time",
+            "does not load",
+            "returns a blank page",
+            "keeps logging an exception",
+            "broke after the update",
+        ],
     },
 }
 
 OPENERS = ["", "Hi,", "Hello team,", "Urgent:", "Please help,", "Good morning.", "Hey,", "Quick question:"]
-CLOSERS = ["", "Thanks.", "Please fix this.", "Can you help?", "This is frustrating.", "Any update?",
-           "I need this sorted today.", "Thank you for your time."]
+CLOSERS = [
+    "",
+    "Thanks.",
+    "Please fix this.",
+    "Can you help?",
+    "This is frustrating.",
+    "Any update?",
+    "I need this sorted today.",
+    "Thank you for your time.",
+]
 AMBIGUOUS = [
     ("I cannot log in to pay my bill", "account"),
     ("the app charged me twice", "billing"),
@@ -62,7 +142,9 @@ def _ticket(rng: random.Random, labels: list[str], label_noise: float) -> tuple[
     else:
         label = rng.choice(labels)
         parts = TOPICS[label]
-        text = f"{rng.choice(OPENERS)} {rng.choice(parts['subject'])} {rng.choice(parts['verb'])}. {rng.choice(CLOSERS)}"
+        text = (
+            f"{rng.choice(OPENERS)} {rng.choice(parts['subject'])} {rng.choice(parts['verb'])}. {rng.choice(CLOSERS)}"
+        )
     text = " ".join(text.split())
     # Noise is a function of the text, so a repeated text keeps one label (no conflicts).
     digest = zlib.crc32(text.encode())
@@ -71,8 +153,9 @@ def _ticket(rng: random.Random, labels: list[str], label_noise: float) -> tuple[
     return text, label
 
 
-def generate_demo_rows(rows: int, seed: int = 0, label_noise: float = LABEL_NOISE,
-                       exclude: set[str] | None = None) -> pd.DataFrame:
+def generate_demo_rows(
+    rows: int, seed: int = 0, label_noise: float = LABEL_NOISE, exclude: set[str] | None = None
+) -> pd.DataFrame:
     """Return ``rows`` labeled support tickets (columns ``text``, ``label``), reproducible from ``seed``.
 
     Texts in ``exclude`` are never produced (later batches use it so that a text never arrives twice,

@@ -42,8 +42,9 @@ def load_hf_dataset(uri: str, split: str, cache_dir: str | Path | None = None):
         # The datasets cache misses edits to a local folder whose card declares configs: rebuild local
         # folders every time so that changed files are seen as changed content.
         fresh = {"download_mode": "force_redownload", "verification_mode": "no_checks"} if local.is_dir() else {}
-        return datasets.load_dataset(name, config_name, split=split, cache_dir=str(cache_dir) if cache_dir else None,
-                                     **fresh)
+        return datasets.load_dataset(
+            name, config_name, split=split, cache_dir=str(cache_dir) if cache_dir else None, **fresh
+        )
     except IngestionError:
         raise
     except FileNotFoundError as exc:
@@ -74,7 +75,8 @@ def iter_hf_frames(uri: str, config: DataConfig, chunk_rows: int, cache_dir: str
     for frame in dataset.to_pandas(batched=True, batch_size=chunk_rows):
         if names is not None:
             frame[config.label_column] = frame[config.label_column].map(
-                lambda i: names[i] if i is not None and 0 <= i < len(names) else None)
+                lambda i: names[i] if i is not None and 0 <= i < len(names) else None
+            )
         yield frame
 
 

@@ -13,7 +13,7 @@ import os
 import re
 import shutil
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import fsspec
@@ -30,7 +30,7 @@ def quarantine_file(folder: Path, uri: str, sha: str | None, size: int, report: 
     ``report`` holds at least ``rule`` and ``message`` (and ``row``/``line``/``failures`` when known).
     Returns uri, rule, row, line, message, report (the Markdown path) and report_json.
     """
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     name = re.sub(r"[^\w.-]+", "_", uri) + ".source" if is_hf_uri(uri) else Path(uri.split("::")[-1]).name
     dest = unused_path(folder, f"{now:%Y%m%dT%H%M%S}_{(sha or _best_effort_hash(uri))[:12]}_{name}")
     if is_hf_uri(uri):
@@ -42,12 +42,25 @@ def quarantine_file(folder: Path, uri: str, sha: str | None, size: int, report: 
     else:
         with fsspec.open(uri, "rb") as source, open(dest, "wb") as out:
             shutil.copyfileobj(source, out)
-    full = {"file": uri, "sha256": sha, "size": size, "quarantined_as": str(dest),
-            "time": now.isoformat(timespec="seconds"), **report}
+    full = {
+        "file": uri,
+        "sha256": sha,
+        "size": size,
+        "quarantined_as": str(dest),
+        "time": now.isoformat(timespec="seconds"),
+        **report,
+    }
     atomic_write_text(Path(f"{dest}.report.json"), json.dumps(full, indent=2, default=str))
     atomic_write_text(Path(f"{dest}.report.md"), render_quarantine_report(full))
-    return {"uri": uri, "rule": report.get("rule"), "row": report.get("row"), "line": report.get("line"),
-            "message": report.get("message"), "report": f"{dest}.report.md", "report_json": f"{dest}.report.json"}
+    return {
+        "uri": uri,
+        "rule": report.get("rule"),
+        "row": report.get("row"),
+        "line": report.get("line"),
+        "message": report.get("message"),
+        "report": f"{dest}.report.md",
+        "report_json": f"{dest}.report.json",
+    }
 
 
 def unused_path(folder: Path, name: str) -> Path:
@@ -79,11 +92,15 @@ def retry_transient(action, config, uri: str, reads_only: bool = False):
         try:
             return action()
         except Exception as exc:
-            if attempt == config.read_attempts or not _may_be_transient(exc) or (
-                    reads_only and not isinstance(exc, IngestionError)):
+            if (
+                attempt == config.read_attempts
+                or not _may_be_transient(exc)
+                or (reads_only and not isinstance(exc, IngestionError))
+            ):
                 raise
-            logger.warning("reading %s failed (%s); try %d of %d in %.1f s", uri, exc, attempt + 1,
-                           config.read_attempts, delay)
+            logger.warning(
+                "reading %s failed (%s); try %d of %d in %.1f s", uri, exc, attempt + 1, config.read_attempts, delay
+            )
             time.sleep(delay)
             delay *= 2
 
@@ -97,15 +114,21 @@ def _may_be_transient(exc: BaseException) -> bool:
 
 def render_quarantine_report(report: dict) -> str:
     """A person-readable Markdown version of a quarantine report."""
-    lines = [f"# Quarantined: {Path(str(report['file'])).name}", "",
-             f"- file: `{report['file']}`", f"- rule: **{report.get('rule')}**"]
+    lines = [
+        f"# Quarantined: {Path(str(report['file'])).name}",
+        "",
+        f"- file: `{report['file']}`",
+        f"- rule: **{report.get('rule')}**",
+    ]
     if report.get("row") is not None:
         lines.append(f"- row: {report['row']}")
     if report.get("line") is not None:
         lines.append(f"- line: {report['line']}")
     lines += [f"- when: {report['time']}", "", str(report.get("message", "")), ""]
     for failure in report.get("failures", []):
-        lines.append(f"- **{failure.get('rule')}** ({failure.get('severity', 'error')}): observed {failure.get('observed')}")
+        lines.append(
+            f"- **{failure.get('rule')}** ({failure.get('severity', 'error')}): observed {failure.get('observed')}"
+        )
         for example in failure.get("examples", [])[:5]:
             lines.append(f"  - {example}")
     lines += ["", "Fix the file and drop it into the landing zone again: new content is ingested."]

@@ -49,7 +49,9 @@ def _check_not_binary(uri: str) -> None:
     with fsspec.open(uri, "rb", compression="infer") as handle:
         head = handle.read(8192)
     if b"\x00" in head:
-        raise IngestionError(uri, "binary_file", "the file holds NUL bytes: it is binary, not delimited text or JSON lines")
+        raise IngestionError(
+            uri, "binary_file", "the file holds NUL bytes: it is binary, not delimited text or JSON lines"
+        )
 
 
 def _first_undecodable_line(uri: str, encoding: str) -> int | None:
@@ -72,11 +74,22 @@ def _jsonl_record(record, uri: str, config: DataConfig, row: int, line: int) -> 
         raise IngestionError(uri, "invalid_json", "each line must be a JSON object", row=row, line=line)
     text, label = record.get(config.text_column), record.get(config.label_column)
     if text is not None and not isinstance(text, str):
-        raise IngestionError(uri, "text_not_string", f"{config.text_column!r} is a JSON {type(text).__name__} "
-                             f"({json.dumps(text)[:60]}), not a string: write the text in quotes", row=row, line=line)
+        raise IngestionError(
+            uri,
+            "text_not_string",
+            f"{config.text_column!r} is a JSON {type(text).__name__} "
+            f"({json.dumps(text)[:60]}), not a string: write the text in quotes",
+            row=row,
+            line=line,
+        )
     if isinstance(label, (list, dict)):
-        raise IngestionError(uri, "label_not_scalar", f"{config.label_column!r} is a JSON {type(label).__name__}, "
-                             "not a string or number", row=row, line=line)
+        raise IngestionError(
+            uri,
+            "label_not_scalar",
+            f"{config.label_column!r} is a JSON {type(label).__name__}, not a string or number",
+            row=row,
+            line=line,
+        )
     return text, label
 
 
@@ -91,8 +104,9 @@ def _iter_jsonl(uri: str, encoding: str, config: DataConfig, chunk_rows: int) ->
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise IngestionError(uri, "invalid_json", f"not a JSON object: {exc.msg}", row=seen + 1,
-                                     line=number) from exc
+                raise IngestionError(
+                    uri, "invalid_json", f"not a JSON object: {exc.msg}", row=seen + 1, line=number
+                ) from exc
             text, label = _jsonl_record(record, uri, config, seen + 1, number)
             if len(keys_seen) < len(columns):
                 keys_seen.update(c for c in columns if c in record)
@@ -140,8 +154,9 @@ def _iter_raw(uri: str, fmt: str, config: DataConfig, chunk_rows: int, cache_dir
     if fmt == "jsonl":
         yield from _iter_jsonl(uri, encoding, config, chunk_rows)
         return
-    yield from iter_delimited(uri, "\t" if fmt == "tsv" else ",", encoding, chunk_rows, config.label_column,
-                              config.quoting)
+    yield from iter_delimited(
+        uri, "\t" if fmt == "tsv" else ",", encoding, chunk_rows, config.label_column, config.quoting
+    )
 
 
 def _check_columns(frame: pd.DataFrame, uri: str, config: DataConfig) -> None:
@@ -181,16 +196,19 @@ def _label_to_string(value) -> str | None:
 
 
 def _to_labeled(frame: pd.DataFrame, uri: str, config: DataConfig, offset: int) -> pd.DataFrame:
-    return pd.DataFrame({
-        "text": pd.Series(_text_values(frame[config.text_column]), dtype=object),
-        "label": pd.Series(_label_values(frame[config.label_column]), dtype=object),
-        "source": uri,
-        "row": np.arange(offset + 1, offset + len(frame) + 1, dtype=np.int64),
-    })
+    return pd.DataFrame(
+        {
+            "text": pd.Series(_text_values(frame[config.text_column]), dtype=object),
+            "label": pd.Series(_label_values(frame[config.label_column]), dtype=object),
+            "source": uri,
+            "row": np.arange(offset + 1, offset + len(frame) + 1, dtype=np.int64),
+        }
+    )
 
 
-def iter_labeled_chunks(uri: str, config: DataConfig, chunk_rows: int | None = None,
-                        cache_dir: str | Path | None = None) -> Iterator[pd.DataFrame]:
+def iter_labeled_chunks(
+    uri: str, config: DataConfig, chunk_rows: int | None = None, cache_dir: str | Path | None = None
+) -> Iterator[pd.DataFrame]:
     """Parse a file or ``hf:`` source into frames of columns ``text``, ``label``, ``source``, ``row``.
 
     At most ``chunk_rows`` (default ``data.chunk_rows``) rows per frame; ``row`` is the 1-based record
@@ -213,8 +231,12 @@ def iter_labeled_chunks(uri: str, config: DataConfig, chunk_rows: int | None = N
     except IngestionError:
         raise
     except UnicodeDecodeError as exc:
-        raise IngestionError(uri, "invalid_encoding", f"bytes that are not valid {config.encoding}: {exc.reason}",
-                             line=_first_undecodable_line(uri, config.encoding)) from exc
+        raise IngestionError(
+            uri,
+            "invalid_encoding",
+            f"bytes that are not valid {config.encoding}: {exc.reason}",
+            line=_first_undecodable_line(uri, config.encoding),
+        ) from exc
     except pd.errors.EmptyDataError as exc:
         raise IngestionError(uri, "empty_file", "the file is empty") from exc
     except pd.errors.ParserError as exc:

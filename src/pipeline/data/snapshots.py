@@ -17,7 +17,7 @@ import re
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -91,8 +91,11 @@ class Snapshot:
         """Every row of a text that carried conflicting labels when this snapshot was built (may be empty)."""
         if not self.manifest.conflicts_file:
             return pd.DataFrame(columns=COLUMNS)
-        return pd.read_csv(self.path / self.manifest.conflicts_file, dtype={"text": str, "label": str, "source": str},
-                           keep_default_na=False)
+        return pd.read_csv(
+            self.path / self.manifest.conflicts_file,
+            dtype={"text": str, "label": str, "source": str},
+            keep_default_na=False,
+        )
 
 
 def snapshot_id_for(file_hashes: list[str]) -> str:
@@ -109,9 +112,9 @@ def _encode(value) -> str:
 def update_digest(digest, texts: list, labels: list) -> None:
     """Feed (text, label) rows into ``digest``, length-prefixed, so chunking never changes the result."""
     if None in texts or None in labels:
-        parts = [_encode(t) + _encode(l) for t, l in zip(texts, labels)]
+        parts = [_encode(t) + _encode(y) for t, y in zip(texts, labels)]
     else:
-        parts = [f"{len(t)}:{t}{len(l)}:{l}" for t, l in zip(texts, labels)]
+        parts = [f"{len(t)}:{t}{len(y)}:{y}" for t, y in zip(texts, labels)]
     digest.update("".join(parts).encode("utf-8", "surrogatepass"))
 
 
@@ -130,8 +133,9 @@ def label_counts(frame: pd.DataFrame) -> dict[str, int]:
     return {str(k): int(v) for k, v in frame["label"].value_counts().sort_index().items()}
 
 
-def build_snapshot_frame(parent: pd.DataFrame | None, new: list[pd.DataFrame], policy: str,
-                         max_conflict_share: float) -> tuple[pd.DataFrame, int, pd.DataFrame]:
+def build_snapshot_frame(
+    parent: pd.DataFrame | None, new: list[pd.DataFrame], policy: str, max_conflict_share: float
+) -> tuple[pd.DataFrame, int, pd.DataFrame]:
     """In-memory version of what ``write_snapshot_from_parts`` streams: (rows, duplicates dropped, conflicting rows).
 
     Raises ConflictError like the streaming build.
@@ -154,7 +158,7 @@ def _write_kept_rows(paths: list[Path], keep: np.ndarray, target: Path, chunk_ro
     offset = rows = 0
     with pq.ParquetWriter(target, ROW_SCHEMA) as writer:
         for table in iter_row_batches(paths, chunk_rows):
-            mask = keep[offset:offset + table.num_rows]
+            mask = keep[offset : offset + table.num_rows]
             offset += table.num_rows
             table = table.filter(pa.array(mask))
             if table.num_rows == 0:
@@ -167,8 +171,9 @@ def _write_kept_rows(paths: list[Path], keep: np.ndarray, target: Path, chunk_ro
     return rows, {str(k): int(counts[k]) for k in sorted(counts)}, digest.hexdigest()
 
 
-def write_snapshot_from_parts(root: Path, snapshot_id: str, parent: Snapshot | None, parts: list[Path],
-                              files: list[dict], config: DataConfig) -> Snapshot:
+def write_snapshot_from_parts(
+    root: Path, snapshot_id: str, parent: Snapshot | None, parts: list[Path], files: list[dict], config: DataConfig
+) -> Snapshot:
     """Build ``root/<snapshot_id>`` from the parent's rows plus ``parts`` (Parquet files of parsed rows).
 
     Atomic (temporary folder, then rename). An existing snapshot with the same id is returned
@@ -181,23 +186,44 @@ def write_snapshot_from_parts(root: Path, snapshot_id: str, parent: Snapshot | N
     sources = ([parent.data_path] if parent else []) + list(parts)
     new_rows = sum(pq.ParquetFile(p).metadata.num_rows for p in parts)
     with staged_directory(final) as staging:
-        plan = plan_rows(sources, config.conflict_policy, config.max_conflict_share, new_rows, config.chunk_rows,
-                         config.max_rows_in_memory, staging / "partitions")
+        plan = plan_rows(
+            sources,
+            config.conflict_policy,
+            config.max_conflict_share,
+            new_rows,
+            config.chunk_rows,
+            config.max_rows_in_memory,
+            staging / "partitions",
+        )
         rows, counts, digest = _write_kept_rows(sources, plan.keep, staging / "data.parquet", config.chunk_rows)
         conflicts_file = None
         if len(plan.conflicts):
             conflicts_file = "conflicts.csv"
             plan.conflicts[COLUMNS].to_csv(staging / conflicts_file, index=False)
         manifest = Manifest(
-            snapshot_id=snapshot_id, parent=parent.id if parent else None,
-            created=datetime.now(timezone.utc).isoformat(timespec="seconds"), rows=rows, label_counts=counts,
-            files=files, content_sha256=digest, duplicates_dropped=plan.duplicates,
+            snapshot_id=snapshot_id,
+            parent=parent.id if parent else None,
+            created=datetime.now(UTC).isoformat(timespec="seconds"),
+            rows=rows,
+            label_counts=counts,
+            files=files,
+            content_sha256=digest,
+            duplicates_dropped=plan.duplicates,
             conflicts_dropped=plan.conflicts_dropped,
-            conflict_examples=_records(plan.conflicts.head(CONFLICT_EXAMPLES)), conflict_rows=len(plan.conflicts),
-            conflict_texts=plan.conflict_texts, conflict_policy=config.conflict_policy, conflicts_file=conflicts_file)
+            conflict_examples=_records(plan.conflicts.head(CONFLICT_EXAMPLES)),
+            conflict_rows=len(plan.conflicts),
+            conflict_texts=plan.conflict_texts,
+            conflict_policy=config.conflict_policy,
+            conflicts_file=conflicts_file,
+        )
         (staging / "manifest.json").write_text(json.dumps(manifest.to_dict(), indent=2, default=str), encoding="utf-8")
-    logger.info("wrote snapshot %s (%d rows, %d duplicates, %d conflicting rows)", snapshot_id, rows,
-                plan.duplicates, len(plan.conflicts))
+    logger.info(
+        "wrote snapshot %s (%d rows, %d duplicates, %d conflicting rows)",
+        snapshot_id,
+        rows,
+        plan.duplicates,
+        len(plan.conflicts),
+    )
     return Snapshot(final, manifest)
 
 
@@ -212,8 +238,9 @@ def check_snapshot_id(snapshot_id: str) -> str:
     """``snapshot_id`` when it is a plain name (letters, digits, ``_``, ``-``); ValueError otherwise, so a
     typed value such as ``../../x`` never names a path outside ``snapshots/``."""
     if not isinstance(snapshot_id, str) or not SNAPSHOT_ID.match(snapshot_id):
-        raise ValueError(f"invalid snapshot id {snapshot_id!r}: expected letters, digits, '_' or '-' "
-                         "(e.g. 3f2a9c0d1e4b5a67)")
+        raise ValueError(
+            f"invalid snapshot id {snapshot_id!r}: expected letters, digits, '_' or '-' (e.g. 3f2a9c0d1e4b5a67)"
+        )
     return snapshot_id
 
 

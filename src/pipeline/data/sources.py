@@ -53,7 +53,7 @@ def is_hf_uri(uri: str) -> bool:
 
 def parse_hf_uri(uri: str) -> tuple[str, str | None]:
     """``hf:NAME[:CONFIG]`` -> (NAME, CONFIG or None). NAME is a hub id or a local folder."""
-    name, _, config = uri[len(HF_PREFIX):].partition(":")
+    name, _, config = uri[len(HF_PREFIX) :].partition(":")
     if not name:
         raise IngestionError(uri, "bad_source", "expected hf:NAME[:CONFIG], e.g. hf:glue:sst2 or hf:/path/to/folder")
     return name, config or None
@@ -70,8 +70,12 @@ def detect_format(uri: str, configured: str = "auto") -> str:
         name = name[:-3]
     suffix = PurePosixPath(name).suffix
     if suffix not in SUPPORTED_SUFFIXES:
-        raise IngestionError(uri, "unsupported_format", f"unknown extension {suffix or '(none)'!r}; expected one of "
-                             f"{', '.join(sorted(SUPPORTED_SUFFIXES))} (optionally .gz)")
+        raise IngestionError(
+            uri,
+            "unsupported_format",
+            f"unknown extension {suffix or '(none)'!r}; expected one of "
+            f"{', '.join(sorted(SUPPORTED_SUFFIXES))} (optionally .gz)",
+        )
     return SUPPORTED_SUFFIXES[suffix]
 
 
@@ -130,7 +134,11 @@ def check_source_allowed(uri: str, allowed_schemes: list[str], allowed_hosts: li
     for scheme, host in links:
         scheme = "file" if scheme == "local" else scheme
         if scheme not in allowed:
-            raise IngestionError(uri, "source_not_allowed", f"scheme {scheme!r} is not in data.allowed_url_schemes "
-                                 f"({', '.join(sorted(allowed))}); add it there to read from it")
+            raise IngestionError(
+                uri,
+                "source_not_allowed",
+                f"scheme {scheme!r} is not in data.allowed_url_schemes "
+                f"({', '.join(sorted(allowed))}); add it there to read from it",
+            )
         if host and allowed_hosts and scheme != "file" and host.lower() not in {h.lower() for h in allowed_hosts}:
             raise IngestionError(uri, "source_not_allowed", f"host {host!r} is not in data.allowed_url_hosts")

@@ -31,7 +31,9 @@ def assign_splits(texts: pd.Series, validation_share: float, test_share: float, 
     return result
 
 
-def split_frame(frame: pd.DataFrame, config: DataConfig, holdout: pd.DataFrame | None = None) -> dict[str, pd.DataFrame]:
+def split_frame(
+    frame: pd.DataFrame, config: DataConfig, holdout: pd.DataFrame | None = None
+) -> dict[str, pd.DataFrame]:
     """Split snapshot rows. With a pinned ``holdout`` frame it is the test split, and any of its texts
     are removed from train and validation (no leakage)."""
     if holdout is not None:

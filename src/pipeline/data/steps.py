@@ -26,8 +26,9 @@ def ingest_and_validate(config: PipelineConfig, workspace: Workspace) -> DataOut
     store = DataStore(workspace, config.data)
     contracts: dict[str, dict] = {}
     tokenizer = contract_tokenizer(config)
-    result = store.ingest(config.data.paths or None,
-                          contract_checker(config, tokenizer, contracts, data_docs_for(config, workspace)))
+    result = store.ingest(
+        config.data.paths or None, contract_checker(config, tokenizer, contracts, data_docs_for(config, workspace))
+    )
     outcome = dataclasses.replace(result, contracts=contracts, notes=label_set_notes(config, store.head()))
     for uri in outcome.new_files:
         write_contract_report(workspace, outcome.snapshot_id, Path(uri).name, ContractResult.from_dict(contracts[uri]))

@@ -19,9 +19,7 @@ import logging
 import shutil
 import tempfile
 import time
-import uuid
 from contextlib import contextmanager
-from datetime import datetime, timezone
 from pathlib import Path
 
 from filelock import FileLock, Timeout
@@ -29,7 +27,8 @@ from filelock import FileLock, Timeout
 from pipeline.config import DataConfig
 from pipeline.data.landing import LandingZone
 from pipeline.data.ledger import Ledger
-from pipeline.data.quarantine import quarantine_file, retry_transient
+from pipeline.data.quarantine import retry_transient
+from pipeline.data.refusals import Refusals, now_iso
 from pipeline.data.sources import (
     FileInfo,
     IngestionError,
@@ -51,11 +50,7 @@ class DataStoreBusy(RuntimeError):
     """Another process holds the workspace's data lock for longer than the wait allowed."""
 
 
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-class DataStore(LandingZone):
+class DataStore(LandingZone, Refusals):
     """Files in, snapshots out, with a ledger that remembers every file by content hash."""
 
     def __init__(self, workspace: Workspace, config: DataConfig, lock_timeout: float | None = None):
@@ -79,13 +74,6 @@ class DataStore(LandingZone):
 
         head = self.ledger.head()
         return load_snapshot(self.workspace.snapshots, head) if head else None
-
-
-
-
-
-
-
 
     # -- staging --------------------------------------------------------------------------------
     def stage(self, paths: list[str] | None = None) -> StagedBatch:
@@ -121,8 +109,14 @@ class DataStore(LandingZone):
                 info = stat_file(uri)
                 batch.quarantined.append(self._quarantine(ledger, uri, None, info, report))
             except Exception as again:
-                batch.skipped.append({"uri": uri, "sha256": None, "reason": f"{report['message']}; could not be "
-                                      f"quarantined either ({type(again).__name__}: {again})"})
+                batch.skipped.append(
+                    {
+                        "uri": uri,
+                        "sha256": None,
+                        "reason": f"{report['message']}; could not be "
+                        f"quarantined either ({type(again).__name__}: {again})",
+                    }
+                )
 
     def _stage_one(self, uri: str, ledger: Ledger, claimed: dict[str, str], batch: StagedBatch) -> None:
         try:
@@ -156,8 +150,11 @@ class DataStore(LandingZone):
             return
         try:
             # an OSError that is not an IngestionError comes from writing the part (our disk): it stops the stage
-            batch.files.append(retry_transient(lambda: self._parse_to_part(uri, sha, info, batch.folder), self.config,
-                                               uri, reads_only=True))
+            batch.files.append(
+                retry_transient(
+                    lambda: self._parse_to_part(uri, sha, info, batch.folder), self.config, uri, reads_only=True
+                )
+            )
         except IngestionError as exc:
             batch.quarantined.append(self._quarantine(ledger, uri, sha, info, exc.to_dict()))
             return
@@ -199,7 +196,9 @@ class DataStore(LandingZone):
                 accepted, refused, skipped = [], [], list(batch.skipped)
                 for staged in batch.files:
                     if ledger.file(staged.sha256) is not None:
-                        skipped.append({"uri": staged.uri, "sha256": staged.sha256, "reason": "committed by another run"})
+                        skipped.append(
+                            {"uri": staged.uri, "sha256": staged.sha256, "reason": "committed by another run"}
+                        )
                     elif staged.uri in rejected:
                         refused.append(staged)
                     else:
@@ -210,10 +209,16 @@ class DataStore(LandingZone):
 
                 def write(files: list[StagedFile]):
                     listed = (parent.manifest.files if parent else []) + [
-                        {"uri": s.uri, "sha256": s.sha256, "rows": s.rows, "size": s.size} for s in files]
-                    return write_snapshot_from_parts(self.workspace.snapshots,
-                                                     snapshot_id_for(known + [s.sha256 for s in files]), parent,
-                                                     [s.path for s in files], listed, self.config)
+                        {"uri": s.uri, "sha256": s.sha256, "rows": s.rows, "size": s.size} for s in files
+                    ]
+                    return write_snapshot_from_parts(
+                        self.workspace.snapshots,
+                        snapshot_id_for(known + [s.sha256 for s in files]),
+                        parent,
+                        [s.path for s in files],
+                        listed,
+                        self.config,
+                    )
 
                 snapshot, conflicted = write_isolating_conflicts(write, accepted, self._write_conflict_report)
                 accepted = [s for s in accepted if all(s is not c for c, _ in conflicted)]
@@ -225,9 +230,17 @@ class DataStore(LandingZone):
                     info = FileInfo(staged.uri, staged.size, staged.mtime)
                     quarantined.append(self._quarantine(ledger, staged.uri, staged.sha256, info, rejected[staged.uri]))
                 for staged in accepted:
-                    ledger.put_file({
-                        "sha256": staged.sha256, "uris": [staged.uri], "size": staged.size, "rows": staged.rows,
-                        "status": "accepted", "snapshot": snapshot.id, "time": _now()})
+                    ledger.put_file(
+                        {
+                            "sha256": staged.sha256,
+                            "uris": [staged.uri],
+                            "size": staged.size,
+                            "rows": staged.rows,
+                            "status": "accepted",
+                            "snapshot": snapshot.id,
+                            "time": now_iso(),
+                        }
+                    )
                     self._record(ledger, staged.uri, staged.sha256, staged.size, staged.rows, "accepted", snapshot.id)
                 changed = snapshot is not None and snapshot.id != head_id
                 if changed:
@@ -235,10 +248,17 @@ class DataStore(LandingZone):
         finally:
             batch.discard()
         net = (snapshot.manifest.rows - (parent.manifest.rows if parent else 0)) if changed else 0
-        return DataOutcome(self.ledger.head(), [s.uri for s in accepted], skipped, quarantined,
-                           sum(s.rows for s in accepted), changed,
-                           duplicates_dropped=snapshot.manifest.duplicates_dropped if snapshot else 0,
-                           conflict_rows=snapshot.manifest.conflict_rows if snapshot else 0, net_rows_added=net)
+        return DataOutcome(
+            self.ledger.head(),
+            [s.uri for s in accepted],
+            skipped,
+            quarantined,
+            sum(s.rows for s in accepted),
+            changed,
+            duplicates_dropped=snapshot.manifest.duplicates_dropped if snapshot else 0,
+            conflict_rows=snapshot.manifest.conflict_rows if snapshot else 0,
+            net_rows_added=net,
+        )
 
     def ingest(self, paths: list[str] | None = None, check=None) -> DataOutcome:
         """Stage, run ``check(batch, head) -> {uri: failure report}`` when given, and commit."""
@@ -249,34 +269,6 @@ class DataStore(LandingZone):
             batch.discard()
             raise
         return self.commit(batch, rejected)
-
-    # -- quarantine and reports -----------------------------------------------------------------
-    @staticmethod
-    def _record(ledger: Ledger, uri: str, sha: str | None, size: int, rows: int | None, status: str,
-                snapshot: str | None, reason: str | None = None) -> None:
-        ledger.add_event({"time": _now(), "uri": uri, "sha256": sha, "size": size, "rows": rows,
-                          "status": status, "snapshot": snapshot, "reason": reason})
-
-    def _quarantine(self, ledger: Ledger, uri: str, sha: str | None, info: FileInfo, report: dict) -> dict:
-        """Quarantine the file (see ``quarantine.quarantine_file``) and record it in the ledger."""
-        movable = self._in_landing(uri) and (Path(uri).is_symlink() or
-                                             Path(uri).resolve().is_relative_to(self._landing_roots()[1]))
-        item = quarantine_file(self.workspace.quarantine, uri, sha, info.size, report, move=movable)
-        if sha:
-            ledger.put_file({"sha256": sha, "uris": [uri], "size": info.size, "rows": None,
-                             "status": "quarantined", "snapshot": None, "time": _now(),
-                             "reason": report.get("rule"), "report": item["report_json"]})
-        self._record(ledger, uri, sha, info.size, None, "quarantined", None, report.get("rule"))
-        ledger.forget_seen(uri)
-        logger.warning("quarantined %s: %s", uri, report.get("rule"))
-        return {k: v for k, v in item.items() if k != "report_json"}
-
-    def _write_conflict_report(self, error) -> str:
-        folder = self.workspace.reports / "conflicts"
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}-conflicts.csv"
-        error.conflicts.to_csv(path, index=False)
-        return str(path)
 
     def _remove_leftovers(self) -> None:
         """Under the lock: delete temporary snapshot folders and ledger files a crashed run left behind,
@@ -296,8 +288,9 @@ class DataStore(LandingZone):
         try:
             self.lock.acquire()
         except Timeout as exc:
-            raise DataStoreBusy(f"another ingest holds {self.workspace.lock_file} (waited {self.lock.timeout:g} s); "
-                                "try again later") from exc
+            raise DataStoreBusy(
+                f"another ingest holds {self.workspace.lock_file} (waited {self.lock.timeout:g} s); try again later"
+            ) from exc
         try:
             yield
         finally:

@@ -29,9 +29,11 @@ def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, num_labels: i
 
 def per_class_table(y_true: np.ndarray, y_pred: np.ndarray, label_names: list[str]) -> pd.DataFrame:
     precision, recall, f1, support = precision_recall_fscore_support(
-        y_true, y_pred, labels=list(range(len(label_names))), zero_division=0)
-    return pd.DataFrame({"label": label_names, "precision": precision, "recall": recall, "f1": f1,
-                         "support": support.astype(int)})
+        y_true, y_pred, labels=list(range(len(label_names))), zero_division=0
+    )
+    return pd.DataFrame(
+        {"label": label_names, "precision": precision, "recall": recall, "f1": f1, "support": support.astype(int)}
+    )
 
 
 def expected_calibration_error(proba: np.ndarray, y_true: np.ndarray, bins: int = 10) -> tuple[float, pd.DataFrame]:
@@ -39,8 +41,9 @@ def expected_calibration_error(proba: np.ndarray, y_true: np.ndarray, bins: int 
     return expected_calibration_error_from_confidence(proba.max(axis=1), proba.argmax(axis=1) == y_true, bins)
 
 
-def expected_calibration_error_from_confidence(confidence: np.ndarray, correct: np.ndarray,
-                                               bins: int = 10) -> tuple[float, pd.DataFrame]:
+def expected_calibration_error_from_confidence(
+    confidence: np.ndarray, correct: np.ndarray, bins: int = 10
+) -> tuple[float, pd.DataFrame]:
     """ECE from the top-class confidence and whether each prediction was right.
 
     What a model that only returns its label and score (a served pyfunc) allows; equal to
@@ -55,36 +58,60 @@ def expected_calibration_error_from_confidence(confidence: np.ndarray, correct: 
         if mask.any():
             acc, conf = float(correct[mask].mean()), float(confidence[mask].mean())
             ece += mask.mean() * abs(acc - conf)
-            rows.append({"bin_low": edges[b], "bin_high": edges[b + 1], "count": int(mask.sum()),
-                         "accuracy": acc, "confidence": conf})
+            rows.append(
+                {
+                    "bin_low": edges[b],
+                    "bin_high": edges[b + 1],
+                    "count": int(mask.sum()),
+                    "accuracy": acc,
+                    "confidence": conf,
+                }
+            )
     return float(ece), pd.DataFrame(rows)
 
 
-def confident_mistakes(frame: pd.DataFrame, proba: np.ndarray, y_true: np.ndarray, label_names: list[str],
-                       top: int = 20) -> pd.DataFrame:
+def confident_mistakes(
+    frame: pd.DataFrame, proba: np.ndarray, y_true: np.ndarray, label_names: list[str], top: int = 20
+) -> pd.DataFrame:
     pred = proba.argmax(axis=1)
     wrong = np.flatnonzero(pred != y_true)
     order = wrong[np.argsort(-proba[wrong, pred[wrong]])][:top]
-    return pd.DataFrame({"text": frame["text"].to_numpy()[order],
-                         "label": [label_names[i] for i in y_true[order]],
-                         "predicted": [label_names[i] for i in pred[order]],
-                         "confidence": proba[order, pred[order]]})
+    return pd.DataFrame(
+        {
+            "text": frame["text"].to_numpy()[order],
+            "label": [label_names[i] for i in y_true[order]],
+            "predicted": [label_names[i] for i in pred[order]],
+            "confidence": proba[order, pred[order]],
+        }
+    )
 
 
 def slice_metrics(frame: pd.DataFrame, y_true: np.ndarray, y_pred: np.ndarray, num_labels: int) -> pd.DataFrame:
     """Accuracy and macro-F1 per text-length bucket (characters) and per source file."""
     lengths = frame["text"].str.len().to_numpy()
-    buckets = pd.cut(lengths, LENGTH_BUCKETS, right=False,
-                     labels=[f"{a}-{b - 1}" if b < 10**9 else f"{a}+" for a, b in zip(LENGTH_BUCKETS, LENGTH_BUCKETS[1:])])
+    buckets = pd.cut(
+        lengths,
+        LENGTH_BUCKETS,
+        right=False,
+        labels=[f"{a}-{b - 1}" if b < 10**9 else f"{a}+" for a, b in zip(LENGTH_BUCKETS, LENGTH_BUCKETS[1:])],
+    )
     rows = []
-    for kind, keys in (("length", np.asarray(buckets.astype(str))),
-                       ("source", frame["source"].map(lambda s: Path(str(s)).name).to_numpy() if "source" in frame else None)):
+    for kind, keys in (
+        ("length", np.asarray(buckets.astype(str))),
+        ("source", frame["source"].map(lambda s: Path(str(s)).name).to_numpy() if "source" in frame else None),
+    ):
         if keys is None:
             continue
         for key in sorted(set(keys)):
             mask = keys == key
-            rows.append({"slice": kind, "value": key, "count": int(mask.sum()),
-                         **classification_metrics(y_true[mask], y_pred[mask], num_labels)})
+            rows.append(
+                {
+                    "slice": kind,
+                    "value": key,
+                    "count": int(mask.sum()),
+                    **classification_metrics(y_true[mask], y_pred[mask], num_labels),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -106,8 +133,15 @@ def plot_confusion_matrix(matrix: np.ndarray, label_names: list[str], path: Path
     ax.set_ylabel("true")
     if len(label_names) <= 20:
         for (i, j), value in np.ndenumerate(matrix):
-            ax.text(j, i, str(value), ha="center", va="center", fontsize=8,
-                    color="white" if value > matrix.max() / 2 else "black")
+            ax.text(
+                j,
+                i,
+                str(value),
+                ha="center",
+                va="center",
+                fontsize=8,
+                color="white" if value > matrix.max() / 2 else "black",
+            )
     ax.set_title("Confusion matrix (test split)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -158,8 +192,9 @@ def plot_training_curve(history: list[dict], step_log: list[dict], path: Path) -
     return path
 
 
-def evaluate_predictions(frame: pd.DataFrame, proba: np.ndarray, y_true: np.ndarray, label_names: list[str],
-                         out_dir: Path) -> dict:
+def evaluate_predictions(
+    frame: pd.DataFrame, proba: np.ndarray, y_true: np.ndarray, label_names: list[str], out_dir: Path
+) -> dict:
     """Every test-split measurement, with plots and tables written to ``out_dir``.
 
     Returns a dict with ``metrics`` (flat, loggable), ``per_class`` (DataFrame) and ``files``.
@@ -182,5 +217,12 @@ def evaluate_predictions(frame: pd.DataFrame, proba: np.ndarray, y_true: np.ndar
     for name, table in (("per_class.csv", per_class), ("confident_mistakes.csv", mistakes), ("slices.csv", slices)):
         table.to_csv(out_dir / name, index=False)
         files[name] = out_dir / name
-    return {"metrics": metrics, "per_class": per_class, "slices": slices, "mistakes": mistakes,
-            "confusion_matrix": matrix, "files": files, "predictions": pred}
+    return {
+        "metrics": metrics,
+        "per_class": per_class,
+        "slices": slices,
+        "mistakes": mistakes,
+        "confusion_matrix": matrix,
+        "files": files,
+        "predictions": pred,
+    }

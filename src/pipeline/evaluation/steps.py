@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from pipeline.config import PipelineConfig
 from pipeline.registry import tracking as registry
@@ -15,15 +15,16 @@ from pipeline.workspace import Workspace
 logger = logging.getLogger(__name__)
 
 
-def evaluate_model(config: PipelineConfig, workspace: Workspace, tracking: TrackingRun, trained: TrainedModel,
-                   splits: Splits) -> Evaluation:
+def evaluate_model(
+    config: PipelineConfig, workspace: Workspace, tracking: TrackingRun, trained: TrainedModel, splits: Splits
+) -> Evaluation:
     """Score the test split with the saved model; log metrics, per-class table and plots to the run."""
     import numpy as np
     from transformers import AutoTokenizer
 
     from pipeline.evaluation.metrics import evaluate_predictions
+    from pipeline.training.devices import select_device
     from pipeline.training.inference import predict_proba
-    from pipeline.training.loop import select_device
     from pipeline.training.pooling import load_classifier
     from pipeline.training.tokenization import tokenize_texts
 
@@ -39,7 +40,9 @@ def evaluate_model(config: PipelineConfig, workspace: Workspace, tracking: Track
     if np.isnan(y_true.astype(float)).any():
         raise ValueError("the test split holds labels the model was not trained on")
     ids = tokenize_texts(tokenizer, test_frame["text"].tolist(), config.model.max_length)
-    proba = predict_proba(model, ids, tokenizer.pad_token_id, config.training.eval_batch_size, device, config.training.bf16)
+    proba = predict_proba(
+        model, ids, tokenizer.pad_token_id, config.training.eval_batch_size, device, config.training.bf16
+    )
     out_dir = workspace.runs / tracking.run_id / "evaluation"
     report = evaluate_predictions(test_frame, proba, y_true.astype(int), names, out_dir)
     np.save(out_dir / "probabilities.npy", proba)
@@ -47,20 +50,34 @@ def evaluate_model(config: PipelineConfig, workspace: Workspace, tracking: Track
     metrics = {f"test_{k}": v for k, v in report["metrics"].items()}
     per_class, metric_labels = per_class_metrics("test_f1.", report["per_class"].to_dict("records"))
     registry.log_metrics(client, tracking.run_id, {**metrics, **per_class})
-    client.log_dict(tracking.run_id, {"per_class_metric_labels": metric_labels, "classes": len(names),
-                                         "per_class_table": "evaluation/per_class.csv"}, "evaluation/class_metrics.json")
-    dataset = registry.log_dataset(tracking.run_id, test_frame, name="test-split", source=str(out_dir),
-                                   context="evaluation")
+    client.log_dict(
+        tracking.run_id,
+        {
+            "per_class_metric_labels": metric_labels,
+            "classes": len(names),
+            "per_class_table": "evaluation/per_class.csv",
+        },
+        "evaluation/class_metrics.json",
+    )
+    dataset = registry.log_dataset(
+        tracking.run_id, test_frame, name="test-split", source=str(out_dir), context="evaluation"
+    )
     for path in report["files"].values():
         client.log_artifact(tracking.run_id, str(path), "evaluation")
-    return Evaluation(metrics=report["metrics"], per_class=report["per_class"].to_dict("records"),
-                      slices=report["slices"].to_dict("records"), out_dir=str(out_dir),
-                      probabilities=str(out_dir / "probabilities.npy"), label_names=names,
-                      dataset=dataset)
+    return Evaluation(
+        metrics=report["metrics"],
+        per_class=report["per_class"].to_dict("records"),
+        slices=report["slices"].to_dict("records"),
+        out_dir=str(out_dir),
+        probabilities=str(out_dir / "probabilities.npy"),
+        label_names=names,
+        dataset=dataset,
+    )
 
 
-def rescore_champion(config: PipelineConfig, workspace: Workspace, tracking_uri: str, model_uri: str,
-                     texts: list[str]) -> tuple[list[str], list[float], list[str]]:
+def rescore_champion(
+    config: PipelineConfig, workspace: Workspace, tracking_uri: str, model_uri: str, texts: list[str]
+) -> tuple[list[str], list[float], list[str]]:
     """(labels, scores, the classes it knows) of a registered version on ``texts``.
 
     The version is loaded from its saved weights and tokenizer by this project's own code
@@ -75,8 +92,9 @@ def rescore_champion(config: PipelineConfig, workspace: Workspace, tracking_uri:
     return scored["label"].astype(str).tolist(), scored["score"].astype(float).tolist(), list(champion.labels)
 
 
-def compare_with_champion(config: PipelineConfig, workspace: Workspace, tracking: TrackingRun, evaluation: Evaluation,
-                          splits: Splits) -> Comparison:
+def compare_with_champion(
+    config: PipelineConfig, workspace: Workspace, tracking: TrackingRun, evaluation: Evaluation, splits: Splits
+) -> Comparison:
     """Re-score the live champion on this run's test split, compare it with the candidate and decide the gate.
 
     The champion is whatever ``models:/NAME@champion`` points to now (never cached, so a promotion made
@@ -99,32 +117,52 @@ def compare_with_champion(config: PipelineConfig, workspace: Workspace, tracking
     proba = np.load(evaluation.probabilities)
     candidate = [names[i] for i in proba.argmax(axis=1)]
     truth, texts = test_frame["label"].astype(str).tolist(), test_frame["text"].astype(str).tolist()
-    now = lambda: datetime.now(timezone.utc).isoformat(timespec="seconds")  # noqa: E731
+    now = lambda: datetime.now(UTC).isoformat(timespec="seconds")  # noqa: E731
     champion_version = registry.alias_version(client, name, registry.CHAMPION)
     champion, comparison = None, None
     if champion_version is not None:
-        champion = {"version": champion_version, "uri": f"models:/{name}/{champion_version}",
-                    "resolved_from": f"models:/{name}@{registry.CHAMPION}", "resolved_at": now(),
-                    "run_id": client.get_model_version(name, champion_version).run_id}
+        champion = {
+            "version": champion_version,
+            "uri": f"models:/{name}/{champion_version}",
+            "resolved_from": f"models:/{name}@{registry.CHAMPION}",
+            "resolved_at": now(),
+            "run_id": client.get_model_version(name, champion_version).run_id,
+        }
         try:
             labels, scores, known = rescore_champion(config, workspace, tracking.tracking_uri, champion["uri"], texts)
-            comparison = promotion.compare_predictions(truth, candidate, labels, policy, champion_confidence=scores,
-                                                       label_names=names, champion_labels=known,
-                                                       candidate_confidence=proba.max(axis=1), seed=config.training.seed)
+            comparison = promotion.compare_predictions(
+                truth,
+                candidate,
+                labels,
+                policy,
+                champion_confidence=scores,
+                label_names=names,
+                champion_labels=known,
+                candidate_confidence=proba.max(axis=1),
+                seed=config.training.seed,
+            )
         except Exception as exc:  # a model that cannot be re-scored fails the gate, never the run...
             if is_infrastructure_error(exc):  # ...but an unreachable store must not count the data as trained
-                raise ChampionUnavailableError(f"could not load champion {champion['uri']} ({type(exc).__name__}: "
-                                               f"{str(exc).splitlines()[0] if str(exc) else ''}); nothing registered, "
-                                               "the next run compares again") from exc
+                raise ChampionUnavailableError(
+                    f"could not load champion {champion['uri']} ({type(exc).__name__}: "
+                    f"{str(exc).splitlines()[0] if str(exc) else ''}); nothing registered, "
+                    "the next run compares again"
+                ) from exc
             logger.exception("could not re-score champion %s", champion["uri"])
             comparison = {"error": f"{type(exc).__name__}: {exc}"[:1000]}
         comparison["champion"] = champion
-    outcome = Comparison(model_name=name, primary_metric=policy.primary_metric,
-                         candidate={"run_id": tracking.run_id, "metrics": evaluation.metrics},
-                         champion=champion, comparison=comparison,
-                         gate=promotion.decide_promotion(policy, evaluation.metrics, comparison),
-                         test_rows=len(truth), test_split_digest=promotion.split_digest(texts, truth),
-                         compared_at=now(), policy=policy.model_dump(include=promotion.POLICY_KEYS))
+    outcome = Comparison(
+        model_name=name,
+        primary_metric=policy.primary_metric,
+        candidate={"run_id": tracking.run_id, "metrics": evaluation.metrics},
+        champion=champion,
+        comparison=comparison,
+        gate=promotion.decide_promotion(policy, evaluation.metrics, comparison),
+        test_rows=len(truth),
+        test_split_digest=promotion.split_digest(texts, truth),
+        compared_at=now(),
+        policy=policy.model_dump(include=promotion.POLICY_KEYS),
+    )
     report = model_card.render_comparison(outcome.to_dict())
     registration.log_comparison(client, tracking.run_id, outcome.to_dict(), report)
     return dataclasses.replace(outcome, report=report)

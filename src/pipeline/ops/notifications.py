@@ -7,7 +7,7 @@ import logging
 import threading
 import urllib.error
 import urllib.request
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from pipeline.secrets import redact_text, redact_url
 
@@ -20,13 +20,21 @@ class NotificationError(RuntimeError):
     """The webhook could not be reached or answered with an error status."""
 
 
-def failure_message(flow_name: str, run_name: str, run_id: str, state: str, reason: str,
-                    model_name: str | None = None, run_url: str | None = None) -> dict:
+def failure_message(
+    flow_name: str,
+    run_name: str,
+    run_id: str,
+    state: str,
+    reason: str,
+    model_name: str | None = None,
+    run_url: str | None = None,
+) -> dict:
     """The JSON document sent when a run fails. ``text`` is a one-line summary for chat webhooks."""
     where = f" <{run_url}>" if run_url else ""
     return {
         "event": FAILED_EVENT,
-        "text": f"Pipeline run {flow_name}/{run_name} {state.lower()}: {reason.splitlines()[0] if reason else ''}{where}",
+        "text": f"Pipeline run {flow_name}/{run_name} {state.lower()}: "
+        f"{reason.splitlines()[0] if reason else ''}{where}",
         "flow": flow_name,
         "flow_run_name": run_name,
         "flow_run_id": run_id,
@@ -34,7 +42,7 @@ def failure_message(flow_name: str, run_name: str, run_id: str, state: str, reas
         "reason": reason,
         "model_name": model_name,
         "url": run_url,
-        "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "time": datetime.now(UTC).isoformat(timespec="seconds"),
     }
 
 
@@ -53,8 +61,9 @@ def post_json(url: str, payload: dict, timeout: float = 10.0) -> int:
     """
     shown = redact_url(url)
     body = json.dumps(payload, default=str).encode("utf-8")
-    request = urllib.request.Request(url, data=body, method="POST",
-                                     headers={"Content-Type": "application/json", "User-Agent": "textclf-pipeline"})
+    request = urllib.request.Request(
+        url, data=body, method="POST", headers={"Content-Type": "application/json", "User-Agent": "textclf-pipeline"}
+    )
     opener = urllib.request.build_opener(_NoRedirect)
     outcome: dict = {}
 

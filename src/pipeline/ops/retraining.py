@@ -101,8 +101,9 @@ def _load(workspace: Workspace, snapshot_id: str | None) -> Snapshot | None:
         return None
 
 
-def measure_new_data(config: PipelineConfig, workspace: Workspace, trained_snapshot: str | None = None,
-                     lookup_trained: bool = True) -> NewData:
+def measure_new_data(
+    config: PipelineConfig, workspace: Workspace, trained_snapshot: str | None = None, lookup_trained: bool = True
+) -> NewData:
     """Pending and ingested-but-untrained rows. Reads the pending files, never writes anything.
 
     ``trained_snapshot`` defaults to ``last_trained_snapshot`` (an MLflow query) when ``lookup_trained``.
@@ -127,11 +128,14 @@ def measure_new_data(config: PipelineConfig, workspace: Workspace, trained_snaps
 def decide_retraining(new: NewData, min_new_rows: int) -> RetrainingDecision:
     """Train when at least ``min_new_rows`` rows are new, or when a pending file cannot be read (training
     quarantines it and the run reports why). Every 'do not train' reason starts with 'no new data'."""
-    parts = (f"{new.rows} new rows ({len(new.pending_files)} pending files with {new.pending_rows} rows, "
-             f"{len(new.untrained_files)} ingested but untrained files with {new.untrained_rows} rows)")
+    parts = (
+        f"{new.rows} new rows ({len(new.pending_files)} pending files with {new.pending_rows} rows, "
+        f"{len(new.untrained_files)} ingested but untrained files with {new.untrained_rows} rows)"
+    )
     if new.unreadable_files:
-        return RetrainingDecision(True, f"{parts}; {len(new.unreadable_files)} pending files cannot be read and "
-                                        "will be quarantined")
+        return RetrainingDecision(
+            True, f"{parts}; {len(new.unreadable_files)} pending files cannot be read and will be quarantined"
+        )
     if new.rows == 0:
         trained = f"; snapshot {new.head_snapshot} is already trained" if new.head_snapshot else ""
         return RetrainingDecision(False, f"no new data: nothing pending{trained}")

@@ -34,7 +34,7 @@ import logging
 import os
 import socket
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from pipeline.faults import fault_point
 from pipeline.registry.lease import (
@@ -56,8 +56,10 @@ class AliasMovedError(RuntimeError):
 
     def __init__(self, name: str, alias: str, expected, current):
         self.name, self.alias, self.expected, self.current = name, alias, expected, current
-        super().__init__(f"refused: {name}@{alias} is now {_show(current)}, not {_show(expected)} as expected "
-                         f"(it moved since you looked); re-read with `pipeline models list {name}` and retry")
+        super().__init__(
+            f"refused: {name}@{alias} is now {_show(current)}, not {_show(expected)} as expected "
+            f"(it moved since you looked); re-read with `pipeline models list {name}` and retry"
+        )
 
 
 def _show(version) -> str:
@@ -82,12 +84,17 @@ def read_history(client, name: str) -> list[dict]:
     points where it said and it is the last entry for that alias; ``abandoned`` entries never count.
     """
     model = client.get_registered_model(name)
-    entries = sorted((json.loads(v) for k, v in model.tags.items() if k.startswith(AUDIT_PREFIX)),
-                     key=lambda e: e["seq"])
+    entries = sorted(
+        (json.loads(v) for k, v in model.tags.items() if k.startswith(AUDIT_PREFIX)), key=lambda e: e["seq"]
+    )
     live = {alias: str(version) for alias, version in model.aliases.items()}
     last = {e["alias"]: e["seq"] for e in entries}
-    return [e for e in entries if e.get("state", "done") == "done"
-            or (e.get("state") == "intended" and last[e["alias"]] == e["seq"] and live.get(e["alias"]) == e["to"])]
+    return [
+        e
+        for e in entries
+        if e.get("state", "done") == "done"
+        or (e.get("state") == "intended" and last[e["alias"]] == e["seq"] and live.get(e["alias"]) == e["to"])
+    ]
 
 
 def reconcile_history(client, name: str) -> list[dict]:
@@ -104,15 +111,21 @@ def reconcile_history(client, name: str) -> list[dict]:
             continue
         entry["state"] = "done" if live.get(entry["alias"]) == entry["to"] else "abandoned"
         client.set_registered_model_tag(name, key, json.dumps(entry, sort_keys=True))
-        logger.warning("audit entry %s of %s (%s -> %s) was left unfinished by a writer that died: now %s",
-                       key, name, entry["alias"], entry["to"], entry["state"])
+        logger.warning(
+            "audit entry %s of %s (%s -> %s) was left unfinished by a writer that died: now %s",
+            key,
+            name,
+            entry["alias"],
+            entry["to"],
+            entry["state"],
+        )
         changed.append(entry)
     return changed
 
 
 def _append_history(client, name: str, entry: dict) -> dict:
     tags = client.get_registered_model(name).tags
-    seq = 1 + max((int(k[len(AUDIT_PREFIX):]) for k in tags if k.startswith(AUDIT_PREFIX)), default=0)
+    seq = 1 + max((int(k[len(AUDIT_PREFIX) :]) for k in tags if k.startswith(AUDIT_PREFIX)), default=0)
     entry = {"seq": seq, **entry}
     key = f"{AUDIT_PREFIX}{seq:06d}"
     client.set_registered_model_tag(name, key, json.dumps(entry, sort_keys=True))
@@ -127,9 +140,20 @@ def _mark_entry(client, name: str, entry: dict, state: str) -> dict:
     return entry
 
 
-def move_alias(client, name: str, alias: str, version, *, expect_current=ANY, actor: str | None = None,
-               reason: str = "", action: str = "promote", details: dict | None = None,
-               ttl_s: float | None = None, wait_s: float | None = None) -> dict:
+def move_alias(
+    client,
+    name: str,
+    alias: str,
+    version,
+    *,
+    expect_current=ANY,
+    actor: str | None = None,
+    reason: str = "",
+    action: str = "promote",
+    details: dict | None = None,
+    ttl_s: float | None = None,
+    wait_s: float | None = None,
+) -> dict:
     """Point ``name@alias`` at ``version`` if it still points at ``expect_current`` (None: unset).
 
     ``expect_current=ANY`` skips the comparison (the move is still serialised and audited). Raises
@@ -149,17 +173,29 @@ def move_alias(client, name: str, alias: str, version, *, expect_current=ANY, ac
         if expect_current is not ANY and current != expected:
             raise AliasMovedError(name, alias, expected, current)
         verify_lease(client, name, token)
-        entry = {"id": uuid.uuid4().hex, "alias": alias, "from": current, "to": version, "action": action,
-                 "actor": actor, "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                 "reason": (reason or "")[:MAX_REASON], **(details or {}), "state": "intended"}
+        entry = {
+            "id": uuid.uuid4().hex,
+            "alias": alias,
+            "from": current,
+            "to": version,
+            "action": action,
+            "actor": actor,
+            "at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "reason": (reason or "")[:MAX_REASON],
+            **(details or {}),
+            "state": "intended",
+        }
         entry = _append_history(client, name, entry)  # the intent first: a crash after it is reconciled
         fault_point("after-alias-intent")
         verify_lease(client, name, token)
         client.set_registered_model_alias(name, alias, version)
         written = alias_version(client, name, alias)
         if written != version:
-            raise LockLostError(f"{name}@{alias} reads {_show(written)} right after writing {_show(version)}: "
-                                "another writer moved it since", written=True)
+            raise LockLostError(
+                f"{name}@{alias} reads {_show(written)} right after writing {_show(version)}: "
+                "another writer moved it since",
+                written=True,
+            )
         return _mark_entry(client, name, entry, "done")
 
 
@@ -197,8 +233,9 @@ def rollback_champion(client, name: str, actor: str | None = None, reason: str =
     target = previous_champion(read_history(client, name), live)
     if target is None:
         raise ValueError(f"{name}: no previous champion to roll back to (champion is {_show(live)})")
-    return move_alias(client, name, CHAMPION, target, expect_current=live, actor=actor, reason=reason,
-                      action="rollback", **lease)
+    return move_alias(
+        client, name, CHAMPION, target, expect_current=live, actor=actor, reason=reason, action="rollback", **lease
+    )
 
 
 def untracked_moves(client, name: str, history: list[dict]) -> list[str]:
@@ -210,6 +247,8 @@ def untracked_moves(client, name: str, history: list[dict]) -> list[str]:
     notes = []
     for alias in sorted(set(last) | set(live)):
         if last.get(alias) != live.get(alias):
-            notes.append(f"{alias} is {_show(live.get(alias))} but the last recorded move set "
-                         f"{_show(last.get(alias))}: changed outside the pipeline (e.g. the MLflow UI)")
+            notes.append(
+                f"{alias} is {_show(live.get(alias))} but the last recorded move set "
+                f"{_show(last.get(alias))}: changed outside the pipeline (e.g. the MLflow UI)"
+            )
     return notes

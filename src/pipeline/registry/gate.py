@@ -28,11 +28,21 @@ from pipeline.evaluation.metrics import (
 from pipeline.registry.naming import label_list_tag
 
 EXACT_MCNEMAR_BELOW = 25
-POLICY_KEYS = {"primary_metric", "min_metric", "min_improvement", "max_class_regression", "require_significance",
-               "significance_level", "bootstrap_samples", "auto_promote"}
+POLICY_KEYS = {
+    "primary_metric",
+    "min_metric",
+    "min_improvement",
+    "max_class_regression",
+    "require_significance",
+    "significance_level",
+    "bootstrap_samples",
+    "auto_promote",
+}
 
 
-def _counts(y: np.ndarray, num_labels: int, rows: int, offsets: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+def _counts(
+    y: np.ndarray, num_labels: int, rows: int, offsets: np.ndarray, mask: np.ndarray | None = None
+) -> np.ndarray:
     keys = (y + offsets).ravel() if mask is None else (y + offsets)[mask]
     return np.bincount(keys, minlength=rows * num_labels).reshape(rows, num_labels)
 
@@ -64,8 +74,16 @@ def accuracy_rows(y_true: np.ndarray, y_pred: np.ndarray, num_labels: int) -> np
 METRICS = {"macro_f1": macro_f1_rows, "accuracy": accuracy_rows}
 
 
-def paired_bootstrap(y_true: np.ndarray, pred_candidate: np.ndarray, pred_champion: np.ndarray, metric: str,
-                     num_labels: int, samples: int, confidence: float, seed: int = 0) -> dict:
+def paired_bootstrap(
+    y_true: np.ndarray,
+    pred_candidate: np.ndarray,
+    pred_champion: np.ndarray,
+    metric: str,
+    num_labels: int,
+    samples: int,
+    confidence: float,
+    seed: int = 0,
+) -> dict:
     """Candidate-minus-champion difference in ``metric`` and its paired bootstrap confidence interval.
 
     Identical predictions give a zero difference and a zero-width interval (no resampling needed).
@@ -79,9 +97,17 @@ def paired_bootstrap(y_true: np.ndarray, pred_candidate: np.ndarray, pred_champi
     def difference(truth, cand, champ, axis=-1):
         return score(truth, cand, num_labels) - score(truth, champ, num_labels)
 
-    result = stats.bootstrap((y_true, a, b), difference, paired=True, vectorized=True, n_resamples=samples,
-                             confidence_level=confidence, method="percentile", batch=250,
-                             rng=np.random.default_rng(seed))
+    result = stats.bootstrap(
+        (y_true, a, b),
+        difference,
+        paired=True,
+        vectorized=True,
+        n_resamples=samples,
+        confidence_level=confidence,
+        method="percentile",
+        batch=250,
+        rng=np.random.default_rng(seed),
+    )
     low, high = result.confidence_interval
     return {"delta": delta, "low": float(low), "high": float(high), "confidence": confidence, "samples": samples}
 
@@ -99,20 +125,38 @@ def mcnemar_test(correct_candidate: np.ndarray, correct_champion: np.ndarray) ->
     else:
         statistic = (abs(candidate_only - champion_only) - 1) ** 2 / discordant
         p_value, method = float(stats.chi2.sf(statistic, df=1)), "chi-square, continuity-corrected"
-    return {"candidate_only": candidate_only, "champion_only": champion_only, "statistic": float(statistic),
-            "p_value": p_value, "method": method}
+    return {
+        "candidate_only": candidate_only,
+        "champion_only": champion_only,
+        "statistic": float(statistic),
+        "p_value": p_value,
+        "method": method,
+    }
 
 
-def per_class_changes(y_true: np.ndarray, pred_candidate: np.ndarray, pred_champion: np.ndarray,
-                      label_names: list[str], max_regression: float) -> list[dict]:
+def per_class_changes(
+    y_true: np.ndarray,
+    pred_candidate: np.ndarray,
+    pred_champion: np.ndarray,
+    label_names: list[str],
+    max_regression: float,
+) -> list[dict]:
     """Both models' F1 per class; ``regressed`` when the candidate's F1 is lower by more than ``max_regression``."""
     new = per_class_table(y_true, pred_candidate, label_names)
     old = per_class_table(y_true, pred_champion, label_names)
     rows = []
     for label, support, f1_new, f1_old in zip(label_names, new["support"], new["f1"], old["f1"]):
         change = float(f1_new - f1_old)
-        rows.append({"label": label, "support": int(support), "champion_f1": float(f1_old),
-                     "candidate_f1": float(f1_new), "change": change, "regressed": bool(-change > max_regression + 1e-12)})
+        rows.append(
+            {
+                "label": label,
+                "support": int(support),
+                "champion_f1": float(f1_old),
+                "candidate_f1": float(f1_new),
+                "change": change,
+                "regressed": bool(-change > max_regression + 1e-12),
+            }
+        )
     return rows
 
 
@@ -122,38 +166,59 @@ def split_digest(texts, labels) -> str:
     return hashlib.sha256("\n".join(rows).encode("utf-8")).hexdigest()[:16]
 
 
-def compare_predictions(y_true: list[str], pred_candidate: list[str], pred_champion: list[str], policy,
-                        champion_confidence: np.ndarray | None = None, label_names: list[str] | None = None,
-                        champion_labels: list[str] | None = None, candidate_confidence: np.ndarray | None = None,
-                        seed: int = 0) -> dict:
+def compare_predictions(
+    y_true: list[str],
+    pred_candidate: list[str],
+    pred_champion: list[str],
+    policy,
+    champion_confidence: np.ndarray | None = None,
+    label_names: list[str] | None = None,
+    champion_labels: list[str] | None = None,
+    candidate_confidence: np.ndarray | None = None,
+    seed: int = 0,
+) -> dict:
     """Every comparison statistic for two models' labels on the same rows (labels as strings).
 
     ``label_names``: the candidate's classes; labels only the champion or the test split know are
     appended. ``champion_labels``: the classes the champion was trained on (to report new classes).
-    ``*_confidence``: each model's score for its label, for the calibration error of both. ``policy`` is a ``PromotionConfig`` (primary metric, level, resamples, class tolerance).
+    ``*_confidence``: each model's score for its label, for the calibration error of both. ``policy`` is a
+    ``PromotionConfig`` (primary metric, level, resamples, class tolerance).
     """
     names = list(label_names or [])
     for label in [*y_true, *pred_candidate, *pred_champion]:
         if label not in names:
             names.append(label)
     index = {label: i for i, label in enumerate(names)}
-    truth, cand, champ = (np.array([index[x] for x in labels], dtype=np.int64)
-                          for labels in (y_true, pred_candidate, pred_champion))
+    truth, cand, champ = (
+        np.array([index[x] for x in labels], dtype=np.int64) for labels in (y_true, pred_candidate, pred_champion)
+    )
     k = len(names)
-    candidate_metrics, champion_metrics = classification_metrics(truth, cand, k), classification_metrics(truth, champ, k)
-    for metrics, confidence, pred in ((candidate_metrics, candidate_confidence, cand),
-                                      (champion_metrics, champion_confidence, champ)):
+    candidate_metrics, champion_metrics = (
+        classification_metrics(truth, cand, k),
+        classification_metrics(truth, champ, k),
+    )
+    for metrics, confidence, pred in (
+        (candidate_metrics, candidate_confidence, cand),
+        (champion_metrics, champion_confidence, champ),
+    ):
         if confidence is not None:
             metrics["ece"] = expected_calibration_error_from_confidence(np.asarray(confidence), truth == pred)[0]
-    bootstrap = paired_bootstrap(truth, cand, champ, policy.primary_metric, k, policy.bootstrap_samples,
-                                 1.0 - policy.significance_level, seed)
-    return {"primary_metric": policy.primary_metric, "test_rows": int(len(truth)),
-            "candidate_metrics": candidate_metrics, "champion_metrics": champion_metrics,
-            "bootstrap": bootstrap, "mcnemar": mcnemar_test(truth == cand, truth == champ),
-            "per_class": per_class_changes(truth, cand, champ, names, policy.max_class_regression),
-            "agreement": float((cand == champ).mean()) if len(cand) else 1.0,
-            "labels_unknown_to_champion": ([n for n in names if n not in set(champion_labels)]
-                                           if champion_labels is not None else [])}
+    bootstrap = paired_bootstrap(
+        truth, cand, champ, policy.primary_metric, k, policy.bootstrap_samples, 1.0 - policy.significance_level, seed
+    )
+    return {
+        "primary_metric": policy.primary_metric,
+        "test_rows": int(len(truth)),
+        "candidate_metrics": candidate_metrics,
+        "champion_metrics": champion_metrics,
+        "bootstrap": bootstrap,
+        "mcnemar": mcnemar_test(truth == cand, truth == champ),
+        "per_class": per_class_changes(truth, cand, champ, names, policy.max_class_regression),
+        "agreement": float((cand == champ).mean()) if len(cand) else 1.0,
+        "labels_unknown_to_champion": (
+            [n for n in names if n not in set(champion_labels)] if champion_labels is not None else []
+        ),
+    }
 
 
 def _check(name: str, passed: bool, detail: str, required: bool = True) -> dict:
@@ -188,38 +253,68 @@ def decide_promotion(policy, candidate_metrics: dict, comparison: dict | None) -
     become_champion = passed and (comparison is None or policy.auto_promote)
     outcome = "champion" if become_champion else "challenger" if passed else "rejected"
     failing = [c["detail"] for c in checks if c["required"] and not c["passed"]]
-    reason = ("passed: " + "; ".join(c["detail"] for c in checks if c["required"]) if passed
-              else "failed: " + "; ".join(failing))
-    return {"passed": passed, "become_champion": become_champion, "outcome": outcome, "reason": reason, "checks": checks}
+    reason = (
+        "passed: " + "; ".join(c["detail"] for c in checks if c["required"])
+        if passed
+        else "failed: " + "; ".join(failing)
+    )
+    return {
+        "passed": passed,
+        "become_champion": become_champion,
+        "outcome": outcome,
+        "reason": reason,
+        "checks": checks,
+    }
 
 
 def _comparison_checks(policy, comparison: dict) -> list[dict]:
     metric, boot, test = policy.primary_metric, comparison["bootstrap"], comparison["mcnemar"]
     version = comparison.get("champion", {}).get("version", "?")
     interval = f"{boot['confidence']:.0%} CI {boot['low']:+.4f} .. {boot['high']:+.4f}"
-    improvement = _check("improvement", boot["delta"] >= policy.min_improvement - 1e-12,
-                         f"{metric} {boot['delta']:+.4f} vs champion v{version} ({interval}), "
-                         f"needs at least {policy.min_improvement:+.4f}")
+    improvement = _check(
+        "improvement",
+        boot["delta"] >= policy.min_improvement - 1e-12,
+        f"{metric} {boot['delta']:+.4f} vs champion v{version} ({interval}), "
+        f"needs at least {policy.min_improvement:+.4f}",
+    )
     regressed = [r for r in comparison["per_class"] if -r["change"] > policy.max_class_regression + 1e-12]
-    classes = _check("class_regression", not regressed,
-                     (f"no class F1 drops by more than {policy.max_class_regression:.3f}" if not regressed else
-                      "class F1 drops beyond " + f"{policy.max_class_regression:.3f}: "
-                      + ", ".join(f"{r['label']} {r['change']:+.3f}" for r in regressed)))
-    significant = (boot["low"] > 0 and test["p_value"] < policy.significance_level
-                   and test["candidate_only"] > test["champion_only"])
-    significance = _check("significance", significant,
-                          f"{interval} {'excludes' if boot['low'] > 0 else 'includes'} 0; McNemar p={test['p_value']:.4g} "
-                          f"({test['candidate_only']} vs {test['champion_only']} discordant rows, alpha "
-                          f"{policy.significance_level})", required=policy.require_significance)
+    classes = _check(
+        "class_regression",
+        not regressed,
+        (
+            f"no class F1 drops by more than {policy.max_class_regression:.3f}"
+            if not regressed
+            else "class F1 drops beyond "
+            + f"{policy.max_class_regression:.3f}: "
+            + ", ".join(f"{r['label']} {r['change']:+.3f}" for r in regressed)
+        ),
+    )
+    significant = (
+        boot["low"] > 0
+        and test["p_value"] < policy.significance_level
+        and test["candidate_only"] > test["champion_only"]
+    )
+    significance = _check(
+        "significance",
+        significant,
+        f"{interval} {'excludes' if boot['low'] > 0 else 'includes'} 0; McNemar p={test['p_value']:.4g} "
+        f"({test['candidate_only']} vs {test['champion_only']} discordant rows, alpha "
+        f"{policy.significance_level})",
+        required=policy.require_significance,
+    )
     return [improvement, classes, significance]
 
 
 def outcome_tags(outcome: dict) -> dict[str, str]:
     """The gate outcome as flat string tags (for the run and the registered version)."""
     gate, comparison, champion = outcome["gate"], outcome["comparison"], outcome["champion"]
-    tags = {"gate_passed": str(gate["passed"]), "gate_outcome": gate["outcome"], "gate_reason": gate["reason"][:5000],
-            "compared_with": f"version {champion['version']}" if champion else "none (first version)",
-            "test_split_digest": outcome["test_split_digest"]}
+    tags = {
+        "gate_passed": str(gate["passed"]),
+        "gate_outcome": gate["outcome"],
+        "gate_reason": gate["reason"][:5000],
+        "compared_with": f"version {champion['version']}" if champion else "none (first version)",
+        "test_split_digest": outcome["test_split_digest"],
+    }
     if comparison and not comparison.get("error"):
         boot, metric = comparison["bootstrap"], outcome["primary_metric"]
         tags[f"delta_{metric}"] = f"{boot['delta']:+.4f}"

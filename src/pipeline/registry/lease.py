@@ -76,11 +76,17 @@ def acquire_lease(client, name: str, holder: str, ttl_s: float | None = None, wa
     first_seen: dict[str, float] = {}  # other holders' tokens -> when we first saw them (our monotonic clock)
     while True:
         taken_at = time.monotonic()
-        tags = {LOCK_TAG: "true", "token": token, "holder": holder, "ttl_s": f"{ttl_s:.3f}",
-                "expires": f"{time.time() + ttl_s:.3f}"}  # ``expires``: informational, for people reading it
+        tags = {
+            LOCK_TAG: "true",
+            "token": token,
+            "holder": holder,
+            "ttl_s": f"{ttl_s:.3f}",
+            "expires": f"{time.time() + ttl_s:.3f}",
+        }  # ``expires``: informational, for people reading it
         try:
-            client.create_registered_model(lock_name(name), tags=tags,
-                                           description=f"Alias lease of {name} held by {holder}; deleted when done.")
+            client.create_registered_model(
+                lock_name(name), tags=tags, description=f"Alias lease of {name} held by {holder}; deleted when done."
+            )
             _acquired[token] = (taken_at, ttl_s)
             return token
         except MlflowException as exc:
@@ -98,8 +104,10 @@ def acquire_lease(client, name: str, holder: str, ttl_s: float | None = None, wa
                 continue
         if time.monotonic() > deadline:
             who = lease.get("holder", "?") if lease else "?"
-            raise RegistryLockTimeout(f"{name}: alias lease held by {who} for more than {wait_s:.0f} s; "
-                                      f"retry, or delete the registered model {lock_name(name)!r} if its holder died")
+            raise RegistryLockTimeout(
+                f"{name}: alias lease held by {who} for more than {wait_s:.0f} s; "
+                f"retry, or delete the registered model {lock_name(name)!r} if its holder died"
+            )
         time.sleep(pause * (1 + random.random()))
         pause = min(pause * 2, 1.0)
 

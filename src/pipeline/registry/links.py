@@ -25,8 +25,14 @@ def mlflow_ui_url(ui_url: str | None, tracking_uri: str | None) -> str | None:
     return None
 
 
-def mlflow_links(base: str | None, experiment_id: str | None = None, run_id: str | None = None,
-                 model_id: str | None = None, model_name: str | None = None, version: str | None = None) -> dict:
+def mlflow_links(
+    base: str | None,
+    experiment_id: str | None = None,
+    run_id: str | None = None,
+    model_id: str | None = None,
+    model_name: str | None = None,
+    version: str | None = None,
+) -> dict:
     """``{mlflow_run, mlflow_logged_model, mlflow_model_version}`` addresses in the MLflow 3 UI (those known)."""
     if not base:
         return {}

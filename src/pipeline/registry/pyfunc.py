@@ -63,8 +63,13 @@ class TextClassifierModel(PythonModel):
         id2label = self.model.config.id2label
         with torch.inference_mode():
             for start in range(0, len(texts), BATCH_SIZE):
-                batch = self.tokenizer(texts[start:start + BATCH_SIZE], truncation=True, max_length=self.max_length,
-                                       padding=True, return_tensors="pt").to(self.device)
+                batch = self.tokenizer(
+                    texts[start : start + BATCH_SIZE],
+                    truncation=True,
+                    max_length=self.max_length,
+                    padding=True,
+                    return_tensors="pt",
+                ).to(self.device)
                 proba = torch.softmax(classify_logits(self.model, batch).float(), dim=-1)
                 best = proba.max(dim=-1)
                 labels += [str(id2label[int(i)]) for i in best.indices.cpu()]

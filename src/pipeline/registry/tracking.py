@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import warnings
+from datetime import UTC
 from importlib import metadata
 from pathlib import Path
 
@@ -86,7 +87,7 @@ def log_params(mlflow_client, run_id: str, params: dict) -> None:
 
     items = [Param(k, str(v)[:MAX_PARAM_LENGTH]) for k, v in sorted(flatten("", params).items())]
     for start in range(0, len(items), 100):
-        mlflow_client.log_batch(run_id, params=items[start:start + 100])
+        mlflow_client.log_batch(run_id, params=items[start : start + 100])
 
 
 def log_metrics(mlflow_client, run_id: str, metrics: dict[str, float], step: int | None = None) -> None:
@@ -98,7 +99,7 @@ def log_metrics(mlflow_client, run_id: str, metrics: dict[str, float], step: int
     now = int(time.time() * 1000)
     items = [Metric(k, float(v), now, step or 0) for k, v in metrics.items() if v is not None]
     for start in range(0, len(items), 1000):
-        mlflow_client.log_batch(run_id, metrics=items[start:start + 1000])
+        mlflow_client.log_batch(run_id, metrics=items[start : start + 1000])
 
 
 def log_metric_series(mlflow_client, run_id: str, records: list[dict], step_key: str) -> None:
@@ -108,10 +109,14 @@ def log_metric_series(mlflow_client, run_id: str, records: list[dict], step_key:
     from mlflow.entities import Metric
 
     now = int(time.time() * 1000)
-    items = [Metric(k, float(v), now, int(r[step_key])) for r in records for k, v in r.items()
-             if k != step_key and isinstance(v, (int, float)) and v is not None]
+    items = [
+        Metric(k, float(v), now, int(r[step_key]))
+        for r in records
+        for k, v in r.items()
+        if k != step_key and isinstance(v, (int, float)) and v is not None
+    ]
     for start in range(0, len(items), 1000):
-        mlflow_client.log_batch(run_id, metrics=items[start:start + 1000])
+        mlflow_client.log_batch(run_id, metrics=items[start : start + 1000])
 
 
 def log_dataset(run_id: str, frame: pd.DataFrame, name: str, source: str, context: str) -> dict:
@@ -130,8 +135,9 @@ def log_dataset(run_id: str, frame: pd.DataFrame, name: str, source: str, contex
     return {"name": dataset.name, "digest": dataset.digest}
 
 
-def log_model_metrics(mlflow_client, run_id: str, model_id: str, metrics: dict[str, float],
-                      dataset: dict | None = None) -> None:
+def log_model_metrics(
+    mlflow_client, run_id: str, model_id: str, metrics: dict[str, float], dataset: dict | None = None
+) -> None:
     """Metrics of a logged model (MLflow 3: they show on the Logged Models page and in ``search_logged_models``),
     tied to the evaluation data set ``{name, digest}`` when given."""
     import time
@@ -140,10 +146,13 @@ def log_model_metrics(mlflow_client, run_id: str, model_id: str, metrics: dict[s
 
     now = int(time.time() * 1000)
     name, digest = (dataset["name"], dataset["digest"]) if dataset else (None, None)
-    items = [Metric(k, float(v), now, 0, model_id=model_id, dataset_name=name, dataset_digest=digest)
-             for k, v in metrics.items() if isinstance(v, (int, float)) and v is not None]
+    items = [
+        Metric(k, float(v), now, 0, model_id=model_id, dataset_name=name, dataset_digest=digest)
+        for k, v in metrics.items()
+        if isinstance(v, (int, float)) and v is not None
+    ]
     for start in range(0, len(items), 1000):
-        mlflow_client.log_batch(run_id, metrics=items[start:start + 1000])
+        mlflow_client.log_batch(run_id, metrics=items[start : start + 1000])
 
 
 def model_id_of(model_uri: str | None) -> str | None:
@@ -163,11 +172,16 @@ def code_version() -> str:
 
     here = Path(__file__).parent
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
-                                cwd=here).stdout.strip()
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, cwd=here
+        ).stdout.strip()
         if commit:
-            dirty = subprocess.run(["git", "diff", "--quiet", "HEAD", "--"], capture_output=True, timeout=10,
-                                   cwd=here).returncode == 1
+            dirty = (
+                subprocess.run(
+                    ["git", "diff", "--quiet", "HEAD", "--"], capture_output=True, timeout=10, cwd=here
+                ).returncode
+                == 1
+            )
             return f"git:{commit}{'+dirty' if dirty else ''}"
     except (OSError, subprocess.SubprocessError):
         pass
@@ -197,14 +211,21 @@ def log_model(run_id: str, model_dir: Path, input_example: list[str]) -> str:
 
     # One unnamed string column: a plain list of texts and a DataFrame with a ``text`` column both pass
     # MLflow's schema enforcement (a named column would refuse lists).
-    signature = ModelSignature(inputs=Schema([ColSpec(DataType.string)]),
-                               outputs=Schema([ColSpec(DataType.string, "label"), ColSpec(DataType.double, "score")]))
+    signature = ModelSignature(
+        inputs=Schema([ColSpec(DataType.string)]),
+        outputs=Schema([ColSpec(DataType.string, "label"), ColSpec(DataType.double, "score")]),
+    )
     example = pd.DataFrame({"text": input_example})
     with warnings.catch_warnings(), mlflow.start_run(run_id=run_id):
         warnings.filterwarnings("ignore", message=".*type hints.*")
         info = mlflow.pyfunc.log_model(
-            name="model", python_model=str(MODEL_CODE), artifacts={"model_dir": str(model_dir)},
-            signature=signature, input_example=example, pip_requirements=pinned_requirements())
+            name="model",
+            python_model=str(MODEL_CODE),
+            artifacts={"model_dir": str(model_dir)},
+            signature=signature,
+            input_example=example,
+            pip_requirements=pinned_requirements(),
+        )
     # Leaving ``start_run`` marked the run FINISHED; it is not finished until its version is registered.
     mlflow.MlflowClient().update_run(run_id, status="RUNNING")
     return info.model_uri
@@ -215,13 +236,21 @@ def register_version(mlflow_client, model_uri: str, name: str, run_id: str, tags
     from mlflow.exceptions import MlflowException
 
     try:
-        mlflow_client.create_registered_model(name, description="Text classifier trained by the continuous fine-tuning pipeline.")
+        mlflow_client.create_registered_model(
+            name, description="Text classifier trained by the continuous fine-tuning pipeline."
+        )
     except MlflowException as exc:
         if "RESOURCE_ALREADY_EXISTS" not in str(exc.error_code):
             raise
     # A logged model's URI (``models:/m-...``) must travel with its id, or a tracking server refuses it.
-    version = mlflow_client.create_model_version(name, model_uri, run_id=run_id, tags={k: str(v) for k, v in tags.items()},
-                                                 description=description, model_id=model_id_of(model_uri))
+    version = mlflow_client.create_model_version(
+        name,
+        model_uri,
+        run_id=run_id,
+        tags={k: str(v) for k, v in tags.items()},
+        description=description,
+        model_id=model_id_of(model_uri),
+    )
     return version
 
 
@@ -261,7 +290,7 @@ def predict_with(model, texts: list[str]) -> tuple[list[str], list[float], list[
 
 def collect_lineage(mlflow_client, run_id: str, model_dir: Path, manifest_path: Path, base_model: str) -> dict:
     """Where a model came from: run, data snapshot and its digests, code, base model, labels, training."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     run = mlflow_client.get_run(run_id)
     meta_path = Path(model_dir) / "pipeline.json"
@@ -269,19 +298,26 @@ def collect_lineage(mlflow_client, run_id: str, model_dir: Path, manifest_path: 
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
     tags, metrics, params = run.data.tags, run.data.metrics, run.data.params
     return {
-        "source_run": run_id, "run_name": run.info.run_name, "experiment_id": run.info.experiment_id,
+        "source_run": run_id,
+        "run_name": run.info.run_name,
+        "experiment_id": run.info.experiment_id,
         "snapshot_id": tags.get("snapshot_id") or meta.get("snapshot_id"),
         "snapshot_sha256": tags.get("snapshot_digest") or manifest.get("content_sha256"),
-        "manifest_sha256": file_sha256(str(manifest_path)) if manifest_path.exists() else None, "snapshot_rows": manifest.get("rows"),
-        "code_version": code_version(), "base_model": base_model,
-        "label_map": meta.get("label_map", {}), "max_length": meta.get("max_length"),
-        "method": params.get("model.method"), "device": tags.get("device"),
-        "optimizer_steps": metrics.get("optimizer_steps"), "train_seconds": metrics.get("train_seconds"),
-        "epochs": params.get("training.epochs"), "learning_rate": params.get("training.learning_rate"),
-        "trained_at": datetime.fromtimestamp(run.info.start_time / 1000, timezone.utc).isoformat(timespec="seconds"),
+        "manifest_sha256": file_sha256(str(manifest_path)) if manifest_path.exists() else None,
+        "snapshot_rows": manifest.get("rows"),
+        "code_version": code_version(),
+        "base_model": base_model,
+        "label_map": meta.get("label_map", {}),
+        "max_length": meta.get("max_length"),
+        "method": params.get("model.method"),
+        "device": tags.get("device"),
+        "optimizer_steps": metrics.get("optimizer_steps"),
+        "train_seconds": metrics.get("train_seconds"),
+        "epochs": params.get("training.epochs"),
+        "learning_rate": params.get("training.learning_rate"),
+        "trained_at": datetime.fromtimestamp(run.info.start_time / 1000, UTC).isoformat(timespec="seconds"),
     }
 
 
 def write_model_meta(model_dir: Path, meta: dict) -> None:
     (model_dir / "pipeline.json").write_text(json.dumps(meta, indent=2, default=str), encoding="utf-8")
-

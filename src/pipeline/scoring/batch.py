@@ -39,9 +39,16 @@ def _keep_sample(kept: pd.DataFrame | None, chunk: pd.DataFrame, limit: int, rng
     return merged if len(merged) <= limit else merged.nsmallest(limit, "_key").reset_index(drop=True)
 
 
-def score_stream(scoring: ScoringModel, chunks: Iterable[pd.DataFrame], text_column: str, writer: PredictionWriter,
-                 config: ScoringConfig, seen_tokens: np.ndarray | None = None, to_label_rows: int = 0,
-                 seed: int = 0) -> StreamResult:
+def score_stream(
+    scoring: ScoringModel,
+    chunks: Iterable[pd.DataFrame],
+    text_column: str,
+    writer: PredictionWriter,
+    config: ScoringConfig,
+    seen_tokens: np.ndarray | None = None,
+    to_label_rows: int = 0,
+    seed: int = 0,
+) -> StreamResult:
     """Score every chunk, append ``input columns + predictions`` to ``writer``; memory stays bounded by the chunk
     size, ``scoring.drift_sample_rows`` and ``to_label_rows``."""
     result = StreamResult()
@@ -58,12 +65,18 @@ def score_stream(scoring: ScoringModel, chunks: Iterable[pd.DataFrame], text_col
             result.features = _keep_sample(result.features, features, config.drift_sample_rows, rng)
         if to_label_rows > 0:
             offset = result.rows - len(chunk)
-            candidates = pd.DataFrame({"text": texts, "row": np.arange(offset + 1, offset + len(chunk) + 1),
-                                       "model_label": features["label"].to_numpy(),
-                                       "model_score": features["confidence"].to_numpy(),
-                                       "uncertainty": to_label.uncertainty_score(features, config.to_label_strategy)})
-            result.candidates = to_label.keep_candidates(result.candidates, candidates,
-                                                         to_label_rows * to_label.CANDIDATE_FACTOR)
+            candidates = pd.DataFrame(
+                {
+                    "text": texts,
+                    "row": np.arange(offset + 1, offset + len(chunk) + 1),
+                    "model_label": features["label"].to_numpy(),
+                    "model_score": features["confidence"].to_numpy(),
+                    "uncertainty": to_label.uncertainty_score(features, config.to_label_strategy),
+                }
+            )
+            result.candidates = to_label.keep_candidates(
+                result.candidates, candidates, to_label_rows * to_label.CANDIDATE_FACTOR
+            )
         logger.info("scored %d rows", result.rows)
     if result.features is not None:
         result.features = result.features.drop(columns="_key")

@@ -55,17 +55,29 @@ def seen_token_mask(reference: dict, vocab_size: int) -> np.ndarray | None:
 def summarise_features(features: pd.DataFrame) -> dict:
     """The statistics the drift checks judge, as plain numbers."""
     labels = features["label"].astype(str).value_counts(normalize=True).sort_index()
-    return {"rows": int(len(features)), "tokens_mean": float(features["tokens"].mean()),
-            "chars_mean": float(features["chars"].mean()), "unknown_share": float(features["unknown_share"].mean()),
-            "unseen_share": (float(np.nanmean(features["unseen_share"])) if features["unseen_share"].notna().any()
-                             else None),
-            "over_max_length_share": float(features["over_max_length"].mean()),
-            "confidence_mean": float(features["confidence"].mean()),
-            "label_distribution": {str(k): round(float(v), 4) for k, v in labels.items()}}
+    return {
+        "rows": int(len(features)),
+        "tokens_mean": float(features["tokens"].mean()),
+        "chars_mean": float(features["chars"].mean()),
+        "unknown_share": float(features["unknown_share"].mean()),
+        "unseen_share": (
+            float(np.nanmean(features["unseen_share"])) if features["unseen_share"].notna().any() else None
+        ),
+        "over_max_length_share": float(features["over_max_length"].mean()),
+        "confidence_mean": float(features["confidence"].mean()),
+        "label_distribution": {str(k): round(float(v), 4) for k, v in labels.items()},
+    }
 
 
-def build_reference(scoring: ScoringModel, snapshot_frame: pd.DataFrame, label_counts: dict[str, int],
-                    data_config: DataConfig, sample_rows: int, batch_size: int, seed: int = 0) -> dict:
+def build_reference(
+    scoring: ScoringModel,
+    snapshot_frame: pd.DataFrame,
+    label_counts: dict[str, int],
+    data_config: DataConfig,
+    sample_rows: int,
+    batch_size: int,
+    seed: int = 0,
+) -> dict:
     """Statistics of a seeded sample of the training snapshot, scored by ``scoring``.
 
     The word-piece vocabulary comes from 80% of the sample and the unseen share is measured on the other
@@ -91,14 +103,19 @@ def build_reference(scoring: ScoringModel, snapshot_frame: pd.DataFrame, label_c
     confidence = unseen_on_training if len(unseen_on_training) >= 50 else features["confidence"]
     total = sum(label_counts.values()) or 1
     summary = summarise_features(features)
-    summary.update({
-        "version": REFERENCE_VERSION, "max_length": scoring.max_length, "sample_rows": int(len(sample)),
-        "tokens_std": float(features["tokens"].std(ddof=0)),
-        "unseen_share": float(held.features["unseen_share"].mean()) if held is not None else 0.0,
-        "confidence_mean": float(confidence.mean()),
-        "training_label_distribution": {str(k): v / total for k, v in sorted(label_counts.items())},
-        "label_distribution": _predicted_distribution(features["label"], scoring.labels),
-        "seen_tokens": seen_ids})
+    summary.update(
+        {
+            "version": REFERENCE_VERSION,
+            "max_length": scoring.max_length,
+            "sample_rows": int(len(sample)),
+            "tokens_std": float(features["tokens"].std(ddof=0)),
+            "unseen_share": float(held.features["unseen_share"].mean()) if held is not None else 0.0,
+            "confidence_mean": float(confidence.mean()),
+            "training_label_distribution": {str(k): v / total for k, v in sorted(label_counts.items())},
+            "label_distribution": _predicted_distribution(features["label"], scoring.labels),
+            "seen_tokens": seen_ids,
+        }
+    )
     return summary
 
 
@@ -119,16 +136,21 @@ def _token_ids(scoring: ScoringModel, texts: list[str]):
 
 def drift_parameters(reference: dict, config: ScoringConfig) -> dict:
     """Suite parameters: warning and error bounds around the reference statistics."""
-    params = {"label_partition": {"values": list(reference["label_distribution"]),
-                                  "weights": list(reference["label_distribution"].values())}}
+    params = {
+        "label_partition": {
+            "values": list(reference["label_distribution"]),
+            "weights": list(reference["label_distribution"].values()),
+        }
+    }
     for level in ("warning", "error"):
         ratio = getattr(config, f"length_ratio_{level}")
         params[f"tokens_mean_min_{level}"] = reference["tokens_mean"] / ratio
         params[f"tokens_mean_max_{level}"] = reference["tokens_mean"] * ratio
         params[f"unknown_share_max_{level}"] = reference["unknown_share"] + getattr(config, f"unknown_share_{level}")
         params[f"unseen_share_max_{level}"] = reference["unseen_share"] + getattr(config, f"unseen_share_{level}")
-        params[f"over_max_length_max_{level}"] = (reference["over_max_length_share"]
-                                                  + getattr(config, f"over_max_length_{level}"))
+        params[f"over_max_length_max_{level}"] = reference["over_max_length_share"] + getattr(
+            config, f"over_max_length_{level}"
+        )
         params[f"confidence_min_{level}"] = reference["confidence_mean"] - getattr(config, f"confidence_drop_{level}")
         params[f"label_kl_{level}"] = getattr(config, f"label_kl_{level}")
     return params
@@ -140,17 +162,35 @@ def check_drift(features: pd.DataFrame, reference: dict | None, config: ScoringC
 
     shown = {k: v for k, v in (reference or {}).items() if k != "seen_tokens"}
     if reference is None:
-        return DriftReport(SKIPPED, "no drift reference for this model version (its training snapshot is not in "
-                                    "this workspace)", len(features))
+        return DriftReport(
+            SKIPPED,
+            "no drift reference for this model version (its training snapshot is not in this workspace)",
+            len(features),
+        )
     if len(features) < config.drift_min_rows:
-        return DriftReport(SKIPPED, f"{len(features)} rows, fewer than scoring.drift_min_rows={config.drift_min_rows}",
-                           len(features), summarise_features(features) if len(features) else {}, shown)
+        return DriftReport(
+            SKIPPED,
+            f"{len(features)} rows, fewer than scoring.drift_min_rows={config.drift_min_rows}",
+            len(features),
+            summarise_features(features) if len(features) else {},
+            shown,
+        )
     frame = features.assign(unseen_share=features["unseen_share"].fillna(0.0))
     result = run_contract(frame, load_suite_dict(SUITE), drift_parameters(reference, config))
     levels = {c["rule"].rsplit("_", 1)[0] for c in result.failures}
     warned = {c["rule"].rsplit("_", 1)[0] for c in result.warnings} - levels
     status = ERROR if result.failures else WARNING if result.warnings else OK
-    reason = ("no drift" if status == OK else
-              "; ".join(filter(None, [f"error: {', '.join(sorted(levels))}" if levels else "",
-                                      f"warning: {', '.join(sorted(warned))}" if warned else ""])))
+    reason = (
+        "no drift"
+        if status == OK
+        else "; ".join(
+            filter(
+                None,
+                [
+                    f"error: {', '.join(sorted(levels))}" if levels else "",
+                    f"warning: {', '.join(sorted(warned))}" if warned else "",
+                ],
+            )
+        )
+    )
     return DriftReport(status, reason, len(features), summarise_features(features), shown, result.checks)

@@ -60,8 +60,9 @@ def list_inputs(paths: list[str]) -> list[str]:
         fs, _, (root,) = fsspec.get_fs_token_paths(path)
         if fs.isdir(root):
             entries = sorted(fs.ls(root, detail=False))
-            names = [e for e in entries
-                     if not PurePosixPath(e).name.startswith(".") and is_supported(e) and fs.isfile(e)]
+            names = [
+                e for e in entries if not PurePosixPath(e).name.startswith(".") and is_supported(e) and fs.isfile(e)
+            ]
             found.extend(names if "://" not in path else [fs.unstrip_protocol(e) for e in names])
         else:
             found.append(path)
@@ -110,8 +111,12 @@ class ScoringLedger:
             if sha in planned:
                 skipped.append({"uri": uri, "reason": "same content as another file in this run"})
             elif record and record["status"] == SCORED:
-                skipped.append({"uri": uri, "reason": f"already scored by version {record['model_version']} "
-                                                      f"into {record['output']}"})
+                skipped.append(
+                    {
+                        "uri": uri,
+                        "reason": f"already scored by version {record['model_version']} into {record['output']}",
+                    }
+                )
             elif record and record.get("attempts", 0) >= max_attempts:
                 reason = f"failed {record['attempts']} times (last: {record.get('error')})"
                 skipped.append({"uri": uri, "reason": reason})
@@ -136,6 +141,12 @@ class ScoringLedger:
         previous = ledger["files"].get(item.sha256, {})
         uris = list(dict.fromkeys([*previous.get("uris", []), item.uri]))
         attempts = previous.get("attempts", 0) + (status == FAILED)
-        ledger["files"][item.sha256] = {**previous, **fields, "status": status, "uris": uris, "attempts": attempts,
-                                        "time": _now()}
+        ledger["files"][item.sha256] = {
+            **previous,
+            **fields,
+            "status": status,
+            "uris": uris,
+            "attempts": attempts,
+            "time": _now(),
+        }
         self._write(ledger)

@@ -51,8 +51,16 @@ def _iter_raw(uri: str, fmt: str, encoding: str, chunk_rows: int) -> Iterator[pd
             yield from _iter_jsonl(handle, uri, chunk_rows)
         return
     with fsspec.open(uri, "rb", compression="infer") as handle:
-        with pd.read_csv(handle, sep="\t" if fmt == "tsv" else ",", dtype=str, keep_default_na=False, na_values=[""],
-                         on_bad_lines="error", encoding=encoding, chunksize=chunk_rows) as reader:
+        with pd.read_csv(
+            handle,
+            sep="\t" if fmt == "tsv" else ",",
+            dtype=str,
+            keep_default_na=False,
+            na_values=[""],
+            on_bad_lines="error",
+            encoding=encoding,
+            chunksize=chunk_rows,
+        ) as reader:
             yield from reader
 
 
@@ -71,8 +79,9 @@ def iter_stdin_lines(chunk_rows: int, text_column: str = "text", stream=None) ->
         yield pd.DataFrame({text_column: texts})
 
 
-def iter_unlabeled_chunks(uri: str, text_column: str, chunk_rows: int, file_format: str = "auto",
-                          encoding: str = "utf-8") -> Iterator[pd.DataFrame]:
+def iter_unlabeled_chunks(
+    uri: str, text_column: str, chunk_rows: int, file_format: str = "auto", encoding: str = "utf-8"
+) -> Iterator[pd.DataFrame]:
     """Frames of at most ``chunk_rows`` rows with the file's columns; ``text_column`` as strings ('' when missing).
 
     Raises IngestionError: unknown format, missing text column, unreadable or empty file.
@@ -92,15 +101,17 @@ def iter_unlabeled_chunks(uri: str, text_column: str, chunk_rows: int, file_form
             if raw.empty:
                 continue
             raw = raw.reset_index(drop=True)
-            raw[text_column] = raw[text_column].map(lambda v: "" if v is None or (isinstance(v, float) and v != v)
-                                                    else str(v))
+            raw[text_column] = raw[text_column].map(
+                lambda v: "" if v is None or (isinstance(v, float) and v != v) else str(v)
+            )
             rows += len(raw)
             yield raw
     except IngestionError:
         raise
     except UnicodeDecodeError as exc:
-        raise IngestionError(uri, "invalid_encoding", f"bytes that are not valid {encoding}: {exc.reason}",
-                             row=rows + 1) from exc
+        raise IngestionError(
+            uri, "invalid_encoding", f"bytes that are not valid {encoding}: {exc.reason}", row=rows + 1
+        ) from exc
     except pd.errors.EmptyDataError as exc:
         raise IngestionError(uri, "empty_file", "the file is empty") from exc
     except pd.errors.ParserError as exc:

@@ -78,8 +78,13 @@ def resolve_model_ref(client, model_uri: str) -> ModelRef:
             raise ModelNotFoundError(f"{model_uri}: no such registered version ({exc.message})") from exc
         raise
     tags = dict(found.tags or {})
-    return ModelRef(model_name=name, model_version=str(found.version), run_id=found.run_id, requested_uri=model_uri,
-                    snapshot_id=tags.get("snapshot_id"))
+    return ModelRef(
+        model_name=name,
+        model_version=str(found.version),
+        run_id=found.run_id,
+        requested_uri=model_uri,
+        snapshot_id=tags.get("snapshot_id"),
+    )
 
 
 def _cache_folder(cache_dir: Path, ref: ModelRef) -> Path:
@@ -117,14 +122,16 @@ def load_model_folder(folder: Path, ref: ModelRef, device: str = "auto") -> Scor
     tokenizer = AutoTokenizer.from_pretrained(folder, use_fast=True)
     if not tokenizer.is_fast:
         raise ValueError(f"{folder}: no fast tokenizer")
-    chosen = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
-                          ("cpu" if device == "auto" else device))
+    chosen = torch.device(
+        "cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device)
+    )
     model = load_classifier(folder, dtype=torch.float32).eval().to(chosen)  # with the head it was trained with
     id2label = model.config.id2label
     labels = [str(id2label[i]) for i in sorted(id2label)]
     max_length = int(meta.get("max_length") or min(tokenizer.model_max_length, 512))
-    return ScoringModel(model=model, tokenizer=tokenizer, max_length=max_length, labels=labels, ref=ref,
-                        model_dir=folder, meta=meta)
+    return ScoringModel(
+        model=model, tokenizer=tokenizer, max_length=max_length, labels=labels, ref=ref, model_dir=folder, meta=meta
+    )
 
 
 def load_registered_model(tracking_uri: str, model_uri: str, cache_dir: Path, device: str = "auto") -> ScoringModel:
@@ -139,13 +146,15 @@ def load_registered_model(tracking_uri: str, model_uri: str, cache_dir: Path, de
     folder = download_version(tracking_uri, ref, Path(cache_dir))
     loaded = load_model_folder(folder, ref, device)
     if ref.snapshot_id is None and loaded.meta.get("snapshot_id"):
-        loaded.ref = ModelRef(ref.model_name, ref.model_version, ref.run_id, ref.requested_uri,
-                              loaded.meta["snapshot_id"])
+        loaded.ref = ModelRef(
+            ref.model_name, ref.model_version, ref.run_id, ref.requested_uri, loaded.meta["snapshot_id"]
+        )
     return loaded
 
 
-def predict_probabilities(scoring: ScoringModel, input_ids: list[np.ndarray], batch_size: int,
-                          bf16: bool = True) -> np.ndarray:
+def predict_probabilities(
+    scoring: ScoringModel, input_ids: list[np.ndarray], batch_size: int, bf16: bool = True
+) -> np.ndarray:
     """Class probabilities (rows, classes): length-sorted batches, dynamic padding, inference mode."""
     from pipeline.training.inference import predict_proba
 

@@ -27,16 +27,18 @@ def _download(tracking_uri: str, run_id: str, folder: Path) -> dict | None:
     from mlflow.exceptions import MlflowException
 
     try:
-        local = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=ARTIFACT, dst_path=str(folder),
-                                                    tracking_uri=tracking_uri)
+        local = mlflow.artifacts.download_artifacts(
+            run_id=run_id, artifact_path=ARTIFACT, dst_path=str(folder), tracking_uri=tracking_uri
+        )
     except (MlflowException, OSError) as exc:
         logger.debug("no stored drift reference on run %s: %s", run_id, exc)
         return None
     return json.loads(Path(local).read_text(encoding="utf-8"))
 
 
-def load_drift_reference(config: PipelineConfig, workspace: Workspace, scoring: ScoringModel,
-                         tracking_uri: str) -> dict | None:
+def load_drift_reference(
+    config: PipelineConfig, workspace: Workspace, scoring: ScoringModel, tracking_uri: str
+) -> dict | None:
     """The version's drift reference; built from its training snapshot (and stored on its run) on first use.
 
     None when the snapshot is not in this workspace and no reference was stored.
@@ -56,12 +58,22 @@ def load_drift_reference(config: PipelineConfig, workspace: Workspace, scoring: 
         except FileNotFoundError:
             snapshot = None
         if snapshot is None:
-            logger.warning("no drift reference for %s: training snapshot %s is not in %s", scoring.ref.version_uri,
-                           snapshot_id, workspace.snapshots)
+            logger.warning(
+                "no drift reference for %s: training snapshot %s is not in %s",
+                scoring.ref.version_uri,
+                snapshot_id,
+                workspace.snapshots,
+            )
             return None
         logger.info("building the drift reference of %s from snapshot %s", scoring.ref.version_uri, snapshot_id)
-        reference = build_reference(scoring, snapshot.load(), snapshot.manifest.label_counts, config.data,
-                                    config.scoring.drift_reference_rows, config.scoring.batch_size)
+        reference = build_reference(
+            scoring,
+            snapshot.load(),
+            snapshot.manifest.label_counts,
+            config.data,
+            config.scoring.drift_reference_rows,
+            config.scoring.batch_size,
+        )
         reference["snapshot_id"] = snapshot_id
         if run_id:
             from pipeline.registry import tracking as registry

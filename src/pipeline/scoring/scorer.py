@@ -11,8 +11,17 @@ from pipeline.scoring.model import ScoringModel, predict_probabilities
 from pipeline.training.tokenization import tokenize_texts
 
 PREDICTION_COLUMNS = ("label", "score", "top_labels", "top_scores", "model_name", "model_version", "model_run_id")
-FEATURE_COLUMNS = ("chars", "tokens", "unknown_share", "over_max_length", "unseen_share", "label", "confidence",
-                   "margin", "entropy")
+FEATURE_COLUMNS = (
+    "chars",
+    "tokens",
+    "unknown_share",
+    "over_max_length",
+    "unseen_share",
+    "label",
+    "confidence",
+    "margin",
+    "entropy",
+)
 
 
 @dataclass
@@ -62,8 +71,9 @@ def uncertainty(proba: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return top2[:, 0] - top2[:, 1], entropy
 
 
-def score_chunk(scoring: ScoringModel, texts: list[str], batch_size: int, top_k: int = 0,
-                seen_tokens: np.ndarray | None = None) -> ScoredChunk:
+def score_chunk(
+    scoring: ScoringModel, texts: list[str], batch_size: int, top_k: int = 0, seen_tokens: np.ndarray | None = None
+) -> ScoredChunk:
     """Predict ``texts`` (in order) and collect the statistics of each text."""
     ids, over = tokenize_for_scoring(scoring.tokenizer, texts, scoring.max_length)
     proba = predict_probabilities(scoring, ids, batch_size)
@@ -71,8 +81,9 @@ def score_chunk(scoring: ScoringModel, texts: list[str], batch_size: int, top_k:
     best = proba.argmax(axis=1) if len(proba) else np.zeros(0, dtype=np.int64)
     confidence = proba[np.arange(len(proba)), best].astype(np.float64)
     ref = scoring.ref
-    predictions = pd.DataFrame({"label": labels[best].astype(str) if len(best) else pd.Series([], dtype=str),
-                                "score": confidence})
+    predictions = pd.DataFrame(
+        {"label": labels[best].astype(str) if len(best) else pd.Series([], dtype=str), "score": confidence}
+    )
     if top_k > 0:
         k = min(top_k, proba.shape[1])
         order = np.argsort(-proba, axis=1)[:, :k]
@@ -83,8 +94,15 @@ def score_chunk(scoring: ScoringModel, texts: list[str], batch_size: int, top_k:
     predictions["model_run_id"] = ref.run_id or ""
     margin, entropy = uncertainty(proba)
     stats = token_statistics(scoring.tokenizer, ids, seen_tokens)
-    features = pd.DataFrame({"chars": np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts)),
-                             **stats, "over_max_length": over.astype(np.float64),
-                             "label": predictions["label"].to_numpy(), "confidence": confidence,
-                             "margin": margin, "entropy": entropy})
+    features = pd.DataFrame(
+        {
+            "chars": np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts)),
+            **stats,
+            "over_max_length": over.astype(np.float64),
+            "label": predictions["label"].to_numpy(),
+            "confidence": confidence,
+            "margin": margin,
+            "entropy": entropy,
+        }
+    )
     return ScoredChunk(predictions=predictions, features=features[list(FEATURE_COLUMNS)])

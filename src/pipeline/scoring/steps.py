@@ -38,8 +38,9 @@ def text_column(config: PipelineConfig) -> str:
 def load_scoring_model(config: PipelineConfig, workspace: Workspace, model_uri: str | None = None) -> ScoringModel:
     """The model ``model_uri`` (default ``scoring.model_uri``, else the champion) names now, loaded for inference."""
     tracking_uri = workspace.tracking_uri(config.tracking.tracking_uri)
-    return load_registered_model(tracking_uri, model_uri or default_model_uri(config), workspace.cache / "models",
-                                 config.scoring.device)
+    return load_registered_model(
+        tracking_uri, model_uri or default_model_uri(config), workspace.cache / "models", config.scoring.device
+    )
 
 
 def drift_reference(config: PipelineConfig, workspace: Workspace, scoring: ScoringModel) -> dict | None:
@@ -60,8 +61,15 @@ def write_to_label(config: PipelineConfig, result: StreamResult, path: Path) -> 
     return str(path)
 
 
-def score_source(config: PipelineConfig, scoring: ScoringModel, source: str, output: Path, reference: dict | None,
-                 file_format: str | None = None, to_label_path: Path | None = None) -> FileOutcome:
+def score_source(
+    config: PipelineConfig,
+    scoring: ScoringModel,
+    source: str,
+    output: Path,
+    reference: dict | None,
+    file_format: str | None = None,
+    to_label_path: Path | None = None,
+) -> FileOutcome:
     """Score one file (or ``-``: standard input) into ``output``, written atomically; drift and to-label as configured.
 
     Raises IngestionError for unreadable input; nothing is left under ``output`` then.
@@ -69,8 +77,11 @@ def score_source(config: PipelineConfig, scoring: ScoringModel, source: str, out
     started = time.perf_counter()
     settings = config.scoring
     column = text_column(config)
-    chunks = (iter_stdin_lines(settings.chunk_rows, column) if source == STDIN else
-              iter_unlabeled_chunks(source, column, settings.chunk_rows, settings.format, config.data.encoding))
+    chunks = (
+        iter_stdin_lines(settings.chunk_rows, column)
+        if source == STDIN
+        else iter_unlabeled_chunks(source, column, settings.chunk_rows, settings.format, config.data.encoding)
+    )
     seen = seen_token_mask(reference, len(scoring.tokenizer)) if reference else None
     to_label_rows = settings.to_label_rows if to_label_path is not None else 0
     with PredictionWriter(output, file_format or settings.output_format) as writer:
@@ -80,13 +91,22 @@ def score_source(config: PipelineConfig, scoring: ScoringModel, source: str, out
         writer.commit()
     drift = check_drift(result.features, reference, settings).to_dict() if settings.drift else None
     labelled = write_to_label(config, result, to_label_path) if to_label_rows else None
-    return FileOutcome(uri=source, status=inbox.SCORED, rows=result.rows, output=str(output),
-                       label_counts=dict(sorted(result.label_counts.items())), mean_confidence=result.mean_confidence,
-                       drift=drift, to_label=labelled, seconds=time.perf_counter() - started)
+    return FileOutcome(
+        uri=source,
+        status=inbox.SCORED,
+        rows=result.rows,
+        output=str(output),
+        label_counts=dict(sorted(result.label_counts.items())),
+        mean_confidence=result.mean_confidence,
+        drift=drift,
+        to_label=labelled,
+        seconds=time.perf_counter() - started,
+    )
 
 
-def score_inbox(config: PipelineConfig, workspace: Workspace, scoring: ScoringModel,
-                paths: list[str] | None = None) -> ScoringOutcome:
+def score_inbox(
+    config: PipelineConfig, workspace: Workspace, scoring: ScoringModel, paths: list[str] | None = None
+) -> ScoringOutcome:
     """Score every input not scored before (``paths``, else ``scoring.inputs``, else the inbox folder).
 
     One file failing is recorded (ledger and outcome) and the others still run. Holds the workspace's scoring
@@ -103,23 +123,42 @@ def score_inbox(config: PipelineConfig, workspace: Workspace, scoring: ScoringMo
         reference = drift_reference(config, workspace, scoring) if todo else None
         for item in todo:
             output = inbox.predictions_dir(workspace) / inbox.output_name(item.uri, item.sha256, settings.output_format)
-            to_label_path = (inbox.to_label_dir(workspace) / inbox.output_name(item.uri, item.sha256, "csv", "to_label")
-                             if settings.to_label_rows else None)
+            to_label_path = (
+                inbox.to_label_dir(workspace) / inbox.output_name(item.uri, item.sha256, "csv", "to_label")
+                if settings.to_label_rows
+                else None
+            )
             try:
                 outcome = score_source(config, scoring, item.uri, output, reference, to_label_path=to_label_path)
             except Exception as exc:  # one bad file must not stop the others; the ledger keeps the reason
                 logger.exception("scoring %s failed", item.uri)
-                outcome = FileOutcome(uri=item.uri, status=inbox.FAILED, sha256=item.sha256,
-                                      error=f"{type(exc).__name__}: {exc}")
+                outcome = FileOutcome(
+                    uri=item.uri, status=inbox.FAILED, sha256=item.sha256, error=f"{type(exc).__name__}: {exc}"
+                )
                 ledger.record(item, inbox.FAILED, error=outcome.error, model_version=ref.model_version)
             else:
                 outcome = FileOutcome(**{**outcome.to_dict(), "sha256": item.sha256})
-                ledger.record(item, inbox.SCORED, output=outcome.output, rows=outcome.rows, model_name=ref.model_name,
-                              model_version=ref.model_version, model_run_id=ref.run_id, to_label=outcome.to_label,
-                              drift=(outcome.drift or {}).get("status"), error=None)
+                ledger.record(
+                    item,
+                    inbox.SCORED,
+                    output=outcome.output,
+                    rows=outcome.rows,
+                    model_name=ref.model_name,
+                    model_version=ref.model_version,
+                    model_run_id=ref.run_id,
+                    to_label=outcome.to_label,
+                    drift=(outcome.drift or {}).get("status"),
+                    error=None,
+                )
             files.append(outcome)
-    return ScoringOutcome(model_name=ref.model_name, model_version=ref.model_version, model_run_id=ref.run_id,
-                          model_uri=ref.requested_uri, files=files, skipped=skipped)
+    return ScoringOutcome(
+        model_name=ref.model_name,
+        model_version=ref.model_version,
+        model_run_id=ref.run_id,
+        model_uri=ref.requested_uri,
+        files=files,
+        skipped=skipped,
+    )
 
 
 def record_scoring(config: PipelineConfig, workspace: Workspace, outcome: ScoringOutcome) -> str | None:
@@ -132,13 +171,17 @@ def record_scoring(config: PipelineConfig, workspace: Workspace, outcome: Scorin
     for item in outcome.scored:
         if outcome.model_run_id and item.drift:
             name = inbox.output_name(item.uri, item.sha256 or "00000000", "json", "drift")
-            client.log_text(outcome.model_run_id, json.dumps(item.drift, indent=1, default=str),
-                            f"drift/{stamp}/{name}")
+            client.log_text(
+                outcome.model_run_id, json.dumps(item.drift, indent=1, default=str), f"drift/{stamp}/{name}"
+            )
     if outcome.scored:
         statuses = [(f.drift or {}).get("status") for f in outcome.scored]
         worst = next((s for s in ("error", "warning", "ok") if s in statuses), "skipped")
-        for key, value in {"scoring.last_run": stamp, "scoring.last_rows": str(outcome.rows),
-                           "drift.last_status": worst}.items():
+        for key, value in {
+            "scoring.last_run": stamp,
+            "scoring.last_rows": str(outcome.rows),
+            "drift.last_status": worst,
+        }.items():
             client.set_model_version_tag(outcome.model_name, outcome.model_version, key, value)
     return version_link(tracking_uri, outcome)
 

@@ -62,8 +62,10 @@ class PredictionWriter:
                 try:
                     table = table.cast(self._schema)
                 except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError) as exc:
-                    raise ValueError(f"rows {self.rows + 1}-{self.rows + len(frame)}: columns change type "
-                                     f"({exc}); write CSV or fix the input") from exc
+                    raise ValueError(
+                        f"rows {self.rows + 1}-{self.rows + len(frame)}: columns change type "
+                        f"({exc}); write CSV or fix the input"
+                    ) from exc
             self._parquet.write_table(table)
         self.rows += len(frame)
 

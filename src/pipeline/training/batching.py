@@ -12,8 +12,14 @@ import torch
 BUCKET_BATCHES = 50
 
 
-def epoch_batches(lengths: np.ndarray, batch_size: int, seed: int, epoch: int, group_by_length: bool = True,
-                  bucket_batches: int = BUCKET_BATCHES) -> list[np.ndarray]:
+def epoch_batches(
+    lengths: np.ndarray,
+    batch_size: int,
+    seed: int,
+    epoch: int,
+    group_by_length: bool = True,
+    bucket_batches: int = BUCKET_BATCHES,
+) -> list[np.ndarray]:
     """Index batches for one epoch.
 
     Shuffle all indices; with ``group_by_length`` cut the shuffled order into buckets of
@@ -24,9 +30,9 @@ def epoch_batches(lengths: np.ndarray, batch_size: int, seed: int, epoch: int, g
     order = rng.permutation(len(lengths))
     if group_by_length:
         bucket = batch_size * bucket_batches
-        chunks = [order[i:i + bucket] for i in range(0, len(order), bucket)]
+        chunks = [order[i : i + bucket] for i in range(0, len(order), bucket)]
         order = np.concatenate([c[np.argsort(-lengths[c], kind="stable")] for c in chunks]) if chunks else order
-    batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
@@ -36,12 +42,14 @@ def pad_batch(sequences: list[np.ndarray], pad_id: int) -> tuple[torch.Tensor, t
     ids = np.full((len(sequences), width), pad_id, dtype=np.int64)
     mask = np.zeros((len(sequences), width), dtype=np.int64)
     for row, seq in enumerate(sequences):
-        ids[row, :len(seq)] = seq
-        mask[row, :len(seq)] = 1
+        ids[row, : len(seq)] = seq
+        mask[row, : len(seq)] = 1
     return torch.from_numpy(ids), torch.from_numpy(mask)
 
 
-def collate(input_ids: list[np.ndarray], labels: np.ndarray, indices: np.ndarray, pad_id: int) -> dict[str, torch.Tensor]:
+def collate(
+    input_ids: list[np.ndarray], labels: np.ndarray, indices: np.ndarray, pad_id: int
+) -> dict[str, torch.Tensor]:
     ids, mask = pad_batch([input_ids[i] for i in indices], pad_id)
     return {"input_ids": ids, "attention_mask": mask, "labels": torch.from_numpy(labels[indices])}
 
@@ -49,11 +57,17 @@ def collate(input_ids: list[np.ndarray], labels: np.ndarray, indices: np.ndarray
 def evaluation_batches(lengths: np.ndarray, batch_size: int) -> list[np.ndarray]:
     """Batches sorted by length (least padding); predictions are scattered back by index."""
     order = np.argsort(-lengths, kind="stable")
-    return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
 
 
-def token_budget_batches(lengths: np.ndarray, max_tokens: int, seed: int, epoch: int,
-                         bucket_batches: int = BUCKET_BATCHES, max_rows: int | None = None) -> list[np.ndarray]:
+def token_budget_batches(
+    lengths: np.ndarray,
+    max_tokens: int,
+    seed: int,
+    epoch: int,
+    bucket_batches: int = BUCKET_BATCHES,
+    max_rows: int | None = None,
+) -> list[np.ndarray]:
     """Index batches holding at most ``max_tokens`` padded tokens each (rows x longest row), for one epoch.
 
     Batching by tokens rather than rows keeps every step's work about equal: short texts come in large
@@ -70,7 +84,7 @@ def token_budget_batches(lengths: np.ndarray, max_tokens: int, seed: int, epoch:
     bucket = max(1, int(bucket_batches * max_tokens / mean))
     batches: list[np.ndarray] = []
     for start in range(0, len(order), bucket):
-        chunk = order[start:start + bucket]
+        chunk = order[start : start + bucket]
         chunk = chunk[np.argsort(-lengths[chunk], kind="stable")]
         current: list[int] = []
         for index in chunk:

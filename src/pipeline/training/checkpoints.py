@@ -48,16 +48,22 @@ def restore_rng_state(state: dict) -> None:
     random.setstate(state["python"])
     numpy_state = state["numpy"]
     if isinstance(numpy_state, dict):  # stored as tensors (see to_storable)
-        numpy_state = (numpy_state["name"], numpy_state["keys"].numpy().astype(np.uint32), numpy_state["pos"],
-                       numpy_state["has_gauss"], numpy_state["cached_gaussian"])
+        numpy_state = (
+            numpy_state["name"],
+            numpy_state["keys"].numpy().astype(np.uint32),
+            numpy_state["pos"],
+            numpy_state["has_gauss"],
+            numpy_state["cached_gaussian"],
+        )
     np.random.set_state(numpy_state)
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def save_checkpoint(folder: Path, step: int, fingerprint: dict, state: dict, keep: int,
-                    rng: dict | None = None) -> Path:
+def save_checkpoint(
+    folder: Path, step: int, fingerprint: dict, state: dict, keep: int, rng: dict | None = None
+) -> Path:
     """Write ``folder/step-<step>`` atomically and prune all but the ``keep`` newest checkpoints.
 
     ``rng`` defaults to the RNG states of this moment; pass the ones taken at the step boundary when
@@ -68,7 +74,12 @@ def save_checkpoint(folder: Path, step: int, fingerprint: dict, state: dict, kee
     staging = Path(tempfile.mkdtemp(dir=folder, prefix=".partial-"))
     try:
         torch.save(to_storable({**state, "rng": rng if rng is not None else rng_state()}), staging / STATE_FILE)
-        meta = {"step": step, "epoch": state.get("epoch"), "next_batch": state.get("next_batch"), "fingerprint": fingerprint}
+        meta = {
+            "step": step,
+            "epoch": state.get("epoch"),
+            "next_batch": state.get("next_batch"),
+            "fingerprint": fingerprint,
+        }
         (staging / META_FILE).write_text(json.dumps(meta, indent=2))
         if final.exists():
             shutil.rmtree(final)
@@ -112,8 +123,9 @@ class CheckpointWriter:
         """Checkpoint ``state`` (copied now) plus ``shared`` (values never modified in place later: not copied)."""
         snapshot, rng = {**copy_to_host(state), **(shared or {})}, rng_state()
         self.wait()
-        self._thread = threading.Thread(target=self._write, args=(step, snapshot, rng), name="checkpoint-writer",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._write, args=(step, snapshot, rng), name="checkpoint-writer", daemon=True
+        )
         self._thread.start()
 
     def _write(self, step: int, snapshot: dict, rng: dict) -> None:
@@ -142,11 +154,15 @@ def check_fingerprint(path: Path, expected: dict) -> dict:
     """The checkpoint's metadata; raises CheckpointMismatch listing every key that differs."""
     meta = json.loads((path / META_FILE).read_text())
     found = meta.get("fingerprint", {})
-    diffs = [f"{k}: checkpoint has {found.get(k)!r}, this run has {expected.get(k)!r}"
-             for k in sorted(set(found) | set(expected)) if found.get(k) != expected.get(k)]
+    diffs = [
+        f"{k}: checkpoint has {found.get(k)!r}, this run has {expected.get(k)!r}"
+        for k in sorted(set(found) | set(expected))
+        if found.get(k) != expected.get(k)
+    ]
     if diffs:
-        raise CheckpointMismatch(f"refusing checkpoint {path}: it was made by another configuration or data: "
-                                 + "; ".join(diffs))
+        raise CheckpointMismatch(
+            f"refusing checkpoint {path}: it was made by another configuration or data: " + "; ".join(diffs)
+        )
     return meta
 
 
@@ -158,8 +174,13 @@ def to_storable(value):
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, tuple) and len(value) == 5 and value[0] == "MT19937":  # np.random.get_state()
-        return {"name": value[0], "keys": torch.from_numpy(value[1].astype(np.int64)), "pos": int(value[2]),
-                "has_gauss": int(value[3]), "cached_gaussian": float(value[4])}
+        return {
+            "name": value[0],
+            "keys": torch.from_numpy(value[1].astype(np.int64)),
+            "pos": int(value[2]),
+            "has_gauss": int(value[3]),
+            "cached_gaussian": float(value[4]),
+        }
     if isinstance(value, dict):
         return {k: to_storable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):

@@ -18,8 +18,9 @@ def autocast_context(device: torch.device, bf16: bool):
 
 
 @torch.inference_mode()
-def predict_proba(model, input_ids: list[np.ndarray], pad_id: int, batch_size: int, device: torch.device,
-                  bf16: bool = True) -> np.ndarray:
+def predict_proba(
+    model, input_ids: list[np.ndarray], pad_id: int, batch_size: int, device: torch.device, bf16: bool = True
+) -> np.ndarray:
     """Softmax probabilities, shape (examples, classes), in the input order."""
     was_training = model.training
     model.eval()
@@ -29,23 +30,26 @@ def predict_proba(model, input_ids: list[np.ndarray], pad_id: int, batch_size: i
     for indices in evaluation_batches(lengths, batch_size):
         ids, mask = pad_batch([input_ids[i] for i in indices], pad_id)
         with autocast_context(device, bf16):
-            logits = model(input_ids=ids.to(device, non_blocking=True),
-                           attention_mask=mask.to(device, non_blocking=True)).logits
+            logits = model(
+                input_ids=ids.to(device, non_blocking=True), attention_mask=mask.to(device, non_blocking=True)
+            ).logits
         out[indices] = torch.softmax(logits.float(), dim=-1).cpu().numpy()
     model.train(was_training)
     return out
 
 
-def predict_texts(model, tokenizer, texts: list[str], max_length: int, batch_size: int = 64,
-                  device: torch.device | None = None) -> tuple[list[str], list[float]]:
+def predict_texts(
+    model, tokenizer, texts: list[str], max_length: int, batch_size: int = 64, device: torch.device | None = None
+) -> tuple[list[str], list[float]]:
     """(label, probability of that label) for each raw text, using the model's ``id2label``."""
     from pipeline.training.tokenization import tokenize_texts
 
     device = device or next(model.parameters()).device
     if not texts:
         return [], []
-    proba = predict_proba(model, tokenize_texts(tokenizer, list(texts), max_length), tokenizer.pad_token_id,
-                          batch_size, device)
+    proba = predict_proba(
+        model, tokenize_texts(tokenizer, list(texts), max_length), tokenizer.pad_token_id, batch_size, device
+    )
     best = proba.argmax(axis=1)
     id2label = model.config.id2label
     return [str(id2label[int(i)]) for i in best], [float(proba[r, i]) for r, i in enumerate(best)]

@@ -18,8 +18,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import random
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,10 +30,12 @@ from tqdm.auto import tqdm
 
 from pipeline.config import TrainingConfig
 from pipeline.evaluation.metrics import classification_metrics
-from pipeline.training.batching import collate, epoch_batches, token_budget_batches
+from pipeline.training.batching import collate
 from pipeline.training.checkpoints import CheckpointWriter, load_checkpoint, load_newest_valid
+from pipeline.training.devices import select_device
 from pipeline.training.inference import autocast_context, predict_proba
 from pipeline.training.optim import build_optimizer, build_scheduler, class_weight_tensor, clip_gradients
+from pipeline.training.planning import build_epoch_batches, plan_steps, plan_token_budget_steps
 from pipeline.training.tokenization import TokenizedSplit
 
 if TYPE_CHECKING:
@@ -65,60 +65,29 @@ class TrainResult:
     world_size: int = 1
 
 
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def select_device(preference: str) -> torch.device:
-    """``auto``: CUDA when available, else CPU. Asking for CUDA without one is an error, not a fallback."""
-    if preference == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("training.device=cuda but no CUDA device is available")
-    if preference in ("auto", "cuda") and torch.cuda.is_available():
-        return torch.device("cuda")
-    return torch.device("cpu")
-
-
-def build_epoch_batches(lengths: np.ndarray, config: TrainingConfig, epoch: int) -> list[np.ndarray]:
-    """One epoch's batches: ``batch_size`` rows, or up to ``max_batch_tokens`` padded tokens when set."""
-    if config.max_batch_tokens:
-        return token_budget_batches(lengths, config.max_batch_tokens, config.seed, epoch)
-    return epoch_batches(lengths, config.batch_size, config.seed, epoch, config.group_by_length)
-
-
-def plan_token_budget_steps(lengths: np.ndarray, config: TrainingConfig) -> tuple[int, int, int] | None:
-    """``plan_steps`` for token-budget batches, whose count varies a little by epoch; None when batching by rows."""
-    if not config.max_batch_tokens:
-        return None
-    accum = config.gradient_accumulation_steps
-    if config.max_steps:
-        per_epoch = math.ceil(len(build_epoch_batches(lengths, config, 0)) / accum)
-        return per_epoch, config.max_steps, math.ceil(config.max_steps / per_epoch)
-    steps = [math.ceil(len(build_epoch_batches(lengths, config, e)) / accum) for e in range(config.epochs)]
-    return steps[0], sum(steps), config.epochs
-
-
-def plan_steps(examples: int, config: TrainingConfig) -> tuple[int, int, int]:
-    """(optimizer steps per epoch, planned steps, epochs to run)."""
-    batches = math.ceil(examples / config.batch_size)
-    per_epoch = math.ceil(batches / config.gradient_accumulation_steps)
-    planned = config.max_steps or per_epoch * config.epochs
-    return per_epoch, planned, math.ceil(planned / per_epoch)
-
-
 def evaluate_split(model, split: TokenizedSplit, pad_id: int, config: TrainingConfig, device) -> dict:
     proba = predict_proba(model, split.input_ids, pad_id, config.eval_batch_size, device, config.bf16)
     metrics = classification_metrics(split.labels, proba.argmax(axis=1), model.config.num_labels)
     return {"accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"]}
 
 
-def fine_tune(model: torch.nn.Module, train: TokenizedSplit, validation: TokenizedSplit | None, pad_id: int,
-              config: TrainingConfig, checkpoint_dir: Path, fingerprint: dict, resume_from: Path | None = None,
-              on_epoch: Callable[[dict], None] | None = None, progress: bool = True,
-              on_resume: Callable[[dict], None] | None = None, checkpoint_meta: dict | None = None,
-              parallel: DataParallel | None = None, resume_dirs: list[Path] | None = None,
-              on_step: Callable[[int, int], None] | None = None) -> TrainResult:
+def fine_tune(
+    model: torch.nn.Module,
+    train: TokenizedSplit,
+    validation: TokenizedSplit | None,
+    pad_id: int,
+    config: TrainingConfig,
+    checkpoint_dir: Path,
+    fingerprint: dict,
+    resume_from: Path | None = None,
+    on_epoch: Callable[[dict], None] | None = None,
+    progress: bool = True,
+    on_resume: Callable[[dict], None] | None = None,
+    checkpoint_meta: dict | None = None,
+    parallel: DataParallel | None = None,
+    resume_dirs: list[Path] | None = None,
+    on_step: Callable[[int, int], None] | None = None,
+) -> TrainResult:
     """Train ``model`` in place and return it with its history (best validation epoch restored).
 
     Resumes from ``resume_from`` (a checkpoint whose fingerprint differs is refused: CheckpointMismatch),
@@ -170,18 +139,31 @@ def fine_tune(model: torch.nn.Module, train: TokenizedSplit, validation: Tokeniz
         scheduler.load_state_dict(state["scheduler"])
         step, epoch, next_batch = state["step"], state["epoch"], state["next_batch"]
         counts, history, step_log = state["sample_counts"], state["history"], state["step_log"]
-        best_metric, best_state, best_epoch, bad_epochs = (state["best_metric"], state["best_state"],
-                                                           state["best_epoch"], state["bad_epochs"])
+        best_metric, best_state, best_epoch, bad_epochs = (
+            state["best_metric"],
+            state["best_state"],
+            state["best_epoch"],
+            state["bad_epochs"],
+        )
         running_loss.fill_(state["running_loss"])
         running_batches = state["running_batches"]
         if parallel:
             counts = parallel.restore_state(state, counts, running_loss)
         resumed_from, resumed_meta = step, state.get("meta") or {}
-        logger.info("resumed from %s at step %d of %d (epoch %d, batch %d)", source, step, planned, epoch + 1,
-                    next_batch)
+        logger.info(
+            "resumed from %s at step %d of %d (epoch %d, batch %d)", source, step, planned, epoch + 1, next_batch
+        )
         if on_resume:
-            on_resume({"step": step, "epoch": epoch, "next_batch": next_batch, "checkpoint": str(source),
-                       "meta": resumed_meta, "history": list(history)})
+            on_resume(
+                {
+                    "step": step,
+                    "epoch": epoch,
+                    "next_batch": next_batch,
+                    "checkpoint": str(source),
+                    "meta": resumed_meta,
+                    "history": list(history),
+                }
+            )
 
     writer = CheckpointWriter(checkpoint_dir, fingerprint, config.keep_checkpoints)
 
@@ -191,19 +173,41 @@ def fine_tune(model: torch.nn.Module, train: TokenizedSplit, validation: Tokeniz
             saved_counts, saved_loss, extra = parallel.checkpoint_state(counts, running_loss, samples)
             if not parallel.is_main:
                 return
-        writer.save(step, {**extra,
-            "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-            "step": step, "epoch": epoch, "next_batch": next_batch, "sample_counts": saved_counts, "history": history,
-            "step_log": step_log, "best_metric": best_metric, "best_epoch": best_epoch, "bad_epochs": bad_epochs,
-            "running_loss": running_loss.item() if saved_loss is None else saved_loss,
-            "running_batches": running_batches, "meta": checkpoint_meta or {}},
-            shared={"best_state": best_state})  # best_state is a host copy that is replaced, never changed
+        writer.save(
+            step,
+            {
+                **extra,
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "step": step,
+                "epoch": epoch,
+                "next_batch": next_batch,
+                "sample_counts": saved_counts,
+                "history": history,
+                "step_log": step_log,
+                "best_metric": best_metric,
+                "best_epoch": best_epoch,
+                "bad_epochs": bad_epochs,
+                "running_loss": running_loss.item() if saved_loss is None else saved_loss,
+                "running_batches": running_batches,
+                "meta": checkpoint_meta or {},
+            },
+            shared={"best_state": best_state},
+        )  # best_state is a host copy that is replaced, never changed
 
     model.train()
     accum = config.gradient_accumulation_steps
     samples, train_seconds, stopped_early = 0, 0.0, False
-    bar = tqdm(total=planned, initial=step, desc="fine-tune", unit="step", disable=not progress, mininterval=2,
-               dynamic_ncols=True)
+    bar = tqdm(
+        total=planned,
+        initial=step,
+        desc="fine-tune",
+        unit="step",
+        disable=not progress,
+        mininterval=2,
+        dynamic_ncols=True,
+    )
     try:
         while step < planned and epoch < epochs and not stopped_early:
             batches = build_epoch_batches(lengths, config, epoch)
@@ -243,7 +247,9 @@ def fine_tune(model: torch.nn.Module, train: TokenizedSplit, validation: Tokeniz
                         running_loss.zero_()
                         running_batches = 0
                         elapsed = train_seconds + time.perf_counter() - started
-                        step_log.append({"step": step, "train_loss": mean_loss, "learning_rate": scheduler.get_last_lr()[0]})
+                        step_log.append(
+                            {"step": step, "train_loss": mean_loss, "learning_rate": scheduler.get_last_lr()[0]}
+                        )
                         bar.set_postfix(loss=f"{mean_loss:.4f}", samples_per_s=f"{samples / max(elapsed, 1e-9):.1f}")
                     if step % config.checkpoint_steps == 0 and step < planned and next_batch < len(batches):
                         checkpoint()  # (an epoch's last step is checkpointed below, after validation)
@@ -251,8 +257,7 @@ def fine_tune(model: torch.nn.Module, train: TokenizedSplit, validation: Tokeniz
                         break
             train_seconds += time.perf_counter() - started
             finished_epoch = next_batch >= len(batches)
-            record = {"epoch": epoch + 1, "step": step,
-                      "train_loss": step_log[-1]["train_loss"] if step_log else None}
+            record = {"epoch": epoch + 1, "step": step, "train_loss": step_log[-1]["train_loss"] if step_log else None}
             if validation is not None and len(validation) and (finished_epoch or step >= planned):
                 metrics = (parallel.evaluate if parallel else evaluate_split)(model, validation, pad_id, config, device)
                 record.update({f"val_{k}": v for k, v in metrics.items()})
@@ -262,7 +267,9 @@ def fine_tune(model: torch.nn.Module, train: TokenizedSplit, validation: Tokeniz
                     best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
                 else:
                     bad_epochs += 1
-                    stopped_early = bool(config.early_stopping_patience and bad_epochs >= config.early_stopping_patience)
+                    stopped_early = bool(
+                        config.early_stopping_patience and bad_epochs >= config.early_stopping_patience
+                    )
             history.append(record)
             if on_epoch:
                 on_epoch(record)
@@ -279,13 +286,20 @@ def fine_tune(model: torch.nn.Module, train: TokenizedSplit, validation: Tokeniz
     if parallel:
         counts = parallel.total_counts(counts)
         samples = int(parallel.sum_over_ranks(torch.tensor(samples)))
-    return TrainResult(model=model, history=history, step_log=step_log, steps=step, planned_steps=planned,
-                       resumed_from_step=resumed_from, sample_counts=counts, device=str(device),
-                       samples_per_s=samples / max(train_seconds, 1e-9), train_seconds=train_seconds,
-                       best_epoch=best_epoch, stopped_early=stopped_early,
-                       resumed_from_checkpoint=str(source) if source is not None else None, resumed_meta=resumed_meta,
-                       world_size=parallel.world_size if parallel else 1)
-
-
-def clear_checkpoints(checkpoint_dir: Path) -> None:
-    shutil.rmtree(checkpoint_dir, ignore_errors=True)
+    return TrainResult(
+        model=model,
+        history=history,
+        step_log=step_log,
+        steps=step,
+        planned_steps=planned,
+        resumed_from_step=resumed_from,
+        sample_counts=counts,
+        device=str(device),
+        samples_per_s=samples / max(train_seconds, 1e-9),
+        train_seconds=train_seconds,
+        best_epoch=best_epoch,
+        stopped_early=stopped_early,
+        resumed_from_checkpoint=str(source) if source is not None else None,
+        resumed_meta=resumed_meta,
+        world_size=parallel.world_size if parallel else 1,
+    )

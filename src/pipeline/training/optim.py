@@ -24,9 +24,14 @@ def build_optimizer(model: torch.nn.Module, config: TrainingConfig, device: torc
     for is_new in (False, True):
         factor = config.head_learning_rate_factor if is_new else 1.0
         members = [p for n, p in named if (canonical_parameter_name(n) in new) == is_new]
-        groups += [{"params": [p for p in members if p.ndim >= 2], "weight_decay": config.weight_decay,
-                    "lr": config.learning_rate * factor},
-                   {"params": [p for p in members if p.ndim < 2], "weight_decay": 0.0, "lr": config.learning_rate * factor}]
+        groups += [
+            {
+                "params": [p for p in members if p.ndim >= 2],
+                "weight_decay": config.weight_decay,
+                "lr": config.learning_rate * factor,
+            },
+            {"params": [p for p in members if p.ndim < 2], "weight_decay": 0.0, "lr": config.learning_rate * factor},
+        ]
     groups = [g for g in groups if g["params"]]
     fused = device.type in ("cuda", "cpu") and all(p.dtype.is_floating_point for _, p in named)
     return torch.optim.AdamW(groups, lr=config.learning_rate, fused=fused)

@@ -84,13 +84,28 @@ def pool_hidden_states(hidden: torch.Tensor, attention_mask: torch.Tensor | None
     raise ValueError(f"unknown pooling {mode!r}; choose from {POOLING_MODES}")
 
 
-def _pooled_forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
-                    inputs_embeds=None, labels=None, **kwargs):
+def _pooled_forward(
+    self,
+    input_ids=None,
+    attention_mask=None,
+    token_type_ids=None,
+    position_ids=None,
+    inputs_embeds=None,
+    labels=None,
+    **kwargs,
+):
     from transformers.modeling_outputs import SequenceClassifierOutput
 
     kwargs.pop("return_dict", None)
-    outputs = self.base_model(input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
-                              position_ids=position_ids, inputs_embeds=inputs_embeds, return_dict=True, **kwargs)
+    outputs = self.base_model(
+        input_ids,
+        attention_mask=attention_mask,
+        token_type_ids=token_type_ids,
+        position_ids=position_ids,
+        inputs_embeds=inputs_embeds,
+        return_dict=True,
+        **kwargs,
+    )
     pooled = pool_hidden_states(outputs.last_hidden_state, attention_mask, self.config.pipeline_pooling)
     logits = self.classifier(self.dropout(pooled))
     loss = torch.nn.functional.cross_entropy(logits.float(), labels) if labels is not None else None
@@ -99,8 +114,11 @@ def _pooled_forward(self, input_ids=None, attention_mask=None, token_type_ids=No
 
 def supports_pooling(model) -> bool:
     classifier = getattr(model, "classifier", None)
-    return (isinstance(classifier, torch.nn.Linear) and isinstance(getattr(model, "dropout", None), torch.nn.Module)
-            and classifier.in_features == getattr(model.config, "hidden_size", None))
+    return (
+        isinstance(classifier, torch.nn.Linear)
+        and isinstance(getattr(model, "dropout", None), torch.nn.Module)
+        and classifier.in_features == getattr(model.config, "hidden_size", None)
+    )
 
 
 def apply_pooling(model, mode: str | None = None):
@@ -113,8 +131,11 @@ def apply_pooling(model, mode: str | None = None):
     if mode not in POOLING_MODES:
         raise ValueError(f"unknown pooling {mode!r}; choose from {POOLING_MODES}")
     if mode != "pooler" and not supports_pooling(model):
-        logger.warning("%s has no linear classifier on its hidden states: keeping its own head instead of %s pooling",
-                       type(model).__name__, mode)
+        logger.warning(
+            "%s has no linear classifier on its hidden states: keeping its own head instead of %s pooling",
+            type(model).__name__,
+            mode,
+        )
         mode = "pooler"
     model.config.pipeline_pooling = mode
     if mode == "pooler":

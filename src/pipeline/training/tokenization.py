@@ -62,14 +62,21 @@ def tokenize_texts(tokenizer, texts: list[str], max_length: int) -> list[np.ndar
     """Token ids for each text, truncated to ``max_length``, in large batched calls of the fast tokenizer."""
     out: list[np.ndarray] = []
     for start in range(0, len(texts), TOKENIZE_BATCH):
-        encoded = tokenizer(texts[start:start + TOKENIZE_BATCH], truncation=True, max_length=max_length,
-                            padding=False, return_attention_mask=False, return_token_type_ids=False)
+        encoded = tokenizer(
+            texts[start : start + TOKENIZE_BATCH],
+            truncation=True,
+            max_length=max_length,
+            padding=False,
+            return_attention_mask=False,
+            return_token_type_ids=False,
+        )
         out.extend(np.asarray(ids, dtype=np.int32) for ids in encoded["input_ids"])
     return out
 
 
-def tokenize_split(frame: pd.DataFrame, tokenizer, label_map: dict[str, int], max_length: int,
-                   cache_dir: Path | None) -> TokenizedSplit:
+def tokenize_split(
+    frame: pd.DataFrame, tokenizer, label_map: dict[str, int], max_length: int, cache_dir: Path | None
+) -> TokenizedSplit:
     """Tokenize ``frame`` (columns text, label) or load the identical result from ``cache_dir``.
 
     Raises KeyError naming a label missing from ``label_map``.
@@ -79,7 +86,7 @@ def tokenize_split(frame: pd.DataFrame, tokenizer, label_map: dict[str, int], ma
     if entry is not None and entry.exists():
         with np.load(entry) as stored:
             flat, offsets, labels = stored["flat"], stored["offsets"], stored["labels"]
-        ids = [flat[offsets[i]:offsets[i + 1]] for i in range(len(labels))]
+        ids = [flat[offsets[i] : offsets[i + 1]] for i in range(len(labels))]
         logger.info("tokenized split %s loaded from cache (%d rows)", key, len(labels))
         return TokenizedSplit(ids, labels, key, from_cache=True)
 

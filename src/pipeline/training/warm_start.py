@@ -71,15 +71,19 @@ def download_model_dir(tracking_uri: str, model_uri: str, destination: Path) -> 
     import mlflow.artifacts
 
     destination.mkdir(parents=True, exist_ok=True)
-    mlmodel = mlflow.artifacts.download_artifacts(artifact_uri=f"{model_uri}/MLmodel", dst_path=str(destination),
-                                                  tracking_uri=tracking_uri)
+    mlmodel = mlflow.artifacts.download_artifacts(
+        artifact_uri=f"{model_uri}/MLmodel", dst_path=str(destination), tracking_uri=tracking_uri
+    )
     spec = yaml.safe_load(Path(mlmodel).read_text())
-    artifacts = (spec.get("flavors", {}).get("python_function", {}).get("artifacts") or {})
+    artifacts = spec.get("flavors", {}).get("python_function", {}).get("artifacts") or {}
     if MODEL_DIR_ARTIFACT not in artifacts:
-        raise FileNotFoundError(f"{model_uri} has no '{MODEL_DIR_ARTIFACT}' artifact: it was not logged by this pipeline")
+        raise FileNotFoundError(
+            f"{model_uri} has no '{MODEL_DIR_ARTIFACT}' artifact: it was not logged by this pipeline"
+        )
     relative = artifacts[MODEL_DIR_ARTIFACT]["path"]
-    local = mlflow.artifacts.download_artifacts(artifact_uri=f"{model_uri}/{relative}", dst_path=str(destination),
-                                                tracking_uri=tracking_uri)
+    local = mlflow.artifacts.download_artifacts(
+        artifact_uri=f"{model_uri}/{relative}", dst_path=str(destination), tracking_uri=tracking_uri
+    )
     return Path(local)
 
 
@@ -93,10 +97,12 @@ def champion_base_model(model_dir: Path) -> str | None:
     return json.loads(meta.read_text()).get("base_model") if meta.exists() else None
 
 
-def resolve_warm_start(tracking_uri: str, model_name: str, base_model: str, label_map: dict[str, int],
-                       download_dir: Path) -> WarmStart:
+def resolve_warm_start(
+    tracking_uri: str, model_name: str, base_model: str, label_map: dict[str, int], download_dir: Path
+) -> WarmStart:
     """Where this run's weights come from: the champion's folder when it fits, else ``base_model``."""
     from pipeline.registry import tracking as registry
+
     mlflow_client = registry.client(tracking_uri)
     version = champion_version(mlflow_client, model_name)
     if version is None:
@@ -109,8 +115,11 @@ def resolve_warm_start(tracking_uri: str, model_name: str, base_model: str, labe
     labels = champion_labels(folder)
     if labels != {str(k): int(v) for k, v in label_map.items()}:
         added, removed = sorted(set(label_map) - set(labels)), sorted(set(labels) - set(label_map))
-        return _fallback(base_model, f"champion {uri} has other labels (new: {added[:5]}, gone: {removed[:5]}"
-                                     f"{', or other ids' if not added and not removed else ''})")
+        return _fallback(
+            base_model,
+            f"champion {uri} has other labels (new: {added[:5]}, gone: {removed[:5]}"
+            f"{', or other ids' if not added and not removed else ''})",
+        )
     logger.info("warm start from champion %s (%s)", uri, folder)
     return WarmStart(source=str(folder), champion_uri=uri, reason="champion fits")
 

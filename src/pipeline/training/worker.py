@@ -82,7 +82,8 @@ def train_rank(job: dict, job_dir: Path) -> None:
 
     from pipeline.config import PipelineConfig
     from pipeline.registry import tracking as registry
-    from pipeline.training.loop import fine_tune, seed_everything
+    from pipeline.training.devices import seed_everything
+    from pipeline.training.loop import fine_tune
     from pipeline.training.modeling import load_model, load_tokenizer, save_model
     from pipeline.training.parallel import DataParallel
     from pipeline.training.steps import record_resume

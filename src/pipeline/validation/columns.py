@@ -36,7 +36,7 @@ class ContractReference:
     distribution: dict[str, float] = field(default_factory=dict)
 
     @classmethod
-    def from_frame(cls, frame: pd.DataFrame | None) -> "ContractReference | None":
+    def from_frame(cls, frame: pd.DataFrame | None) -> ContractReference | None:
         if frame is None or frame.empty:
             return None
         labels = frame["label"].astype(str)
@@ -45,9 +45,14 @@ class ContractReference:
         return cls(pairs.drop_duplicates(), {str(k): float(v) for k, v in shares.items()})
 
 
-def derive_columns(frame: pd.DataFrame, tokenizer=None, test_texts: set[str] | None = None,
-                   reference: ContractReference | None = None, token_rows: int | None = None,
-                   missing_markers: list[str] | tuple[str, ...] = ()) -> tuple[pd.DataFrame, list[str]]:
+def derive_columns(
+    frame: pd.DataFrame,
+    tokenizer=None,
+    test_texts: set[str] | None = None,
+    reference: ContractReference | None = None,
+    token_rows: int | None = None,
+    missing_markers: list[str] | tuple[str, ...] = (),
+) -> tuple[pd.DataFrame, list[str]]:
     """(frame with the derived columns, notes for the report). Columns whose input is missing are left
     out, so the expectations on them are skipped and the column-presence expectations fail instead."""
     out = frame.reset_index(drop=True).copy()
@@ -80,8 +85,9 @@ def label_is_missing_marker(labels: pd.Series, markers) -> np.ndarray:
     return labels.map(lambda v: isinstance(v, str) and v.strip().casefold() in folded).to_numpy(dtype=bool)
 
 
-def conflicting_rows(keys: pd.Series, labels: pd.Series, present: pd.Series,
-                     reference: ContractReference | None) -> np.ndarray:
+def conflicting_rows(
+    keys: pd.Series, labels: pd.Series, present: pd.Series, reference: ContractReference | None
+) -> np.ndarray:
     """Rows whose normalised text carries more than one label across the batch and the snapshot."""
     known = present.to_numpy() & labels.notna().to_numpy()
     pairs = pd.DataFrame({"key": keys.to_numpy()[known], "label": labels.astype(str).to_numpy()[known]})
@@ -97,8 +103,14 @@ def encode_texts(tokenizer, texts: list[str]) -> list[list[int]]:
     transformers wrapper); a copy is used when the wrapper left truncation or padding set on it."""
     backend = getattr(tokenizer, "backend_tokenizer", None)
     if backend is None:
-        return tokenizer(texts, add_special_tokens=True, truncation=False, padding=False,
-                         return_attention_mask=False, return_token_type_ids=False)["input_ids"]
+        return tokenizer(
+            texts,
+            add_special_tokens=True,
+            truncation=False,
+            padding=False,
+            return_attention_mask=False,
+            return_token_type_ids=False,
+        )["input_ids"]
     if backend.truncation is not None or backend.padding is not None:
         backend = type(backend).from_str(backend.to_str())
         backend.no_truncation()
@@ -107,8 +119,9 @@ def encode_texts(tokenizer, texts: list[str]) -> list[list[int]]:
     return [encoding.ids for encoding in encode(texts, add_special_tokens=True)]
 
 
-def add_token_columns(out: pd.DataFrame, text: pd.Series, eligible: pd.Series, tokenizer,
-                      token_rows: int | None) -> list[str]:
+def add_token_columns(
+    out: pd.DataFrame, text: pd.Series, eligible: pd.Series, tokenizer, token_rows: int | None
+) -> list[str]:
     """Tokenize a seeded sample of at most ``token_rows`` eligible (non-blank) rows, all of them when None
     or fewer, plus every one with no letter or digit (the only ones that can come out empty); the share
     checks use the random sample only, so they stay unbiased."""
@@ -138,7 +151,9 @@ def add_token_columns(out: pd.DataFrame, text: pd.Series, eligible: pd.Series, t
     content[chosen] = content_tokens
     out["token_count"], out["unknown_token_share"], out["content_tokens"] = token_count, unknown_share, content
     if len(sample) < len(candidates):
-        return [f"token checks: truncation and unknown tokens measured on a random sample of {len(sample):,} of "
-                f"{len(candidates):,} rows (validation.token_check_rows); empty-after-tokenization on those plus all "
-                f"{len(suspects):,} rows without a letter or digit"]
+        return [
+            f"token checks: truncation and unknown tokens measured on a random sample of {len(sample):,} of "
+            f"{len(candidates):,} rows (validation.token_check_rows); empty-after-tokenization on those plus all "
+            f"{len(suspects):,} rows without a letter or digit"
+        ]
     return []

@@ -69,24 +69,32 @@ def rule_of(expectation: dict, position: int = 0) -> str:
     return (expectation.get("meta") or {}).get("rule") or f"{expectation['type']}#{position}"
 
 
-def suite_parameters(config: ValidationConfig, allowed_labels: list[str] | None, max_length: int | None,
-                     reference_distribution: dict[str, float] | None,
-                     max_conflict_share: float = DEFAULT_CONFLICT_SHARE) -> dict:
+def suite_parameters(
+    config: ValidationConfig,
+    allowed_labels: list[str] | None,
+    max_length: int | None,
+    reference_distribution: dict[str, float] | None,
+    max_conflict_share: float = DEFAULT_CONFLICT_SHARE,
+) -> dict:
     """What ``$PARAMETER`` references in a suite resolve to; custom suites may use any of these names."""
     params = config.model_dump()
-    params.update({
-        "allowed_labels": allowed_labels or [],
-        "max_tokens": max_length or 10**9,
-        "max_conflict_share": max_conflict_share,
-        "truncated_mostly": 1.0 - config.max_truncated_share,
-        "control_chars_mostly": 1.0 - config.max_control_char_share,
-        "duplicate_mostly": 1.0 - config.max_duplicate_share,
-        "leakage_mostly": 1.0 - config.max_leakage_share,
-        "conflict_mostly": 1.0 - max_conflict_share,
-    })
+    params.update(
+        {
+            "allowed_labels": allowed_labels or [],
+            "max_tokens": max_length or 10**9,
+            "max_conflict_share": max_conflict_share,
+            "truncated_mostly": 1.0 - config.max_truncated_share,
+            "control_chars_mostly": 1.0 - config.max_control_char_share,
+            "duplicate_mostly": 1.0 - config.max_duplicate_share,
+            "leakage_mostly": 1.0 - config.max_leakage_share,
+            "conflict_mostly": 1.0 - max_conflict_share,
+        }
+    )
     if reference_distribution:
-        params["label_partition"] = {"values": list(reference_distribution),
-                                     "weights": list(reference_distribution.values())}
+        params["label_partition"] = {
+            "values": list(reference_distribution),
+            "weights": list(reference_distribution.values()),
+        }
     return params
 
 
@@ -111,8 +119,9 @@ def resolve_parameters(value, params: dict, rule: str):
         if set(value) == {"$PARAMETER"}:
             name = value["$PARAMETER"]
             if name not in params:
-                raise ValueError(f"expectation {rule}: unknown suite parameter {name!r}; "
-                                 f"known: {', '.join(sorted(params))}")
+                raise ValueError(
+                    f"expectation {rule}: unknown suite parameter {name!r}; known: {', '.join(sorted(params))}"
+                )
             return params[name]
         return {key: resolve_parameters(item, params, rule) for key, item in value.items()}
     if isinstance(value, list):
@@ -120,8 +129,9 @@ def resolve_parameters(value, params: dict, rule: str):
     return value
 
 
-def prepare_expectations(suite: dict, frame: pd.DataFrame, params: dict,
-                         overrides: dict[str, str] | None = None) -> tuple[list[dict], list[dict]]:
+def prepare_expectations(
+    suite: dict, frame: pd.DataFrame, params: dict, overrides: dict[str, str] | None = None
+) -> tuple[list[dict], list[dict]]:
     """(expectations to run, with parameters and severities applied; skipped rules with the reason).
 
     Raises ValueError naming the rule when a suite refers to a parameter that does not exist.
@@ -134,8 +144,11 @@ def prepare_expectations(suite: dict, frame: pd.DataFrame, params: dict,
         if reason:
             skipped.append({"rule": rule, "reason": reason})
             continue
-        expectation = {**expectation, "meta": {**(expectation.get("meta") or {}), "rule": rule},
-                       "kwargs": resolve_parameters(expectation.get("kwargs") or {}, params, rule)}
+        expectation = {
+            **expectation,
+            "meta": {**(expectation.get("meta") or {}), "rule": rule},
+            "kwargs": resolve_parameters(expectation.get("kwargs") or {}, params, rule),
+        }
         expectation.pop("id", None)
         if rule in overrides:
             expectation["severity"] = "critical" if overrides[rule] == "error" else "warning"
@@ -143,8 +156,14 @@ def prepare_expectations(suite: dict, frame: pd.DataFrame, params: dict,
     return run, skipped
 
 
-def run_contract(frame: pd.DataFrame, suite: dict, params: dict, overrides: dict[str, str] | None = None,
-                 docs: DataDocs | None = None, run_name: str | None = None) -> ContractResult:
+def run_contract(
+    frame: pd.DataFrame,
+    suite: dict,
+    params: dict,
+    overrides: dict[str, str] | None = None,
+    docs: DataDocs | None = None,
+    run_name: str | None = None,
+) -> ContractResult:
     """Validate ``frame`` (with derived columns) against a suite dict; never raises on bad data.
 
     With ``docs`` the result is also stored and rendered into the (offline) Data Docs site.
@@ -156,21 +175,31 @@ def run_contract(frame: pd.DataFrame, suite: dict, params: dict, overrides: dict
 
     expectations, skipped = prepare_expectations(suite, frame, params, overrides)
     context = gx.get_context(project_config=context_config(docs), mode="ephemeral")
-    batch_definition = context.data_sources.add_pandas("labeled_text").add_dataframe_asset("batch") \
+    batch_definition = (
+        context.data_sources.add_pandas("labeled_text")
+        .add_dataframe_asset("batch")
         .add_batch_definition_whole_dataframe("whole")
-    gx_suite = context.suites.add(gx.ExpectationSuite(name=suite["name"], expectations=expectations,
-                                                      meta=suite.get("meta") or {}))
+    )
+    gx_suite = context.suites.add(
+        gx.ExpectationSuite(name=suite["name"], expectations=expectations, meta=suite.get("meta") or {})
+    )
     definition = context.validation_definitions.add(
-        gx.ValidationDefinition(name=f"{suite['name']}-run", data=batch_definition, suite=gx_suite))
+        gx.ValidationDefinition(name=f"{suite['name']}-run", data=batch_definition, suite=gx_suite)
+    )
     batch = {"dataframe": frame.reset_index(drop=True)}
     result_format = {"result_format": "SUMMARY", "partial_unexpected_count": EXAMPLES}
     docs_page = None
     if docs is None:
         result = definition.run(batch_parameters=batch, result_format=result_format)
     else:
-        checkpoint = context.checkpoints.add(gx.Checkpoint(
-            name=f"{suite['name']}-checkpoint", validation_definitions=[definition], result_format=result_format,
-            actions=[gx.checkpoint.UpdateDataDocsAction(name="update_data_docs")]))
+        checkpoint = context.checkpoints.add(
+            gx.Checkpoint(
+                name=f"{suite['name']}-checkpoint",
+                validation_definitions=[definition],
+                result_format=result_format,
+                actions=[gx.checkpoint.UpdateDataDocsAction(name="update_data_docs")],
+            )
+        )
         run_id = RunIdentifier(run_name=re.sub(r"[^\w.-]+", "_", run_name or "batch"))
         started = time.time()
         outcome = checkpoint.run(batch_parameters=batch, run_id=run_id)
@@ -180,15 +209,31 @@ def run_contract(frame: pd.DataFrame, suite: dict, params: dict, overrides: dict
     checks = [_describe(r, frame, params) for r in result.results]
     failures = [c for c in checks if not c["success"] and c["severity"] == "error"]
     warnings = [c for c in checks if not c["success"] and c["severity"] != "error"]
-    return ContractResult(success=not failures, failures=failures, warnings=warnings, checks=checks, rows=len(frame),
-                          skipped=skipped, suite=suite["name"], docs_page=docs_page)
+    return ContractResult(
+        success=not failures,
+        failures=failures,
+        warnings=warnings,
+        checks=checks,
+        rows=len(frame),
+        skipped=skipped,
+        suite=suite["name"],
+        docs_page=docs_page,
+    )
 
 
-def validate_frame(frame: pd.DataFrame, config: ValidationConfig, suite_name: str | None = None,
-                   allowed_labels: list[str] | None = None, tokenizer=None, max_length: int | None = None,
-                   reference: pd.DataFrame | ContractReference | None = None, test_texts: set[str] | None = None,
-                   max_conflict_share: float = DEFAULT_CONFLICT_SHARE, docs: DataDocs | None = None,
-                   run_name: str | None = None) -> ContractResult:
+def validate_frame(
+    frame: pd.DataFrame,
+    config: ValidationConfig,
+    suite_name: str | None = None,
+    allowed_labels: list[str] | None = None,
+    tokenizer=None,
+    max_length: int | None = None,
+    reference: pd.DataFrame | ContractReference | None = None,
+    test_texts: set[str] | None = None,
+    max_conflict_share: float = DEFAULT_CONFLICT_SHARE,
+    docs: DataDocs | None = None,
+    run_name: str | None = None,
+) -> ContractResult:
     """Run the batch suite (``config.suite`` plus ``config.extra_suites``, or ``suite_name``) on rows.
 
     ``reference`` is the current snapshot (label drift, conflicts with earlier rows); ``test_texts`` are
@@ -198,8 +243,9 @@ def validate_frame(frame: pd.DataFrame, config: ValidationConfig, suite_name: st
     suite = load_suite([suite_name] if suite_name else [config.suite, *config.extra_suites])
     if isinstance(reference, pd.DataFrame):
         reference = ContractReference.from_frame(reference)
-    derived, notes = derive_columns(frame, tokenizer, test_texts, reference, config.token_check_rows,
-                                    config.missing_label_markers)
+    derived, notes = derive_columns(
+        frame, tokenizer, test_texts, reference, config.token_check_rows, config.missing_label_markers
+    )
     distribution = reference.distribution if reference is not None and reference.distribution else None
     params = suite_parameters(config, allowed_labels, max_length, distribution, max_conflict_share)
     result = run_contract(derived, suite, params, config.severity, docs, run_name)
@@ -210,15 +256,18 @@ def validate_frame(frame: pd.DataFrame, config: ValidationConfig, suite_name: st
 def class_balance_frame(frame: pd.DataFrame) -> pd.DataFrame:
     """One row per label with its count and share: what the snapshot suite constrains."""
     counts = frame["label"].astype(str).value_counts()
-    return pd.DataFrame({"label": counts.index, "count": counts.to_numpy(),
-                         "share": (counts / max(counts.sum(), 1)).to_numpy()})
+    return pd.DataFrame(
+        {"label": counts.index, "count": counts.to_numpy(), "share": (counts / max(counts.sum(), 1)).to_numpy()}
+    )
 
 
-def validate_snapshot(frame: pd.DataFrame, config: ValidationConfig, docs: DataDocs | None = None,
-                      run_name: str | None = None) -> ContractResult:
+def validate_snapshot(
+    frame: pd.DataFrame, config: ValidationConfig, docs: DataDocs | None = None, run_name: str | None = None
+) -> ContractResult:
     """Run the snapshot suite (class balance) on a snapshot's rows."""
     params = suite_parameters(config, None, None, None)
-    result = run_contract(class_balance_frame(frame), load_suite([config.snapshot_suite]), params, config.severity,
-                          docs, run_name)
+    result = run_contract(
+        class_balance_frame(frame), load_suite([config.snapshot_suite]), params, config.severity, docs, run_name
+    )
     result.rows = len(frame)
     return result

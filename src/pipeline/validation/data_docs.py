@@ -34,7 +34,7 @@ class DataDocs:
     results_dir: Path
 
     @classmethod
-    def in_reports(cls, reports: Path) -> "DataDocs":
+    def in_reports(cls, reports: Path) -> DataDocs:
         return cls(Path(reports) / "data_docs", Path(reports) / "gx_results")
 
     @property
@@ -51,17 +51,25 @@ def context_config(docs: DataDocs | None):
         ProgressBarsConfig,
     )
 
-    config = DataContextConfig(store_backend_defaults=InMemoryStoreBackendDefaults(init_temp_docs_sites=False),
-                               progress_bars=ProgressBarsConfig(globally=False), analytics_enabled=False)
+    config = DataContextConfig(
+        store_backend_defaults=InMemoryStoreBackendDefaults(init_temp_docs_sites=False),
+        progress_bars=ProgressBarsConfig(globally=False),
+        analytics_enabled=False,
+    )
     if docs is None:
         return config
     config.stores["validation_results_store"] = {
         "class_name": "ValidationResultsStore",
-        "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs.results_dir)}}
-    config.data_docs_sites = {"local_site": {
-        "class_name": "SiteBuilder", "show_how_to_buttons": False,
-        "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs.site_dir)},
-        "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"}}}
+        "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs.results_dir)},
+    }
+    config.data_docs_sites = {
+        "local_site": {
+            "class_name": "SiteBuilder",
+            "show_how_to_buttons": False,
+            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs.site_dir)},
+            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+        }
+    }
     return config
 
 
@@ -87,7 +95,9 @@ def _rewrite_tag(tag: str, kind: str, prefix: str, available: set[str]) -> str:
         return tag
     url = match.group(3).strip()
     if kind == "img":
-        return ATTRIBUTE.sub(lambda m: f'src="{prefix}/images/logo-long.png"' if m.group(1).lower() == "src" else m.group(0), tag)
+        return ATTRIBUTE.sub(
+            lambda m: f'src="{prefix}/images/logo-long.png"' if m.group(1).lower() == "src" else m.group(0), tag
+        )
     name = _vendored_name(url, kind, available)
     if name is None:
         return ""
@@ -103,7 +113,7 @@ def rewrite_page(html: str, static_prefix: str, available: set[str]) -> str:
         return _rewrite_tag(match.group(0), match.group(1).lower(), static_prefix, available)
 
     html = TAG.sub(tag, html)
-    html = STATIC_LINK.sub(lambda m: f'{m.group(1)}={m.group(2)}{static_prefix}/{m.group(3)}{m.group(2)}', html)
+    html = STATIC_LINK.sub(lambda m: f"{m.group(1)}={m.group(2)}{static_prefix}/{m.group(3)}{m.group(2)}", html)
     html = rewrite_css(html, static_prefix)
     html = ANCHOR_HREF.sub(r"\1", html)
     stylesheet = f'<link rel="stylesheet" href="{static_prefix}/vendor/offline.css">'
@@ -114,8 +124,10 @@ def rewrite_page(html: str, static_prefix: str, available: set[str]) -> str:
 
 def rewrite_css(css: str, static_prefix: str) -> str:
     """Remote ``url()`` images (GX's dark-mode logo) become the logo GX ships in ``static/images``."""
-    return CSS_URL.sub(lambda m: f"url('{static_prefix}/images/logo-long.png')" if REMOTE.match(m.group(2).strip())
-                       else m.group(0), css)
+    return CSS_URL.sub(
+        lambda m: f"url('{static_prefix}/images/logo-long.png')" if REMOTE.match(m.group(2).strip()) else m.group(0),
+        css,
+    )
 
 
 def make_offline(site_dir: Path, since: float | None = None) -> list[Path]:
@@ -130,6 +142,7 @@ def make_offline(site_dir: Path, since: float | None = None) -> list[Path]:
         if not destination.exists() or destination.stat().st_size != path.stat().st_size:
             shutil.copyfile(path, destination)
     available = {p.name for p in target.iterdir()}
+
     def fresh(path: Path) -> bool:
         return since is None or path.stat().st_mtime >= since - 1.0
 

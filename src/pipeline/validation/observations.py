@@ -15,8 +15,14 @@ logger = logging.getLogger(__name__)
 EXAMPLES_QUERY = re.compile(r"^\s*([A-Za-z_]\w*)\s*(>=|<=|==|!=|>|<)\s*(@[A-Za-z_]\w*|-?\d+(?:\.\d+)?)\s*$")
 
 
-COMPARISONS = {">": np.greater, "<": np.less, ">=": np.greater_equal, "<=": np.less_equal, "==": np.equal,
-               "!=": np.not_equal}
+COMPARISONS = {
+    ">": np.greater,
+    "<": np.less,
+    ">=": np.greater_equal,
+    "<=": np.less_equal,
+    "==": np.equal,
+    "!=": np.not_equal,
+}
 
 
 def select_examples(frame: pd.DataFrame, query: str, params: dict) -> np.ndarray:
@@ -49,9 +55,16 @@ def _describe(result, frame: pd.DataFrame, params: dict) -> dict:
     examples = [_example(frame, int(i)) for i in indices[:EXAMPLES] if isinstance(i, (int, np.integer))]
     severity_value = getattr(getattr(config, "severity", None), "value", "critical")
     severity = "error" if str(severity_value).lower() == "critical" else "warning"
-    return {"rule": meta.get("rule", config.type), "expectation": config.type, "column": column,
-            "severity": severity, "success": bool(result.success), "observed": _plain(observed),
-            "examples": examples, "description": meta.get("description", "")}
+    return {
+        "rule": meta.get("rule", config.type),
+        "expectation": config.type,
+        "column": column,
+        "severity": severity,
+        "success": bool(result.success),
+        "observed": _plain(observed),
+        "examples": examples,
+        "description": meta.get("description", ""),
+    }
 
 
 def _observed(expectation_type: str, res: dict, frame: pd.DataFrame, column: str | None):
@@ -67,7 +80,9 @@ def _observed(expectation_type: str, res: dict, frame: pd.DataFrame, column: str
         snapshot = _partition(details.get("expected_partition") or {})
         value = res.get("observed_value")
         new = sorted(set(batch) - set(snapshot))
-        head = f"KL {value:.4f}" if value is not None else f"KL undefined (labels not in the snapshot: {', '.join(new)})"
+        head = (
+            f"KL {value:.4f}" if value is not None else f"KL undefined (labels not in the snapshot: {', '.join(new)})"
+        )
         return f"{head}; batch {batch} vs snapshot {snapshot}"
     return res.get("observed_value")
 
@@ -82,8 +97,12 @@ def _example(frame: pd.DataFrame, index: int) -> dict:
         return {k: _plain(v) for k, v in row.items()}
     text = row.get("text")
     label = row.get("label")
-    return {"source": str(row.get("source", "") or ""), "row": int(row["row"]) if "row" in row else index + 1,
-            "text": None if _missing(text) else str(text)[:120], "label": None if _missing(label) else str(label)}
+    return {
+        "source": str(row.get("source", "") or ""),
+        "row": int(row["row"]) if "row" in row else index + 1,
+        "text": None if _missing(text) else str(text)[:120],
+        "label": None if _missing(label) else str(label),
+    }
 
 
 def _missing(value) -> bool:

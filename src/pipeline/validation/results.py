@@ -11,7 +11,7 @@ EXAMPLES = 5
 class DataValidationError(RuntimeError):
     """Error-level expectations failed. ``result`` is the ContractResult, for reports and tests."""
 
-    def __init__(self, result: "ContractResult", source: str | None = None):
+    def __init__(self, result: ContractResult, source: str | None = None):
         self.result = result
         self.source = source
         super().__init__(result.summary(source))
@@ -30,7 +30,7 @@ class ContractResult:
     docs_page: str | None = None
 
     @classmethod
-    def from_dict(cls, data: dict) -> "ContractResult":
+    def from_dict(cls, data: dict) -> ContractResult:
         known = cls.__dataclass_fields__
         return cls(**{k: v for k, v in data.items() if k in known})
 
@@ -50,15 +50,25 @@ class ContractResult:
 
     def to_markdown(self, title: str = "Data contract") -> str:
         status = "PASSED" if self.success else "FAILED"
-        lines = [f"## {title}: {status}", "",
-                 f"{self.rows} rows, {len(self.checks)} checks, {len(self.failures)} failed, {len(self.warnings)} warnings"
-                 + (f" (suite `{self.suite}`)" if self.suite else ""), ""]
+        lines = [
+            f"## {title}: {status}",
+            "",
+            f"{self.rows} rows, {len(self.checks)} checks, {len(self.failures)} failed, {len(self.warnings)} warnings"
+            + (f" (suite `{self.suite}`)" if self.suite else ""),
+            "",
+        ]
         lines += [f"- {note}" for note in self.notes] + ([""] if self.notes else [])
         lines += ["| rule | column | severity | result | observed | examples |", "|---|---|---|---|---|---|"]
         for check in self.checks:
             examples = "<br>".join(format_example(e, width=60) for e in check["examples"][:3])
-            cells = [check["rule"], check["column"] or "", check["severity"], "pass" if check["success"] else "**FAIL**",
-                     str(check["observed"]), examples]
+            cells = [
+                check["rule"],
+                check["column"] or "",
+                check["severity"],
+                "pass" if check["success"] else "**FAIL**",
+                str(check["observed"]),
+                examples,
+            ]
             lines.append("| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in cells) + " |")
         if self.skipped:
             lines += ["", "Skipped: " + "; ".join(f"{s['rule']} ({s['reason']})" for s in self.skipped)]

@@ -45,8 +45,11 @@ def allowed_labels_for(config: PipelineConfig, head: Snapshot | None) -> list[st
 def contract_inputs(config: PipelineConfig, head: Snapshot | None) -> dict:
     """What the contract compares a batch with: allowed labels, the current snapshot, its test texts."""
     reference = head.load() if head is not None else None
-    return {"allowed_labels": allowed_labels_for(config, head), "reference": ContractReference.from_frame(reference),
-            "test_texts": load_test_texts(head, config)}
+    return {
+        "allowed_labels": allowed_labels_for(config, head),
+        "reference": ContractReference.from_frame(reference),
+        "test_texts": load_test_texts(head, config),
+    }
 
 
 def data_docs_for(config: PipelineConfig, workspace: Workspace) -> DataDocs | None:
@@ -67,20 +70,33 @@ def contract_checker(config: PipelineConfig, tokenizer, contracts: dict, docs: D
         inputs = contract_inputs(config, head)
         rejected = {}
         for staged in batch.files:
-            result = validate_frame(staged.frame, config.validation, tokenizer=tokenizer,
-                                    max_length=config.model.max_length, max_conflict_share=config.data.max_conflict_share,
-                                    docs=docs, run_name=Path(staged.uri).name, **inputs)
+            result = validate_frame(
+                staged.frame,
+                config.validation,
+                tokenizer=tokenizer,
+                max_length=config.model.max_length,
+                max_conflict_share=config.data.max_conflict_share,
+                docs=docs,
+                run_name=Path(staged.uri).name,
+                **inputs,
+            )
             contracts[staged.uri] = result.to_dict()
             if not result.success:
-                rejected[staged.uri] = {"rule": result.failures[0]["rule"], "message": result.summary(staged.uri),
-                                        "failures": result.failures, "warnings": result.warnings}
+                rejected[staged.uri] = {
+                    "rule": result.failures[0]["rule"],
+                    "message": result.summary(staged.uri),
+                    "failures": result.failures,
+                    "warnings": result.warnings,
+                }
         rejected.update(refuse_class_breakers(config, batch, head, rejected))
         return rejected
 
     return check
 
 
-def validate_file(config: PipelineConfig, workspace: Workspace, uri: str, docs: DataDocs | None = None) -> ContractResult:
+def validate_file(
+    config: PipelineConfig, workspace: Workspace, uri: str, docs: DataDocs | None = None
+) -> ContractResult:
     """Run the contract on one file as ingestion would (against the current snapshot, if the workspace has
     one), without ingesting it; the snapshot suite judges the snapshot the file would make.
 
@@ -90,9 +106,16 @@ def validate_file(config: PipelineConfig, workspace: Workspace, uri: str, docs: 
     has_ledger = any((workspace.ledger / name).exists() for name in ("ledger.sqlite", "ledger.json"))
     store = DataStore(workspace, config.data) if has_ledger else None
     head = store.head() if store is not None else None
-    batch = validate_frame(frame, config.validation, tokenizer=contract_tokenizer(config), max_length=config.model.max_length,
-                           max_conflict_share=config.data.max_conflict_share, docs=docs, run_name=Path(uri).name,
-                           **contract_inputs(config, head))
+    batch = validate_frame(
+        frame,
+        config.validation,
+        tokenizer=contract_tokenizer(config),
+        max_length=config.model.max_length,
+        max_conflict_share=config.data.max_conflict_share,
+        docs=docs,
+        run_name=Path(uri).name,
+        **contract_inputs(config, head),
+    )
     rows = pd.concat([head.load()[COLUMNS] if head is not None else None, frame[COLUMNS]], ignore_index=True)
     rows = rows.dropna(subset=["text", "label"]).drop_duplicates(subset=["text", "label"])
     snapshot = validate_snapshot(rows, config.validation, docs, run_name=f"{Path(uri).name}-snapshot")
@@ -100,8 +123,10 @@ def validate_file(config: PipelineConfig, workspace: Workspace, uri: str, docs: 
     result.rows = len(frame)
     known = store.ledger.file(file_sha256(uri)) if store is not None else None
     if known:
-        result.notes.append(f"this content is already in the ledger ({known['status']}): ingestion would skip it, "
-                            "and the snapshot it was compared with may already hold its rows")
+        result.notes.append(
+            f"this content is already in the ledger ({known['status']}): ingestion would skip it, "
+            "and the snapshot it was compared with may already hold its rows"
+        )
     return result
 
 
@@ -131,11 +156,14 @@ def check_data_gate(config: PipelineConfig, workspace: Workspace, outcome: DataO
             raise DataValidationError(ContractResult.from_dict(contract), source=source)
         raise IngestionError(source, item["rule"] or "unreadable", item.get("message") or "")
     if outcome.snapshot_id is None:
-        raise NoDataError(f"no labeled data: drop CSV/TSV/JSONL/Parquet files into {workspace.landing}, "
-                          "pass --data PATH, or run `pipeline demo` for the demo data set")
+        raise NoDataError(
+            f"no labeled data: drop CSV/TSV/JSONL/Parquet files into {workspace.landing}, "
+            "pass --data PATH, or run `pipeline demo` for the demo data set"
+        )
     snapshot = load_snapshot(workspace.snapshots, outcome.snapshot_id)
-    result = validate_snapshot(snapshot.load(), config.validation, data_docs_for(config, workspace),
-                               run_name=f"snapshot-{snapshot.id}")
+    result = validate_snapshot(
+        snapshot.load(), config.validation, data_docs_for(config, workspace), run_name=f"snapshot-{snapshot.id}"
+    )
     write_contract_report(workspace, snapshot.id, "snapshot", result)
     if not result.success:
         raise DataValidationError(result, source=f"snapshot {snapshot.id}")
