@@ -70,8 +70,6 @@ def _first_undecodable_line(uri: str, encoding: str) -> int | None:
 
 def _jsonl_record(record, uri: str, config: DataConfig, row: int, line: int) -> tuple:
     """(text, label) of one JSON object; a key that is absent is None (the contract reports it)."""
-    if not isinstance(record, dict):
-        raise IngestionError(uri, "invalid_json", "each line must be a JSON object", row=row, line=line)
     text, label = record.get(config.text_column), record.get(config.label_column)
     if text is not None and not isinstance(text, str):
         raise IngestionError(
@@ -93,21 +91,32 @@ def _jsonl_record(record, uri: str, config: DataConfig, row: int, line: int) -> 
     return text, label
 
 
+def iter_json_objects(handle, uri: str) -> Iterator[tuple[int, int, dict]]:
+    """``(row, line, object)`` for each non-blank line of a JSON-lines file; blank lines are skipped.
+
+    Raises IngestionError ``invalid_json`` naming the row and line of a line that is not a JSON object.
+    """
+    row = 0
+    for number, line in enumerate(handle, start=1):
+        if not line.strip():
+            continue
+        row += 1
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise IngestionError(uri, "invalid_json", f"not a JSON object: {exc.msg}", row=row, line=number) from exc
+        if not isinstance(record, dict):
+            raise IngestionError(uri, "invalid_json", "each line must be a JSON object", row=row, line=number)
+        yield row, number, record
+
+
 def _iter_jsonl(uri: str, encoding: str, config: DataConfig, chunk_rows: int) -> Iterator[pd.DataFrame]:
     columns = list(dict.fromkeys((config.text_column, config.label_column)))
     keys_seen: set[str] = set()
     with fsspec.open(uri, "rt", compression="infer", encoding=encoding, newline="") as handle:
         records, seen = [], 0
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise IngestionError(
-                    uri, "invalid_json", f"not a JSON object: {exc.msg}", row=seen + 1, line=number
-                ) from exc
-            text, label = _jsonl_record(record, uri, config, seen + 1, number)
+        for row, number, record in iter_json_objects(handle, uri):
+            text, label = _jsonl_record(record, uri, config, row, number)
             if len(keys_seen) < len(columns):
                 keys_seen.update(c for c in columns if c in record)
             records.append((text, label) if len(columns) == 2 else (text,))

@@ -6,13 +6,13 @@ Every frame keeps the file's own columns; the text column is checked once. Probl
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Iterator
 
 import fsspec
 import pandas as pd
 
+from pipeline.data.readers import iter_json_objects
 from pipeline.data.sources import IngestionError, detect_format
 
 STDIN = "-"
@@ -20,15 +20,7 @@ STDIN = "-"
 
 def _iter_jsonl(handle, uri: str, chunk_rows: int) -> Iterator[pd.DataFrame]:
     records: list[dict] = []
-    for number, line in enumerate(handle, start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise IngestionError(uri, "invalid_json", f"not a JSON object: {exc.msg}", line=number) from exc
-        if not isinstance(record, dict):
-            raise IngestionError(uri, "invalid_json", "each line must be a JSON object", line=number)
+    for _, _, record in iter_json_objects(handle, uri):
         records.append(record)
         if len(records) == chunk_rows:
             yield pd.DataFrame.from_records(records)
