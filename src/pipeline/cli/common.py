@@ -51,7 +51,7 @@ def build_config(
     apply_environment_defaults(Workspace.resolve(config.workspace))
     from pipeline.registry.connection import apply_http_deadlines
 
-    apply_http_deadlines(config.registry)
+    apply_http_deadlines(config.tracking)
     return config
 
 
