@@ -201,15 +201,17 @@ def delete_automation(name: str) -> None:
 
 
 def deadline_of(config: PipelineConfig, deployment_name: str) -> int:
-    ops = config.retraining
-    return ops.ingestion_timeout_seconds if deployment_name == "ingestion" else ops.training_timeout_seconds
+    deployment = config.deployment
+    return (
+        deployment.ingestion_timeout_seconds if deployment_name == "ingestion" else deployment.training_timeout_seconds
+    )
 
 
 def ensure_automations(client, config: PipelineConfig, deployments: dict[str, UUID]) -> dict[str, UUID]:
     """Automations of every deployment (``{deployment: id}`` from ``deploy_all``); ``{name: automation id}``."""
-    ops, model = config.retraining, config.registry.model_name
-    webhook_id = ensure_webhook_block(ops.webhook_url, model)
-    notification_id = notification_block_id(client, ops.notification_block)
+    model = config.registry.model_name
+    webhook_id = ensure_webhook_block(config.notifications.webhook_url, model)
+    notification_id = notification_block_id(client, config.notifications.notification_block)
     if not (webhook_id or notification_id):
         logger.warning(
             "no failure notice channel configured (notifications.webhook_url or notifications.notification_block):"
@@ -222,7 +224,7 @@ def ensure_automations(client, config: PipelineConfig, deployments: dict[str, UU
             full_name,
             deployment_id,
             deadline_of(config, name),
-            ops.heartbeat_seconds,
+            config.deployment.heartbeat_seconds,
             model,
             webhook_id,
             notification_id,
