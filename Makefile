@@ -47,6 +47,7 @@ format: install
 docs: install
 	$(PY) -m pipeline.config.reference > docs/configuration.md
 	$(PY) -m pipeline.deployments.render > deployments/prefect.yaml
+	$(PY) -m pipeline.deployments.render containers > deployments/prefect-containers.yaml
 
 # Re-resolve the lock after changing dependencies in pyproject.toml (keeps current pins where they still fit).
 lock:

@@ -20,6 +20,17 @@ SHARED_DATA = Path(
 )
 
 
+@pytest.fixture(autouse=True)
+def _tracking_uri_does_not_leak():
+    """mlflow.set_tracking_uri in a test exports MLFLOW_TRACKING_URI; the next test must not inherit it."""
+    before = os.environ.get("MLFLOW_TRACKING_URI")
+    yield
+    if before is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = before
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> str:
     """A 2-layer, 32-wide randomly initialised BERT saved with the packaged MiniLM tokenizer."""

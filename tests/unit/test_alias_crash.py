@@ -5,7 +5,7 @@ import json
 import pytest
 from mlflow import MlflowClient
 
-from pipeline.registry import aliases
+from pipeline.registry import aliases, lease
 from pipeline.registry.aliases import move_alias, read_history
 from pipeline.registry.connection import current_retry_budget_s
 from pipeline.registry.lease import LockLostError
@@ -37,7 +37,7 @@ def test_a_writer_killed_between_intent_and_move_leaves_no_unaudited_move(client
     monkeypatch.setattr(client, "set_registered_model_alias", real)
     assert aliases.alias_version(client, NAME, "champion") == "1"
     assert [e["to"] for e in read_history(client, NAME)] == ["1"], "the move never happened: not in the history"
-    aliases._delete_lock(client, NAME)  # the dead writer's lease (a live breaker would wait out its ttl)
+    lease._delete_lock(client, NAME)  # the dead writer's lease (a live breaker would wait out its ttl)
     move_alias(client, NAME, "champion", 3, expect_current="1", actor="ops")
     states = sorted(
         json.loads(v)["state"] for k, v in client.get_registered_model(NAME).tags.items() if k.startswith("audit.")
@@ -54,7 +54,7 @@ def test_a_writer_killed_after_the_move_is_audited_as_done(client, monkeypatch):
         move_alias(client, NAME, "champion", 1, expect_current=None, actor="ops")
     monkeypatch.undo()
     assert [e["to"] for e in read_history(client, NAME)] == ["1"], "the move happened and is in the history"
-    aliases._delete_lock(client, NAME)
+    lease._delete_lock(client, NAME)
     move_alias(client, NAME, "challenger", 2, actor="ops")
     assert all(
         json.loads(v)["state"] == "done"
@@ -76,22 +76,20 @@ def test_a_lost_answer_to_the_lease_create_is_recognised_as_ours(client, monkeyp
         raise MlflowException("already exists", error_code=RESOURCE_ALREADY_EXISTS)
 
     monkeypatch.setattr(client, "create_registered_model", lost_then_retried)
-    token = aliases.acquire_lease(client, NAME, "me", wait_s=2)
-    assert len(calls) == 1 and aliases._read_lease(client, NAME)["token"] == token
+    token = lease.acquire_lease(client, NAME, "me", wait_s=2)
+    assert len(calls) == 1 and lease._read_lease(client, NAME)["token"] == token
 
 
 def test_the_lease_outlives_the_client_retry_budget_and_is_not_judged_by_wall_clocks(client, monkeypatch):
-    assert aliases.default_ttl_s() > 2 * current_retry_budget_s()
-    token = aliases.acquire_lease(client, NAME, "me")
-    tags = client.get_registered_model(aliases.lock_name(NAME)).tags
-    assert float(tags["ttl_s"]) == pytest.approx(aliases.default_ttl_s())
-    import pipeline.registry.aliases as module
-
-    monkeypatch.setattr(module.time, "time", lambda: 4_000_000_000.0)  # this machine's clock jumps 60 years
-    with pytest.raises(aliases.RegistryLockTimeout):
-        aliases.acquire_lease(client, NAME, "other", wait_s=0.5)
-    aliases.verify_lease(client, NAME, token)  # still ours, by our own monotonic clock
-    aliases.release_lease(client, NAME, token)
+    assert lease.default_ttl_s() > 2 * current_retry_budget_s()
+    token = lease.acquire_lease(client, NAME, "me")
+    tags = client.get_registered_model(lease.lock_name(NAME)).tags
+    assert float(tags["ttl_s"]) == pytest.approx(lease.default_ttl_s())
+    monkeypatch.setattr(lease.time, "time", lambda: 4_000_000_000.0)  # this machine's clock jumps 60 years
+    with pytest.raises(lease.RegistryLockTimeout):
+        lease.acquire_lease(client, NAME, "other", wait_s=0.5)
+    lease.verify_lease(client, NAME, token)  # still ours, by our own monotonic clock
+    lease.release_lease(client, NAME, token)
 
 
 def test_a_lock_lost_after_the_move_says_the_alias_was_written(client, monkeypatch):

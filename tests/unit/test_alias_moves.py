@@ -6,7 +6,7 @@ import time
 import pytest
 from mlflow import MlflowClient
 
-from pipeline.registry import aliases
+from pipeline.registry import aliases, lease
 from pipeline.registry.aliases import AliasMovedError, move_alias, read_history, rollback_champion
 from pipeline.registry.lease import RegistryLockTimeout
 from tests.unit.registry_db import fresh_registry_uri
@@ -65,7 +65,7 @@ def test_compare_and_set_moves_only_from_the_expected_version(registry_uri):
         (None, "1", "first"),
         ("1", "2", "better on refunds"),
     ]
-    assert not any(m.name.endswith(aliases.LOCK_SUFFIX) for m in client.search_registered_models()), "lease released"
+    assert not any(m.name.endswith(lease.LOCK_SUFFIX) for m in client.search_registered_models()), "lease released"
 
 
 def test_two_runs_finishing_together_cannot_both_become_champion(registry_uri):
@@ -101,13 +101,13 @@ def test_concurrent_writers_never_lose_audit_entries(registry_uri):
 
 def test_a_held_lease_blocks_other_writers_and_an_expired_one_is_broken(registry_uri):
     client = new_client(registry_uri)
-    token = aliases.acquire_lease(client, NAME, "holder-a", ttl_s=60)
+    token = lease.acquire_lease(client, NAME, "holder-a", ttl_s=60)
     with pytest.raises(RegistryLockTimeout, match="holder-a"):
         move_alias(new_client(registry_uri), NAME, "champion", 1, expect_current=None, wait_s=0.5)
     assert aliases.alias_version(client, NAME, "champion") is None
-    aliases.release_lease(client, NAME, token)
+    lease.release_lease(client, NAME, token)
 
-    aliases.acquire_lease(client, NAME, "crashed-holder", ttl_s=0.2)
+    lease.acquire_lease(client, NAME, "crashed-holder", ttl_s=0.2)
     time.sleep(0.3)
     entry = move_alias(client, NAME, "champion", 1, expect_current=None, actor="next", wait_s=5)
     assert entry["to"] == "1"

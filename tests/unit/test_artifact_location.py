@@ -39,3 +39,20 @@ def test_the_location_is_a_configuration_key():
     assert config.tracking.artifact_location == "s3://team-bucket/mlflow"
     from_env = load_config(environ={"PIPELINE__TRACKING__ARTIFACT_LOCATION": "gs://b/m"})
     assert from_env.tracking.artifact_location == "gs://b/m"
+
+
+def test_one_run_does_not_choose_the_next_runs_tracking_store(tmp_path, monkeypatch):
+    """A long-lived worker runs flows of several workspaces; mlflow.set_tracking_uri exports
+    MLFLOW_TRACKING_URI, which must not become the next workspace's default store."""
+    import os
+
+    from pipeline.registry.tracking import client
+    from pipeline.workspace import Workspace
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    first, second = Workspace(tmp_path / "a"), Workspace(tmp_path / "b")
+    client(first.tracking_uri())
+    assert second.tracking_uri() == second.default_tracking_uri() != first.tracking_uri()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://mlflow.example:5000")
+    client(first.default_tracking_uri())
+    assert os.environ["MLFLOW_TRACKING_URI"] == "http://mlflow.example:5000", "an operator's setting is kept"

@@ -61,10 +61,10 @@ def test_moved_keys_are_read_from_their_old_place_with_a_warning():
     with pytest.warns(FutureWarning, match="registry.tracking_uri -> tracking.tracking_uri"):
         config = load_config(
             overrides=[
-                "tracking.tracking_uri=sqlite:///x.db",
-                "deployment.work_pool=gpu",
-                "notifications.webhook_url=https://hooks.example/x",
-                "promotion.auto_promote=true",
+                "registry.tracking_uri=sqlite:///x.db",
+                "retraining.work_pool=gpu",
+                "retraining.webhook_url=https://hooks.example/x",
+                "registry.auto_promote=true",
             ],
             environ={},
         )
@@ -74,13 +74,13 @@ def test_moved_keys_are_read_from_their_old_place_with_a_warning():
 
 def test_a_moved_key_given_in_both_places_keeps_the_new_value():
     with pytest.warns(FutureWarning):
-        config = load_config(overrides=["promotion.min_metric=0.1", "promotion.min_metric=0.5"], environ={})
+        config = load_config(overrides=["registry.min_metric=0.1", "promotion.min_metric=0.5"], environ={})
     assert config.promotion.min_metric == 0.5
 
 
 def test_old_keys_in_an_environment_variable_still_work():
     with pytest.warns(FutureWarning):
-        config = load_config(environ={"PIPELINE__TRACKING__EXPERIMENT": "legacy"})
+        config = load_config(environ={"PIPELINE__REGISTRY__EXPERIMENT": "legacy"})
     assert config.tracking.experiment == "legacy"
 
 

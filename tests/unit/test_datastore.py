@@ -208,14 +208,14 @@ def test_symlinked_folder_in_landing_is_not_followed(store, tmp_path):
 
 
 def test_status_check_does_not_rehash_unchanged_files(store, monkeypatch):
-    import pipeline.data.store
+    import pipeline.data.landing
 
     for i in range(30):
         write(store.workspace.landing / f"f{i}.csv", [(f"text {i}", "a"), (f"other {i}", "b")])
     store.ingest()
     calls = []
-    real = pipeline.data.store.file_sha256
-    monkeypatch.setattr(pipeline.data.store, "file_sha256", lambda uri: calls.append(uri) or real(uri))
+    real = pipeline.data.landing.file_sha256
+    monkeypatch.setattr(pipeline.data.landing, "file_sha256", lambda uri: calls.append(uri) or real(uri))
     assert store.pending() == [] and calls == []
     changed = write(store.workspace.landing / "f3.csv", [("text 3", "a"), ("changed", "b"), ("more", "a")])
     new = write(store.workspace.landing / "new.csv", [("fresh", "a")])

@@ -43,6 +43,7 @@ def test_read_pooling_follows_the_sentence_transformers_config(tmp_path):
     assert choose_pooling(tmp_path / "plain", plain) == "pooler"  # a plain checkpoint keeps its [CLS] pooler head
     assert choose_pooling(tmp_path / "max", plain, "cls") == "cls"  # an explicit choice wins
     assert choose_pooling(tmp_path / "max", SimpleNamespace(pipeline_pooling="mean")) == "mean"  # a saved model's own
+    assert choose_pooling(tmp_path / "plain", SimpleNamespace(pipeline_pooling="max"), "pooler") == "max"
 
 
 def test_pooling_ignores_padding():

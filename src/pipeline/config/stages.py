@@ -164,7 +164,7 @@ class ModelConfig(_Section):
         description="What the classification head reads: pooler is the architecture's [CLS] pooler (the "
         "measured default); auto takes the checkpoint's sentence-transformers pooling (mean for the packaged MiniLM), "
         "which learned faster in selection runs but once collapsed at the default learning rates; cls is the raw "
-        "[CLS] vector.",
+        "[CLS] vector. A warm start keeps the pooling the champion was trained with.",
     )
 
 

@@ -91,7 +91,7 @@ def check_tracking_server(tracking_uri: str, timeout_s: float = 5.0) -> None:
         reason = getattr(exc, "reason", exc)
         raise TrackingUnavailableError(
             f"MLflow tracking server {shown} is unreachable ({reason}); start it or "
-            "point MLFLOW_TRACKING_URI / registry.tracking_uri at a running one"
+            "point MLFLOW_TRACKING_URI / tracking.tracking_uri at a running one"
         ) from None
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import warnings
 from datetime import UTC
 from importlib import metadata
@@ -44,7 +45,14 @@ def client(tracking_uri: str):
     from pipeline.registry.connection import apply_http_deadlines
 
     apply_http_deadlines()  # built-in deadlines where neither the configuration nor the environment set any
+    # set_tracking_uri also exports MLFLOW_TRACKING_URI; a long-lived worker would then hand this run's store to
+    # the next run of another workspace as its default, so the process environment is left as it was.
+    exported = os.environ.get("MLFLOW_TRACKING_URI")
     mlflow.set_tracking_uri(tracking_uri)
+    if exported is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = exported
     return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
 
 

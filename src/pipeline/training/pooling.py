@@ -60,13 +60,16 @@ def read_pooling(folder: str | Path) -> str | None:
 
 
 def choose_pooling(folder: str | Path, model_config, requested: str = "auto") -> str:
-    """The pooling to train with: ``requested`` unless 'auto'; then a saved model's own, the checkpoint's
+    """The pooling to train with. A model this pipeline saved (a warm start from the champion) keeps its own:
+    its head was trained on it. Otherwise ``requested``, where 'auto' takes the checkpoint's
     sentence-transformers pooling, else the architecture's pooler head."""
-    if requested != "auto":
-        return requested
     saved = getattr(model_config, CONFIG_KEY, None)
     if saved in POOLING_MODES:
+        if requested not in ("auto", saved):
+            logger.info("%s keeps the pooling it was trained with (%s), not %s", folder, saved, requested)
         return saved
+    if requested != "auto":
+        return requested
     return read_pooling(folder) or "pooler"
 
 
