@@ -202,9 +202,10 @@ def delete_automation(name: str) -> None:
 
 def deadline_of(config: PipelineConfig, deployment_name: str) -> int:
     deployment = config.deployment
-    return (
-        deployment.ingestion_timeout_seconds if deployment_name == "ingestion" else deployment.training_timeout_seconds
-    )
+    return {
+        "ingestion": deployment.ingestion_timeout_seconds,
+        "batch-inference": deployment.scoring_timeout_seconds,
+    }.get(deployment_name, deployment.training_timeout_seconds)
 
 
 def ensure_automations(client, config: PipelineConfig, deployments: dict[str, UUID]) -> dict[str, UUID]:

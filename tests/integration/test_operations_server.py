@@ -197,7 +197,7 @@ def test_deployment_command_makes_the_automations_once(ops):
     names = [a.name for a in ops["client"].read_automations() if a.name.startswith(f"{MODEL} ")]
     assert sorted(names) == sorted(
         f"{MODEL} {deployment}: {kind}"
-        for deployment in ("retraining", "training", "ingestion")
+        for deployment in ("retraining", "training", "ingestion", "batch-inference")
         for kind in ("notify on failure", "deadline", "crash detection")
     )
     assert Automation.read(name=f"{MODEL} training: deadline").trigger.within.total_seconds() == 1800

@@ -119,6 +119,9 @@ class DeploymentConfig(_Section):
     ingestion_timeout_seconds: int = Field(
         3600, ge=10, description="Deadline of a deployed ingestion run (cancelled and notified past it)."
     )
+    scoring_timeout_seconds: int = Field(
+        2 * 3600, ge=10, description="Deadline of a deployed batch-inference run (cancelled and notified past it)."
+    )
     heartbeat_seconds: int = Field(
         60,
         ge=30,
