@@ -58,6 +58,6 @@ RUN useradd --uid "${PIPELINE_UID}" --create-home --home-dir /home/pipeline pipe
 USER pipeline
 VOLUME ["/var/lib/pipeline"]
 
-# Prefect's Docker and Kubernetes workers run `prefect flow-run execute` in this image; `pipeline serve`
+# Prefect's Docker and Kubernetes workers run `prefect flow-run execute` in this image; `pipeline deploy`
 # deploys the flows and runs a process worker; `prefect server start` and `mlflow server` run the servers.
 CMD ["pipeline", "--help"]

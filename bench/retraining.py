@@ -1,6 +1,6 @@
 """Benchmark: new file -> registered challenger, and a "no new data" retraining run, on a real Prefect server.
 
-Starts `prefect server start` and `pipeline serve` (default configuration: packaged MiniLM, 3 epochs) on a
+Starts `prefect server start` and `pipeline deploy` (default configuration: packaged MiniLM, 3 epochs) on a
 fresh workspace, trains the first model on demo batches 1 and 2 through the `training` deployment, then:
 
 1. runs `retraining` with nothing new (the hourly schedule's common case);

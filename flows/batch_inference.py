@@ -27,6 +27,9 @@ def batch_inference_flow(
     """Score every input not scored before with ``model_uri`` (default: the champion, resolved now)."""
     workspace = prepare_workspace(config)
     scoring = load_scoring_model(config, workspace, model_uri)
+    if scoring is None:  # no champion yet: the inbox waits for the first promotion
+        print(f"{config.registry.model_name} has no champion yet: nothing scored, the inbox waits")
+        return {"status": "waiting for a champion", "files": [], "rows": 0}
     outcome = score_inbox(config, workspace, scoring, paths)
     link = record_scoring(config, workspace, outcome) if outcome.files else None
     events = announce_drift(outcome, workspace) if outcome.drifted else []

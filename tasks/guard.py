@@ -1,7 +1,7 @@
 """One run per workspace and model: the workspace run lock, plus a Prefect global concurrency limit when a
 Prefect server (``PREFECT_API_URL``) holds the runs, so runs on other machines of the same server wait too.
 
-Every flow that trains takes this guard itself, so ``pipeline run``, ``pipeline retrain``, ``pipeline serve``
+Every flow that trains takes this guard itself, so ``pipeline run``, ``pipeline retrain``, ``pipeline deploy``
 and ``prefect deploy`` deployments are all covered, whatever limits a deployment declares.
 """
 

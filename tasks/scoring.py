@@ -9,6 +9,7 @@ from prefect.events import emit_event
 
 from pipeline.config import PipelineConfig
 from pipeline.scoring import steps as scoring_steps
+from pipeline.scoring.model import ModelNotFoundError
 from pipeline.scoring.outcomes import ScoringOutcome
 from pipeline.scoring.reports import scoring_markdown
 from pipeline.workspace import Workspace
@@ -26,9 +27,27 @@ class BatchScoringError(RuntimeError):
         super().__init__(f"{len(outcome.failed)} of {len(outcome.files)} files failed: {failed}"[:4000])
 
 
-@task(name="load-scoring-model", retries=2, retry_delay_seconds=5, cache_policy=NO_CACHE)
+def _not_a_missing_model(task, task_run, state) -> bool:
+    """Retry a load that met a transient fault, not one asking for a model that does not exist."""
+    try:
+        state.result()
+    except ModelNotFoundError:
+        return False
+    except Exception:
+        return True
+    return True
+
+
+@task(
+    name="load-scoring-model",
+    retries=2,
+    retry_delay_seconds=5,
+    retry_condition_fn=_not_a_missing_model,
+    cache_policy=NO_CACHE,
+)
 def load_scoring_model(config: PipelineConfig, workspace: Workspace, model_uri: str | None):
-    return scoring_steps.load_scoring_model(config, workspace, model_uri)
+    """The named model, else the champion; None while there is no champion yet."""
+    return scoring_steps.load_champion_if_any(config, workspace, model_uri)
 
 
 @task(name="score-inbox", cache_policy=NO_CACHE)

@@ -78,3 +78,21 @@ def test_flow_scores_the_inbox_once_flags_another_domain_and_keeps_going_past_a_
     result = third.result()
     assert result["files"] == [] and len(result["skipped"]) == 2
     assert all("already scored by version 1" in s["reason"] for s in result["skipped"])
+
+
+def test_a_scheduled_run_before_any_champion_waits_and_an_unknown_model_fails(tmp_path, tiny_model_dir):
+    """The schedule fires before the first model is promoted: the inbox waits, the run is not a failure."""
+    config = champion_config(tmp_path, tiny_model_dir)
+    workspace = Workspace.resolve(config.workspace)
+    folder = inbox.inbox_dir(workspace)
+    folder.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame({"text": REVIEWS}).to_csv(folder / "early.csv", index=False)
+
+    state, _ = run_flow(config)
+    result = state.result()
+    assert state.is_completed() and result["status"] == "waiting for a champion"
+    assert result["rows"] == 0 and (folder / "early.csv").exists()
+    assert not inbox.predictions_dir(workspace).exists() or not os.listdir(inbox.predictions_dir(workspace))
+
+    named = batch_inference_flow(config, model_uri="models:/tiny-scorer/7", return_state=True)
+    assert named.is_failed() and "tiny-scorer" in named.message  # a model asked for by name must exist

@@ -137,12 +137,12 @@ class PrefectStack:
         while time.monotonic() < deadline:
             if self.worker is not None and self.worker.poll() is not None:
                 raise RuntimeError(
-                    f"pipeline serve exited with {self.worker.returncode}:\n{self.worker_log.read_text()[-3000:]}"
+                    f"pipeline deploy exited with {self.worker.returncode}:\n{self.worker_log.read_text()[-3000:]}"
                 )
             try:
                 if client.read_workers_for_work_pool(pool):
                     return
-            except Exception:  # the pool is created by `pipeline serve` a moment later
+            except Exception:  # the pool is created by `pipeline deploy` a moment later
                 pass
             time.sleep(0.5)
         raise TimeoutError(f"no worker on pool {pool} after {timeout:.0f} s:\n{self.worker_log.read_text()[-3000:]}")

@@ -1,4 +1,4 @@
-"""The deployed pipeline on a real Prefect server: `prefect server start` + `pipeline serve` (process worker),
+"""The deployed pipeline on a real Prefect server: `prefect server start` + `pipeline deploy` (process worker),
 driven through the API the way the UI drives it. Tiny random BERT; one server for the whole module."""
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def tiny_overrides(model_dir: str, epochs: int = 1) -> list[str]:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory, tiny_model_dir):
-    """Server + `pipeline serve` whose deployment defaults are the tiny configuration."""
+    """Server + `pipeline deploy` whose deployment defaults are the tiny configuration."""
     from prefect import get_client
     from prefect.settings import PREFECT_API_URL, temporary_settings
 

@@ -151,9 +151,9 @@ def test_compose_commands_exist():
     from pipeline.cli.main import app
 
     command = compose()["services"]["worker"]["command"]
-    assert command[:2] == ["pipeline", "serve"]
+    assert command[:2] == ["pipeline", "deploy"]
     options = [a for a in command[2:] if a.startswith("--")]
-    help_text = CliRunner().invoke(app, ["serve", "--help"], terminal_width=200).output
+    help_text = CliRunner().invoke(app, ["deploy", "--help"], terminal_width=200).output
     for option in options:
         assert option in help_text, option
 

@@ -1,4 +1,4 @@
-"""The deployment definitions that `pipeline serve` registers, and prefect.yaml kept in step with them."""
+"""The deployment definitions that `pipeline deploy` registers, and prefect.yaml kept in step with them."""
 
 import subprocess
 import sys

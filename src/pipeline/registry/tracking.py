@@ -45,8 +45,7 @@ def client(tracking_uri: str):
     from pipeline.registry.connection import apply_http_deadlines
 
     apply_http_deadlines()  # built-in deadlines where neither the configuration nor the environment set any
-    # set_tracking_uri also exports MLFLOW_TRACKING_URI; a long-lived worker would then hand this run's store to
-    # the next run of another workspace as its default, so the process environment is left as it was.
+    # set_tracking_uri exports MLFLOW_TRACKING_URI: left as it was, so a worker's next run keeps its own default
     exported = os.environ.get("MLFLOW_TRACKING_URI")
     mlflow.set_tracking_uri(tracking_uri)
     if exported is None:

@@ -16,7 +16,7 @@ from pipeline.scoring import inbox
 from pipeline.scoring.batch import StreamResult, score_stream
 from pipeline.scoring.drift import check_drift, seen_token_mask
 from pipeline.scoring.inputs import STDIN, iter_stdin_lines, iter_unlabeled_chunks
-from pipeline.scoring.model import ScoringModel, load_registered_model
+from pipeline.scoring.model import ModelNotFoundError, ScoringModel, load_registered_model
 from pipeline.scoring.outcomes import FileOutcome, ScoringOutcome
 from pipeline.scoring.to_label import select_to_label
 from pipeline.scoring.writer import PredictionWriter
@@ -41,6 +41,18 @@ def load_scoring_model(config: PipelineConfig, workspace: Workspace, model_uri: 
     return load_registered_model(
         tracking_uri, model_uri or default_model_uri(config), workspace.cache / "models", config.scoring.device
     )
+
+
+def load_champion_if_any(config: PipelineConfig, workspace: Workspace, model_uri: str | None = None):
+    """As ``load_scoring_model``, but None while no champion exists yet and no model was named: a scheduled run
+    that fires before the first promotion leaves the inbox waiting instead of failing. A named model must exist."""
+    try:
+        return load_scoring_model(config, workspace, model_uri)
+    except ModelNotFoundError:
+        if model_uri or config.scoring.model_uri:
+            raise
+        logger.warning("%s has no champion yet: nothing scored, the inbox waits", config.registry.model_name)
+        return None
 
 
 def drift_reference(config: PipelineConfig, workspace: Workspace, scoring: ScoringModel) -> dict | None:
