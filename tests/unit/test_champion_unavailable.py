@@ -21,7 +21,7 @@ def setup(tmp_path, migrated_registry_db):
     client.create_registered_model("m")
     client.create_model_version("m", (tmp_path / "w").as_uri())
     client.set_registered_model_alias("m", "champion", "1")
-    run = client.create_run(client.create_experiment("e"))
+    run = client.create_run(client.create_experiment("e", artifact_location=(tmp_path / "artifacts").as_uri()))
     np.save(tmp_path / "proba.npy", np.array([[0.9, 0.1], [0.2, 0.8]]))
     evaluation = Evaluation(
         metrics={"accuracy": 1.0, "macro_f1": 1.0, "test_rows": 2},

@@ -78,7 +78,7 @@ def test_retraining_trains_exactly_when_the_newest_snapshot_has_no_version(tmp_p
     write_demo_files(workspace.landing, (1,), 40)
     head = DataStore(workspace, config.data).ingest().snapshot_id
     client = MlflowClient(uri, registry_uri=uri)
-    experiment = client.create_experiment("text-classification")
+    experiment = client.create_experiment("text-classification", artifact_location=(tmp_path / "a").as_uri())
     # A run that finished on the head snapshot but registered nothing (killed after logging the model).
     run = client.create_run(experiment, tags={"snapshot_id": head, "registered_model": "m"})
     client.set_terminated(run.info.run_id, "FINISHED")
