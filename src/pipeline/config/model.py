@@ -24,19 +24,7 @@ from pipeline.config.stages import DataConfig, ModelConfig, TrainingConfig, Vali
 MOVED_KEYS = {
     ("registry", "tracking_uri"): "tracking",
     ("registry", "experiment"): "tracking",
-    **{
-        ("registry", key): "promotion"
-        for key in (
-            "primary_metric",
-            "min_metric",
-            "min_improvement",
-            "max_class_regression",
-            "require_significance",
-            "significance_level",
-            "bootstrap_samples",
-            "auto_promote",
-        )
-    },
+    **{("registry", key): "promotion" for key in PromotionConfig.model_fields},  # the gate had lived in registry
     ("retraining", "work_pool"): "deployment",
     ("retraining", "collision_strategy"): "deployment",
     ("retraining", "webhook_url"): "notifications",

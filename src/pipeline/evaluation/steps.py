@@ -161,7 +161,7 @@ def compare_with_champion(
         test_rows=len(truth),
         test_split_digest=promotion.split_digest(texts, truth),
         compared_at=now(),
-        policy=policy.model_dump(include=promotion.POLICY_KEYS),
+        policy=policy.model_dump(),
     )
     report = model_card.render_comparison(outcome.to_dict())
     registration.log_comparison(client, tracking.run_id, outcome.to_dict(), report)

@@ -28,16 +28,6 @@ from pipeline.evaluation.metrics import (
 from pipeline.registry.naming import label_list_tag
 
 EXACT_MCNEMAR_BELOW = 25
-POLICY_KEYS = {
-    "primary_metric",
-    "min_metric",
-    "min_improvement",
-    "max_class_regression",
-    "require_significance",
-    "significance_level",
-    "bootstrap_samples",
-    "auto_promote",
-}
 
 
 def _counts(

@@ -59,7 +59,7 @@ def uncompared_outcome(policy, name: str, client, run_id: str, evaluation: Evalu
         test_rows=evaluation.metrics.get("test_rows"),
         test_split_digest="n/a",
         compared_at="n/a",
-        policy=policy.model_dump(include=promotion.POLICY_KEYS),
+        policy=policy.model_dump(),
     )
 
 
