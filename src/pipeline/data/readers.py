@@ -26,6 +26,7 @@ from pipeline.data.sources import (
     detect_format,
     file_sha256,
     is_hf_uri,
+    reading_error,
 )
 
 logger = logging.getLogger(__name__)
@@ -239,23 +240,11 @@ def iter_labeled_chunks(
             yield chunk
     except IngestionError:
         raise
-    except UnicodeDecodeError as exc:
-        raise IngestionError(
-            uri,
-            "invalid_encoding",
-            f"bytes that are not valid {config.encoding}: {exc.reason}",
-            line=_first_undecodable_line(uri, config.encoding),
-        ) from exc
-    except pd.errors.EmptyDataError as exc:
-        raise IngestionError(uri, "empty_file", "the file is empty") from exc
-    except pd.errors.ParserError as exc:
-        found = _PANDAS_LINE.search(str(exc))
-        row = int(found.group(1)) - 1 if found else None  # pandas counts records, the header being the first
-        raise IngestionError(uri, "malformed_rows", str(exc).strip(), row=row) from exc
-    except FileNotFoundError as exc:
-        raise IngestionError(uri, "not_found", "no such file") from exc
     except (OSError, ValueError) as exc:
-        raise IngestionError(uri, "unreadable", f"{type(exc).__name__}: {exc}") from exc
+        found = _PANDAS_LINE.search(str(exc)) if isinstance(exc, pd.errors.ParserError) else None
+        row = int(found.group(1)) - 1 if found else None  # pandas counts records, the header being the first
+        line = _first_undecodable_line(uri, config.encoding) if isinstance(exc, UnicodeDecodeError) else None
+        raise reading_error(uri, exc, config.encoding, row=row, line=line) from exc
     if not checked:
         raise IngestionError(uri, "empty_file", "the file is empty")
     if rows == 0:

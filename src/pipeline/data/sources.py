@@ -38,6 +38,22 @@ class IngestionError(ValueError):
         return {"file": self.file, "rule": self.rule, "row": self.row, "line": self.line, "message": self.message}
 
 
+def reading_error(uri: str, exc: Exception, encoding: str, row: int | None = None, line: int | None = None):
+    """The IngestionError that a parser's exception means; ``row``/``line`` where they locate the fault."""
+    import pandas as pd
+
+    if isinstance(exc, UnicodeDecodeError):
+        message = f"bytes that are not valid {encoding}: {exc.reason}"
+        return IngestionError(uri, "invalid_encoding", message, row=row, line=line)
+    if isinstance(exc, pd.errors.EmptyDataError):
+        return IngestionError(uri, "empty_file", "the file is empty")
+    if isinstance(exc, pd.errors.ParserError):
+        return IngestionError(uri, "malformed_rows", str(exc).strip(), row=row)
+    if isinstance(exc, FileNotFoundError):
+        return IngestionError(uri, "not_found", "no such file")
+    return IngestionError(uri, "unreadable", f"{type(exc).__name__}: {exc}")
+
+
 @dataclass(frozen=True)
 class FileInfo:
     """What the ledger needs to know about one file without parsing it."""

@@ -13,7 +13,7 @@ import fsspec
 import pandas as pd
 
 from pipeline.data.readers import iter_json_objects
-from pipeline.data.sources import IngestionError, detect_format
+from pipeline.data.sources import IngestionError, detect_format, reading_error
 
 STDIN = "-"
 
@@ -100,17 +100,7 @@ def iter_unlabeled_chunks(
             yield raw
     except IngestionError:
         raise
-    except UnicodeDecodeError as exc:
-        raise IngestionError(
-            uri, "invalid_encoding", f"bytes that are not valid {encoding}: {exc.reason}", row=rows + 1
-        ) from exc
-    except pd.errors.EmptyDataError as exc:
-        raise IngestionError(uri, "empty_file", "the file is empty") from exc
-    except pd.errors.ParserError as exc:
-        raise IngestionError(uri, "malformed_rows", str(exc).strip(), row=rows + 1) from exc
-    except FileNotFoundError as exc:
-        raise IngestionError(uri, "not_found", "no such file") from exc
     except (OSError, ValueError) as exc:
-        raise IngestionError(uri, "unreadable", f"{type(exc).__name__}: {exc}") from exc
+        raise reading_error(uri, exc, encoding, row=rows + 1) from exc
     if not checked:
         raise IngestionError(uri, "empty_file", "the file is empty")
