@@ -61,12 +61,15 @@ def title_run_form(deployment: RunnerDeployment) -> RunnerDeployment:
 
 
 def form_defaults(deployment: RunnerDeployment, config: PipelineConfig) -> RunnerDeployment:
-    """Pre-fill the run form's top-level fields with the configured values (not an empty "None")."""
+    """Pre-fill the run form's top-level fields with the configured values (not an empty "None").
+
+    They are the schema's defaults, which the UI's form shows and sends, not deployment parameters: a run
+    started through the API with only ``config`` (or on a schedule) is then decided by that ``config``.
+    """
     fields = deployment._parameter_openapi_schema.properties
-    deployment.parameters = {
-        **{k: v for k, v in run_options_of(config).items() if k in fields},
-        **deployment.parameters,
-    }
+    for name, value in run_options_of(config).items():
+        if name in fields:
+            fields[name]["default"] = value
     return deployment
 
 

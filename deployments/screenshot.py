@@ -43,8 +43,8 @@ def capture_page(
 ) -> dict:
     """Open ``url``, wait until every string of ``expect`` shows on the page, save a PNG to ``out``.
 
-    Returns ``{"path", "title", "text"}`` (the page's visible text). Raises TimeoutError naming the missing
-    strings when the page does not show them in ``timeout`` seconds.
+    Returns ``{"path", "title", "text", "values"}``: the page's visible text and its form fields' values.
+    Raises TimeoutError naming the missing strings when the page does not show them in ``timeout`` seconds.
     """
     from selenium import webdriver
     from selenium.common.exceptions import TimeoutException
@@ -75,8 +75,10 @@ def capture_page(
                 driver.save_screenshot(str(out))
                 raise TimeoutError(f"{url} did not show {missing} within {timeout:.0f} s (screenshot {out})") from exc
             text = driver.find_element(By.TAG_NAME, "body").text
+            fields = driver.find_elements(By.CSS_SELECTOR, "input, textarea")
             driver.save_screenshot(str(out))
-            return {"path": str(out), "title": driver.title, "text": text}
+            values = [f.get_attribute("value") or "" for f in fields]
+            return {"path": str(out), "title": driver.title, "text": text, "values": values}
         finally:
             driver.quit()
 

@@ -19,7 +19,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import pytest
 from mlflow import MlflowClient
 
-from pipeline.config import RUN_OPTIONS, load_config
+from pipeline.config import load_config
 from pipeline.data.demo import write_demo_files
 from pipeline.registry.links import FLOW_RUN_ID_TAG, FLOW_RUN_URL_TAG
 from pipeline.workspace import Workspace
@@ -144,9 +144,7 @@ def start_run(ops, items: list[str]):
     from prefect.deployments import run_deployment
 
     config = load_config(overrides=[f"workspace={ops['workspace'].root}", *items], environ={})
-    fields = dict.fromkeys(RUN_OPTIONS)  # the form's fields win over config: null lets config decide
-    parameters = {**fields, "config": config.model_dump(mode="json")}
-    return run_deployment("training/training", parameters=parameters, timeout=0)
+    return run_deployment("training/training", parameters={"config": config.model_dump(mode="json")}, timeout=0)
 
 
 def wait_state(client, flow_run_id, done, timeout: float):

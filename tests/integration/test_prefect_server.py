@@ -158,7 +158,7 @@ def test_deployments_train_retrain_skip_and_take_turns(stack, tiny_model_dir):
     assert latest[-1].tags["snapshot_id"] == _head_snapshot(workspace)
 
 
-def test_ui_shows_the_deployment_its_last_run_and_the_parameter_form(stack):
+def test_ui_shows_the_deployment_its_last_run_and_the_parameter_form(stack, tiny_model_dir):
     """Headless Chromium opens the retraining deployment and the training run form; screenshots land under
     the workspace (reports/prefect-ui/)."""
     from pipeline.deployments.screenshot import browser_available, capture_page, deployment_page
@@ -188,6 +188,7 @@ def test_ui_shows_the_deployment_its_last_run_and_the_parameter_form(stack):
     ]
     assert order == sorted(order), "the common choices come first, the advanced section last"
     assert "Passes over the training split" in text, "each field carries its description"
+    assert tiny_model_dir in form["values"], "the fields show the deployed configuration's values"
     assert (shots / "retraining-deployment.png").stat().st_size > 20_000
 
 

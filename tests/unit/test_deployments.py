@@ -126,7 +126,9 @@ def test_run_form_puts_the_common_choices_first_with_titles_and_descriptions():
     epochs = schema["properties"]["epochs"]["anyOf"][0]
     assert (epochs["minimum"], epochs["maximum"]) == (1, 100)
     configured = build_deployments(load_config(overrides=["training.epochs=5"], environ={}))[TRAINING]
-    assert configured.parameters["epochs"] == 5 and configured.parameters["method"] == "full", "the form shows values"
+    form = configured._parameter_openapi_schema.properties
+    assert form["epochs"]["default"] == 5 and form["method"]["default"] == "full", "the form shows values"
+    assert configured.parameters == {"config": configured.parameters["config"]}, "config alone decides API runs"
     assert configured.parameters["config"]["training"]["epochs"] == 5
 
 
