@@ -192,7 +192,12 @@ def test_gate_promotion_rollback_history_and_serving_against_a_real_server(
     assert set(json.loads(version.tags["label_map"])) == {"account", "billing", "shipping", "technical"}
     assert version.description.startswith(f"# Model card: {NAME} version 2")
     run_files = {f.path for f in client.list_artifacts(version.run_id, "registry")}
-    assert run_files == {"registry/model_card.md", "registry/comparison.md", "registry/comparison.json"}
+    assert run_files == {
+        "registry/model_card.md",
+        "registry/comparison.md",
+        "registry/comparison.json",
+        "registry/label_map.json",
+    }
 
     # Model format: signature, input example, pinned requirements, no pickled copy of the weights.
     local = Path(
