@@ -49,7 +49,9 @@ class TextClassifierModel(PythonModel):
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self.model.to(self.device)
 
-    def predict(self, context, model_input, params=None):
+    def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
+        """Label and score per text. MLflow's schema enforcement hands over a DataFrame (a list of texts
+        becomes its one column); a DataFrame with a ``text`` column is read from that column."""
         import torch
 
         if isinstance(model_input, pd.DataFrame):

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import warnings
 from datetime import UTC
 from importlib import metadata
 from pathlib import Path
@@ -223,8 +222,7 @@ def log_model(run_id: str, model_dir: Path, input_example: list[str]) -> str:
         outputs=Schema([ColSpec(DataType.string, "label"), ColSpec(DataType.double, "score")]),
     )
     example = pd.DataFrame({"text": input_example})
-    with warnings.catch_warnings(), mlflow.start_run(run_id=run_id):
-        warnings.filterwarnings("ignore", message=".*type hints.*")
+    with mlflow.start_run(run_id=run_id):
         info = mlflow.pyfunc.log_model(
             name="model",
             python_model=str(MODEL_CODE),
