@@ -18,7 +18,7 @@ from pipeline.workspace import Workspace
 from tests.integration.postgres import PostgresServer, find_binaries
 from tests.integration.prefect_stack import PrefectStack, free_port
 from tests.integration.s3_server import S3Server
-from tests.integration.test_registry_server import child_env, serving, train_and_register
+from tests.integration.test_registry_server import child_env, mlflow_server_command, serving, train_and_register
 
 pytestmark = [
     pytest.mark.integration,
@@ -109,22 +109,7 @@ def test_training_promotion_and_deployed_retraining_on_postgresql(postgres, obje
     workspace = Workspace(tmp_path / "ws")
     port = free_port()
     mlflow_url = f"http://127.0.0.1:{port}"
-    mlflow_command = [
-        sys.executable,
-        "-m",
-        "mlflow",
-        "server",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        "1",
-        "--backend-store-uri",
-        postgres.url("mlflow"),
-        "--artifacts-destination",
-        f"s3://{BUCKET}/mlflow",
-    ]
+    mlflow_command = mlflow_server_command(port, postgres.url("mlflow"), f"s3://{BUCKET}/mlflow")
     # Only the tracking server holds object-storage credentials; the worker and this process reach artifacts
     # through it (proxied), with nothing but MLFLOW_TRACKING_URI.
     server_env = child_env(**object_store.env())

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,18 +23,13 @@ from pipeline.registry import steps as registry_steps
 from pipeline.training import steps as training_steps
 from pipeline.validation import steps as validation_steps
 from pipeline.workspace import Workspace, prepare_workspace
+from tests.integration.prefect_stack import free_port
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 NAME = "tiny-registry"
 TEXTS = ["my parcel has not arrived", "the app crashes on start", "I was charged twice for my subscription"]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def child_env(**extra) -> dict:
@@ -83,25 +77,18 @@ def serving(command: list[str], health_url: str, env: dict, log: Path, timeout_s
                 process.wait(10)
 
 
+def mlflow_server_command(port: int, backend_store_uri: str, artifacts_destination: str) -> list[str]:
+    """``mlflow server`` on 127.0.0.1:PORT, one worker, proxying artifacts to ``artifacts_destination``."""
+    return [
+        *(sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"),
+        *("--backend-store-uri", backend_store_uri, "--artifacts-destination", artifacts_destination),
+    ]
+
+
 @pytest.fixture
 def mlflow_server(tmp_path):
     port = free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "mlflow",
-        "server",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        "1",
-        "--backend-store-uri",
-        f"sqlite:///{tmp_path / 'server.db'}",
-        "--artifacts-destination",
-        str(tmp_path / "server-artifacts"),
-    ]
+    command = mlflow_server_command(port, f"sqlite:///{tmp_path / 'server.db'}", str(tmp_path / "server-artifacts"))
     with serving(command, f"http://127.0.0.1:{port}/health", child_env(), tmp_path / "mlflow-server.log"):
         yield f"http://127.0.0.1:{port}"
 
