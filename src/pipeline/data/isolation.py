@@ -59,8 +59,10 @@ def write_isolating_conflicts(
 
 def part_label_counts(path: Path) -> Counter:
     """Label counts of one staged part (missing labels left out)."""
-    labels = pq.read_table(path, columns=["label"]).column("label").to_pylist()
-    return Counter(label for label in labels if label is not None)
+    import pyarrow.compute as pc
+
+    counts = pc.value_counts(pq.read_table(path, columns=["label"]).column("label")).to_pylist()
+    return Counter({item["values"]: item["counts"] for item in counts if item["values"] is not None})
 
 
 def isolate_class_balance(

@@ -52,9 +52,17 @@ def derive_columns(
     reference: ContractReference | None = None,
     token_rows: int | None = None,
     missing_markers: list[str] | tuple[str, ...] = (),
+    groups: np.ndarray | None = None,
+    fixed: dict[str, np.ndarray] | None = None,
 ) -> tuple[pd.DataFrame, list[str]]:
     """(frame with the derived columns, notes for the report). Columns whose input is missing are left
-    out, so the expectations on them are skipped and the column-presence expectations fail instead."""
+    out, so the expectations on them are skipped and the column-presence expectations fail instead.
+
+    ``groups`` (one file number per row) makes the batch-level columns (``is_duplicate``, ``is_conflict``)
+    per file, as if each file were derived alone: how pooled files are validated together. ``fixed``
+    supplies ``is_duplicate``, ``is_conflict`` and the tokenizer sample (``token_sample``, positions)
+    computed over a whole file, for one chunk of it: how a large file is validated in chunks."""
+    fixed = fixed or {}
     out = frame.reset_index(drop=True).copy()
     notes: list[str] = []
     if "label" in out.columns:
@@ -67,13 +75,20 @@ def derive_columns(
     out["is_blank"] = present & (stripped_length == 0)
     out["text_stripped_length"] = stripped_length.where(present & ~out["is_blank"])
     out["has_control_chars"] = text.str.contains(CONTROL_CHARS, regex=True)
-    keys = text.map(normalise_text)
+    keys = text.map(normalise_text) if test_texts or "is_conflict" not in fixed else None
     out["in_test_split"] = keys.isin(test_texts) if test_texts else False
-    if "label" in out.columns:
-        out["is_duplicate"] = out.duplicated(subset=["text", "label"], keep="first")
-        out["is_conflict"] = conflicting_rows(keys, out["label"], present, reference)
+    if "label" in out.columns and "is_duplicate" in fixed:
+        out["is_duplicate"], out["is_conflict"] = fixed["is_duplicate"], fixed["is_conflict"]
+    elif "label" in out.columns:
+        if groups is None:
+            out["is_duplicate"] = out.duplicated(subset=["text", "label"], keep="first")
+        else:
+            rows = pd.DataFrame({"group": groups, "text": out["text"], "label": out["label"]})
+            out["is_duplicate"] = rows.duplicated(keep="first").to_numpy()
+        out["is_conflict"] = conflicting_rows(keys, out["label"], present, reference, groups)
     if tokenizer is not None:
-        notes += add_token_columns(out, text, present & ~out["is_blank"], tokenizer, token_rows)
+        eligible = present & ~out["is_blank"]
+        notes += add_token_columns(out, text, eligible, tokenizer, token_rows, fixed.get("token_sample"))
     return out, notes
 
 
@@ -86,16 +101,27 @@ def label_is_missing_marker(labels: pd.Series, markers) -> np.ndarray:
 
 
 def conflicting_rows(
-    keys: pd.Series, labels: pd.Series, present: pd.Series, reference: ContractReference | None
+    keys: pd.Series,
+    labels: pd.Series,
+    present: pd.Series,
+    reference: ContractReference | None,
+    groups: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Rows whose normalised text carries more than one label across the batch and the snapshot."""
+    """Rows whose normalised text carries more than one label across the batch (each group of ``groups``
+    on its own) and the snapshot."""
     known = present.to_numpy() & labels.notna().to_numpy()
-    pairs = pd.DataFrame({"key": keys.to_numpy()[known], "label": labels.astype(str).to_numpy()[known]})
+    group = np.zeros(len(keys), dtype=np.int64) if groups is None else np.asarray(groups, dtype=np.int64)
+    pairs = pd.DataFrame(
+        {"group": group[known], "key": keys.to_numpy()[known], "label": labels.astype(str).to_numpy()[known]}
+    ).drop_duplicates()
     if reference is not None and not reference.pairs.empty:
-        pairs = pd.concat([pairs, reference.pairs], ignore_index=True)
-    label_counts = pairs.drop_duplicates().groupby("key")["label"].size()
+        seen = pairs[["group", "key"]].drop_duplicates()
+        pairs = pd.concat([pairs, seen.merge(reference.pairs, on="key")], ignore_index=True).drop_duplicates()
+    label_counts = pairs.groupby(["group", "key"]).size()
     conflicted = label_counts.index[label_counts > 1]
-    return keys.isin(conflicted).to_numpy() & known
+    if groups is None:
+        return keys.isin(conflicted.get_level_values("key")).to_numpy() & known
+    return pd.MultiIndex.from_arrays([group, keys.to_numpy()]).isin(conflicted) & known
 
 
 def encode_texts(tokenizer, texts: list[str]) -> list[list[int]]:
@@ -119,18 +145,30 @@ def encode_texts(tokenizer, texts: list[str]) -> list[list[int]]:
     return [encoding.ids for encoding in encode(texts, add_special_tokens=True)]
 
 
+def token_sample(eligible: np.ndarray, token_rows: int | None) -> np.ndarray:
+    """Positions of the seeded random sample of at most ``token_rows`` eligible rows (all when fewer)."""
+    candidates = np.flatnonzero(eligible)
+    if token_rows is not None and len(candidates) > token_rows:
+        return np.sort(np.random.default_rng(SAMPLE_SEED).choice(candidates, token_rows, replace=False))
+    return candidates
+
+
 def add_token_columns(
-    out: pd.DataFrame, text: pd.Series, eligible: pd.Series, tokenizer, token_rows: int | None
+    out: pd.DataFrame,
+    text: pd.Series,
+    eligible: pd.Series,
+    tokenizer,
+    token_rows: int | None,
+    sample: np.ndarray | None = None,
 ) -> list[str]:
     """Tokenize a seeded sample of at most ``token_rows`` eligible (non-blank) rows, all of them when None
     or fewer, plus every one with no letter or digit (the only ones that can come out empty); the share
     checks use the random sample only, so they stay unbiased."""
     count = len(out)
     candidates = np.flatnonzero(eligible.to_numpy())
-    if token_rows is not None and len(candidates) > token_rows:
-        sample = np.sort(np.random.default_rng(SAMPLE_SEED).choice(candidates, token_rows, replace=False))
-    else:
-        sample = candidates
+    given = sample is not None  # the caller sampled a whole file (and notes it)
+    if sample is None:
+        sample = token_sample(eligible.to_numpy(), token_rows)
     suspects = np.flatnonzero(eligible.to_numpy() & ~text.str.contains(r"\w", regex=True).to_numpy())
     chosen = np.union1d(sample, suspects)
     encoded = encode_texts(tokenizer, text.iloc[chosen].tolist())
@@ -150,10 +188,14 @@ def add_token_columns(
     unknown_share[chosen[in_sample]] = (per_row_unknown / np.maximum(content_tokens, 1))[in_sample]
     content[chosen] = content_tokens
     out["token_count"], out["unknown_token_share"], out["content_tokens"] = token_count, unknown_share, content
-    if len(sample) < len(candidates):
-        return [
-            f"token checks: truncation and unknown tokens measured on a random sample of {len(sample):,} of "
-            f"{len(candidates):,} rows (validation.token_check_rows); empty-after-tokenization on those plus all "
-            f"{len(suspects):,} rows without a letter or digit"
-        ]
+    if len(sample) < len(candidates) and not given:
+        return [token_note(len(sample), len(candidates), len(suspects))]
     return []
+
+
+def token_note(sampled: int, candidates: int, suspects: int) -> str:
+    return (
+        f"token checks: truncation and unknown tokens measured on a random sample of {sampled:,} of "
+        f"{candidates:,} rows (validation.token_check_rows); empty-after-tokenization on those plus all "
+        f"{suspects:,} rows without a letter or digit"
+    )

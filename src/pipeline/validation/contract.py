@@ -22,9 +22,7 @@ import pandas as pd
 from pipeline.config import DataConfig, ValidationConfig
 from pipeline.validation.columns import REQUIRED_INPUT, ContractReference, derive_columns
 from pipeline.validation.data_docs import DataDocs
-from pipeline.validation.observations import (
-    _describe,
-)
+from pipeline.validation.observations import _describe
 from pipeline.validation.results import EXAMPLES, ContractResult
 
 logger = logging.getLogger(__name__)
@@ -156,24 +154,20 @@ def prepare_expectations(
     return run, skipped
 
 
-def run_contract(
+def gx_results(
     frame: pd.DataFrame,
     suite: dict,
-    params: dict,
-    overrides: dict[str, str] | None = None,
+    expectations: list[dict],
     docs: DataDocs | None = None,
     run_name: str | None = None,
-) -> ContractResult:
-    """Validate ``frame`` (with derived columns) against a suite dict; never raises on bad data.
-
-    With ``docs`` the result is also stored and rendered into the (offline) Data Docs site.
-    """
+    result_format: dict | None = None,
+) -> tuple[list, str | None]:
+    """(GX expectation results of one validation of ``frame``, the Data Docs page or None)."""
     import great_expectations as gx
     from great_expectations.core.run_identifier import RunIdentifier
 
     from pipeline.validation.data_docs import context_config, make_offline
 
-    expectations, skipped = prepare_expectations(suite, frame, params, overrides)
     context = gx.get_context(project_config=context_config(docs), mode="ephemeral")
     batch_definition = (
         context.data_sources.add_pandas("labeled_text")
@@ -187,26 +181,27 @@ def run_contract(
         gx.ValidationDefinition(name=f"{suite['name']}-run", data=batch_definition, suite=gx_suite)
     )
     batch = {"dataframe": frame.reset_index(drop=True)}
-    result_format = {"result_format": "SUMMARY", "partial_unexpected_count": EXAMPLES}
-    docs_page = None
+    result_format = result_format or {"result_format": "SUMMARY", "partial_unexpected_count": EXAMPLES}
     if docs is None:
-        result = definition.run(batch_parameters=batch, result_format=result_format)
-    else:
-        checkpoint = context.checkpoints.add(
-            gx.Checkpoint(
-                name=f"{suite['name']}-checkpoint",
-                validation_definitions=[definition],
-                result_format=result_format,
-                actions=[gx.checkpoint.UpdateDataDocsAction(name="update_data_docs")],
-            )
+        return definition.run(batch_parameters=batch, result_format=result_format).results, None
+    checkpoint = context.checkpoints.add(
+        gx.Checkpoint(
+            name=f"{suite['name']}-checkpoint",
+            validation_definitions=[definition],
+            result_format=result_format,
+            actions=[gx.checkpoint.UpdateDataDocsAction(name="update_data_docs")],
         )
-        run_id = RunIdentifier(run_name=re.sub(r"[^\w.-]+", "_", run_name or "batch"))
-        started = time.time()
-        outcome = checkpoint.run(batch_parameters=batch, run_id=run_id)
-        identifier, result = next(iter(outcome.run_results.items()))
-        make_offline(docs.site_dir, since=started)
-        docs_page = str(docs.site_dir / "validations" / Path(*identifier.to_tuple()).with_suffix(".html"))
-    checks = [_describe(r, frame, params) for r in result.results]
+    )
+    run_id = RunIdentifier(run_name=re.sub(r"[^\w.-]+", "_", run_name or "batch"))
+    started = time.time()
+    outcome = checkpoint.run(batch_parameters=batch, run_id=run_id)
+    identifier, result = next(iter(outcome.run_results.items()))
+    make_offline(docs.site_dir, since=started)
+    return result.results, str(docs.site_dir / "validations" / Path(*identifier.to_tuple()).with_suffix(".html"))
+
+
+def contract_result(checks: list[dict], rows: int, skipped: list[dict], suite: dict, docs_page: str | None):
+    """A ContractResult from described checks: errors fail it, warnings are reported."""
     failures = [c for c in checks if not c["success"] and c["severity"] == "error"]
     warnings = [c for c in checks if not c["success"] and c["severity"] != "error"]
     return ContractResult(
@@ -214,11 +209,29 @@ def run_contract(
         failures=failures,
         warnings=warnings,
         checks=checks,
-        rows=len(frame),
+        rows=rows,
         skipped=skipped,
         suite=suite["name"],
         docs_page=docs_page,
     )
+
+
+def run_contract(
+    frame: pd.DataFrame,
+    suite: dict,
+    params: dict,
+    overrides: dict[str, str] | None = None,
+    docs: DataDocs | None = None,
+    run_name: str | None = None,
+) -> ContractResult:
+    """Validate ``frame`` (with derived columns) against a suite dict; never raises on bad data.
+
+    With ``docs`` the result is also stored and rendered into the (offline) Data Docs site.
+    """
+    expectations, skipped = prepare_expectations(suite, frame, params, overrides)
+    results, docs_page = gx_results(frame, suite, expectations, docs, run_name)
+    checks = [_describe(r, frame, params) for r in results]
+    return contract_result(checks, len(frame), skipped, suite, docs_page)
 
 
 def validate_frame(

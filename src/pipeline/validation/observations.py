@@ -37,17 +37,23 @@ def select_examples(frame: pd.DataFrame, query: str, params: dict) -> np.ndarray
 
 
 def _describe(result, frame: pd.DataFrame, params: dict) -> dict:
-    config = result.expectation_config
+    return describe_check(
+        result.expectation_config, result.result or {}, bool(result.success), frame, params, result.exception_info
+    )
+
+
+def describe_check(config, res: dict, success: bool, frame: pd.DataFrame, params: dict, exception_info=None) -> dict:
+    """A check as reports show it: rule, severity, success, the observed value and example rows of
+    ``frame`` (``res`` is a GX result dict; its index lists are positions in ``frame``)."""
     meta = config.meta or {}
     column = config.kwargs.get("column")
-    res = result.result or {}
     observed = _observed(config.type, res, frame, column)
     if meta.get("observed_format") and isinstance(observed, (int, float, np.number)):
         observed = meta["observed_format"].format(observed)
-    if result.exception_info and result.exception_info.get("raised_exception"):
-        observed = f"error: {result.exception_info.get('exception_message')}"
+    if exception_info and exception_info.get("raised_exception"):
+        observed = f"error: {exception_info.get('exception_message')}"
     indices = res.get("partial_unexpected_index_list") or []
-    if not indices and not result.success and meta.get("examples_query"):
+    if not indices and not success and meta.get("examples_query"):
         try:
             indices = list(np.flatnonzero(select_examples(frame, meta["examples_query"], params)))
         except Exception as exc:  # a bad query in a custom suite must not hide the failure itself
@@ -60,7 +66,7 @@ def _describe(result, frame: pd.DataFrame, params: dict) -> dict:
         "expectation": config.type,
         "column": column,
         "severity": severity,
-        "success": bool(result.success),
+        "success": bool(success),
         "observed": _plain(observed),
         "examples": examples,
         "description": meta.get("description", ""),

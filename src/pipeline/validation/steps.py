@@ -18,18 +18,22 @@ from pipeline.results import DataOutcome, NoDataError
 from pipeline.validation.columns import ContractReference
 from pipeline.validation.contract import validate_frame, validate_snapshot
 from pipeline.validation.data_docs import DataDocs
+from pipeline.validation.pooled import pool_limit, validate_files
 from pipeline.validation.results import ContractResult, DataValidationError, combine_results
 from pipeline.validation.snapshot_checks import refuse_class_breakers
+from pipeline.validation.streamed import validate_part
 from pipeline.workspace import Workspace
 
 logger = logging.getLogger(__name__)
 
 
-def load_test_texts(snapshot: Snapshot | None, config: PipelineConfig) -> set[str]:
-    """Normalised texts of the frozen test split of ``snapshot`` (for the leakage check)."""
+def load_test_texts(snapshot: Snapshot | None, config: PipelineConfig, rows: pd.DataFrame | None = None) -> set[str]:
+    """Normalised texts of the frozen test split of ``snapshot`` (for the leakage check); ``rows``: its
+    rows when already loaded."""
     if snapshot is None:
         return set()
-    splits = split_frame(snapshot.load(), config.data, load_holdout(config.data))
+    rows = snapshot.load() if rows is None else rows
+    splits = split_frame(rows, config.data, load_holdout(config.data))
     return set(splits["test"]["text"].map(normalise_text))
 
 
@@ -48,7 +52,7 @@ def contract_inputs(config: PipelineConfig, head: Snapshot | None) -> dict:
     return {
         "allowed_labels": allowed_labels_for(config, head),
         "reference": ContractReference.from_frame(reference),
-        "test_texts": load_test_texts(head, config),
+        "test_texts": load_test_texts(head, config, reference),
     }
 
 
@@ -64,22 +68,33 @@ def contract_tokenizer(config: PipelineConfig):
 
 
 def contract_checker(config: PipelineConfig, tokenizer, contracts: dict, docs: DataDocs | None = None):
-    """The per-file data contract as a DataStore ``check`` callback; records every result in ``contracts``."""
+    """The per-file data contract as a DataStore ``check`` callback; records every result in ``contracts``.
+    Small files are validated together (``pipeline.validation.pooled``), each still judged on its own rows."""
 
     def check(batch: StagedBatch, head: Snapshot | None) -> dict[str, dict]:
         inputs = contract_inputs(config, head)
+        common = dict(tokenizer=tokenizer, max_length=config.model.max_length, **inputs)
+        common["max_conflict_share"] = config.data.max_conflict_share
+        limit = pool_limit(config.validation)
+        small = [staged for staged in batch.files if staged.rows <= limit]
+        results = validate_files(
+            [lambda staged=staged: staged.frame for staged in small],
+            config.validation,
+            sizes=[staged.rows for staged in small],
+            docs=docs,
+            names=[Path(staged.uri).name for staged in small],
+            **common,
+        )
+        results = dict(zip([staged.uri for staged in small], results))
+        for staged in batch.files:
+            if staged.uri not in results:  # a large file: in chunks, or whole when the suite needs it
+                streamed = validate_part(staged.path, staged.rows, config.validation, **common)
+                results[staged.uri] = streamed or validate_frame(
+                    staged.frame, config.validation, docs=docs, run_name=Path(staged.uri).name, **common
+                )
         rejected = {}
         for staged in batch.files:
-            result = validate_frame(
-                staged.frame,
-                config.validation,
-                tokenizer=tokenizer,
-                max_length=config.model.max_length,
-                max_conflict_share=config.data.max_conflict_share,
-                docs=docs,
-                run_name=Path(staged.uri).name,
-                **inputs,
-            )
+            result = results[staged.uri]
             contracts[staged.uri] = result.to_dict()
             if not result.success:
                 rejected[staged.uri] = {
