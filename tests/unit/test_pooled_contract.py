@@ -176,3 +176,45 @@ def test_ingest_pools_small_files_streams_large_ones_and_refuses_each_alone(tmp_
     )
     message = outcome.contracts[str(workspace.landing / "large_bad.csv")]["failures"][0]
     assert message["observed"] == "12 of 160 rows (7.50%)" and message["examples"][0]["row"] == 149
+
+
+def test_ingest_compares_with_the_snapshot_batch_by_batch_never_loading_it_whole(tmp_path, monkeypatch):
+    import numpy as np
+
+    from pipeline.config import load_config
+    from pipeline.data import steps as data_steps
+    from pipeline.data.readers import normalise_text
+    from pipeline.data.snapshots import Snapshot
+    from pipeline.data.splits import split_frame
+    from pipeline.data.store import DataStore
+    from pipeline.validation.columns import key_hashes
+    from pipeline.validation.steps import contract_inputs
+    from pipeline.workspace import prepare_workspace
+
+    config = load_config(overrides=[f"workspace={tmp_path / 'ws'}", "validation.data_docs=false"])
+    workspace = prepare_workspace(config)
+    first = [(f"Question number {i} about my card", "ab"[i % 2]) for i in range(200)]
+    (workspace.landing / "first.csv").write_text(
+        "text,label\n" + "\n".join(f"{t},{lab}" for t, lab in first) + "\n", encoding="utf-8"
+    )
+    assert data_steps.ingest_and_validate(config, workspace).snapshot_id
+    head = DataStore(workspace, config.data).head()
+    test_split = split_frame(head.load(), config.data)["test"]
+    expected_test = test_split["text"].map(normalise_text)
+    assert len(expected_test) > 5
+
+    monkeypatch.setattr(Snapshot, "load", lambda self: pytest.fail("the contract loaded the snapshot whole"))
+    inputs = contract_inputs(config, head)
+    assert np.array_equal(np.sort(inputs["test_texts"]), np.sort(key_hashes(expected_test)))
+    assert inputs["reference"].distribution == {"a": 0.5, "b": 0.5}
+
+    leaked = (test_split["text"].iloc[0], test_split["label"].iloc[0])  # same label: a leak, no conflict
+    second = [leaked, ("QUESTION number 1 about my card", "a")] + [(f"fresh text {i}", "ab"[i % 2]) for i in range(4)]
+    (workspace.landing / "second.csv").write_text(
+        "text,label\n" + "\n".join(f"{t},{lab}" for t, lab in second) + "\n", encoding="utf-8"
+    )
+    outcome = data_steps.ingest_and_validate(config, workspace)
+    contract = outcome.contracts[str(workspace.landing / "second.csv")]
+    observed = {c["rule"]: c["observed"] for c in contract["checks"]}
+    assert observed["test_split_leakage"].startswith("1 of 6 rows")
+    assert observed["conflicting_labels"].startswith("1 of 6 rows")  # row 1 of first.csv is labeled b

@@ -28,21 +28,47 @@ REQUIRED_INPUT = {
 }
 
 
+def key_hashes(keys) -> np.ndarray:
+    """64-bit hashes of normalised texts: how the snapshot's texts are held for the conflict and leakage
+    checks (8 bytes a text instead of the text)."""
+    return pd.util.hash_array(np.asarray(keys, dtype=object))
+
+
 @dataclass
 class ContractReference:
-    """What a batch is compared with: the current snapshot's (normalised text, label) pairs and label mix."""
+    """What a batch is compared with: the current snapshot's (normalised text hash, label) pairs, its label
+    mix and the hashes of its frozen test split's normalised texts."""
 
-    pairs: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["key", "label"]))
+    pairs: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame({"key": np.zeros(0, np.uint64), "label": np.zeros(0, object)})
+    )
     distribution: dict[str, float] = field(default_factory=dict)
+    test_keys: np.ndarray | None = None
 
     @classmethod
     def from_frame(cls, frame: pd.DataFrame | None) -> ContractReference | None:
-        if frame is None or frame.empty:
+        return cls.from_batches([frame] if frame is not None else [])
+
+    @classmethod
+    def from_batches(cls, batches, test_of=None) -> ContractReference | None:
+        """From a snapshot's rows, one batch at a time (never all at once). ``test_of(batch) -> bool mask``
+        marks the rows of the frozen test split: their hashes are collected in ``test_keys``."""
+        pairs, counts, tests = [], pd.Series(dtype="int64"), []
+        for batch in batches:
+            labels = batch["label"].astype(str)
+            keys = key_hashes(batch["text"].map(normalise_text))
+            pairs.append(pd.DataFrame({"key": keys, "label": labels.to_numpy()}).drop_duplicates())
+            counts = counts.add(labels.value_counts(), fill_value=0)
+            if test_of is not None:
+                tests.append(keys[np.asarray(test_of(batch), dtype=bool)])
+        if not pairs or counts.sum() == 0:
             return None
-        labels = frame["label"].astype(str)
-        pairs = pd.DataFrame({"key": frame["text"].map(normalise_text).to_numpy(), "label": labels.to_numpy()})
-        shares = labels.value_counts(normalize=True).sort_index()
-        return cls(pairs.drop_duplicates(), {str(k): float(v) for k, v in shares.items()})
+        shares = (counts / counts.sum()).sort_index()
+        return cls(
+            pd.concat(pairs, ignore_index=True).drop_duplicates(),
+            {str(k): float(v) for k, v in shares.items()},
+            np.unique(np.concatenate(tests)) if tests else None,
+        )
 
 
 def derive_columns(
@@ -75,8 +101,9 @@ def derive_columns(
     out["is_blank"] = present & (stripped_length == 0)
     out["text_stripped_length"] = stripped_length.where(present & ~out["is_blank"])
     out["has_control_chars"] = text.str.contains(CONTROL_CHARS, regex=True)
-    keys = text.map(normalise_text) if test_texts or "is_conflict" not in fixed else None
-    out["in_test_split"] = keys.isin(test_texts) if test_texts else False
+    tests = hashed_test_texts(test_texts)
+    keys = key_hashes(text.map(normalise_text)) if len(tests) or "is_conflict" not in fixed else None
+    out["in_test_split"] = np.isin(keys, tests) if len(tests) else False
     if "label" in out.columns and "is_duplicate" in fixed:
         out["is_duplicate"], out["is_conflict"] = fixed["is_duplicate"], fixed["is_conflict"]
     elif "label" in out.columns:
@@ -92,6 +119,15 @@ def derive_columns(
     return out, notes
 
 
+def hashed_test_texts(test_texts) -> np.ndarray:
+    """Hashes of the test split's normalised texts, given as texts or already as hashes."""
+    if test_texts is None:
+        return np.zeros(0, np.uint64)
+    if isinstance(test_texts, np.ndarray):
+        return test_texts
+    return key_hashes(sorted(test_texts))
+
+
 def label_is_missing_marker(labels: pd.Series, markers) -> np.ndarray:
     """Labels equal (case-insensitively, ignoring surrounding spaces) to a missing-value marker."""
     folded = {str(m).strip().casefold() for m in markers}
@@ -101,18 +137,18 @@ def label_is_missing_marker(labels: pd.Series, markers) -> np.ndarray:
 
 
 def conflicting_rows(
-    keys: pd.Series,
+    keys: np.ndarray,
     labels: pd.Series,
     present: pd.Series,
     reference: ContractReference | None,
     groups: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Rows whose normalised text carries more than one label across the batch (each group of ``groups``
-    on its own) and the snapshot."""
+    """Rows whose normalised text (``keys``: its hashes) carries more than one label across the batch (each
+    group of ``groups`` on its own) and the snapshot."""
     known = present.to_numpy() & labels.notna().to_numpy()
     group = np.zeros(len(keys), dtype=np.int64) if groups is None else np.asarray(groups, dtype=np.int64)
     pairs = pd.DataFrame(
-        {"group": group[known], "key": keys.to_numpy()[known], "label": labels.astype(str).to_numpy()[known]}
+        {"group": group[known], "key": keys[known], "label": labels.astype(str).to_numpy()[known]}
     ).drop_duplicates()
     if reference is not None and not reference.pairs.empty:
         seen = pairs[["group", "key"]].drop_duplicates()
@@ -120,8 +156,8 @@ def conflicting_rows(
     label_counts = pairs.groupby(["group", "key"]).size()
     conflicted = label_counts.index[label_counts > 1]
     if groups is None:
-        return keys.isin(conflicted.get_level_values("key")).to_numpy() & known
-    return pd.MultiIndex.from_arrays([group, keys.to_numpy()]).isin(conflicted) & known
+        return pd.Series(keys).isin(conflicted.get_level_values("key")).to_numpy() & known
+    return pd.MultiIndex.from_arrays([group, keys]).isin(conflicted) & known
 
 
 def encode_texts(tokenizer, texts: list[str]) -> list[list[int]]:

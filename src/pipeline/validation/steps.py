@@ -11,11 +11,11 @@ import pandas as pd
 from pipeline.config import PipelineConfig
 from pipeline.data.readers import IngestionError, file_sha256, normalise_text, read_labeled_file
 from pipeline.data.snapshots import COLUMNS, Snapshot, load_snapshot
-from pipeline.data.splits import load_holdout, split_frame
+from pipeline.data.splits import assign_splits, load_holdout
 from pipeline.data.staging import StagedBatch
 from pipeline.data.store import DataStore
 from pipeline.results import DataOutcome, NoDataError
-from pipeline.validation.columns import ContractReference
+from pipeline.validation.columns import ContractReference, key_hashes
 from pipeline.validation.contract import validate_frame, validate_snapshot
 from pipeline.validation.data_docs import DataDocs
 from pipeline.validation.pooled import pool_limit, validate_files
@@ -27,14 +27,23 @@ from pipeline.workspace import Workspace
 logger = logging.getLogger(__name__)
 
 
-def load_test_texts(snapshot: Snapshot | None, config: PipelineConfig, rows: pd.DataFrame | None = None) -> set[str]:
-    """Normalised texts of the frozen test split of ``snapshot`` (for the leakage check); ``rows``: its
-    rows when already loaded."""
-    if snapshot is None:
-        return set()
-    rows = snapshot.load() if rows is None else rows
-    splits = split_frame(rows, config.data, load_holdout(config.data))
-    return set(splits["test"]["text"].map(normalise_text))
+def snapshot_reference(config: PipelineConfig, head: Snapshot | None) -> ContractReference | None:
+    """The current snapshot as the contract compares with it (text hashes, labels, the test split's text
+    hashes), read in batches: never all its rows at once."""
+    if head is None:
+        return None
+    holdout = load_holdout(config.data)
+    if holdout is not None:
+        reference = ContractReference.from_batches(head.iter_batches())
+        if reference is not None:
+            reference.test_keys = key_hashes(holdout["text"].map(normalise_text))
+        return reference
+    data = config.data
+
+    def in_test(batch: pd.DataFrame):
+        return assign_splits(batch["text"], data.validation_share, data.test_share, data.split_salt) == "test"
+
+    return ContractReference.from_batches(head.iter_batches(), test_of=in_test)
 
 
 def allowed_labels_for(config: PipelineConfig, head: Snapshot | None) -> list[str] | None:
@@ -48,11 +57,11 @@ def allowed_labels_for(config: PipelineConfig, head: Snapshot | None) -> list[st
 
 def contract_inputs(config: PipelineConfig, head: Snapshot | None) -> dict:
     """What the contract compares a batch with: allowed labels, the current snapshot, its test texts."""
-    reference = head.load() if head is not None else None
+    reference = snapshot_reference(config, head)
     return {
         "allowed_labels": allowed_labels_for(config, head),
-        "reference": ContractReference.from_frame(reference),
-        "test_texts": load_test_texts(head, config, reference),
+        "reference": reference,
+        "test_texts": reference.test_keys if reference is not None else None,
     }
 
 

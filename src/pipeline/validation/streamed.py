@@ -23,7 +23,7 @@ import pandas as pd
 
 from pipeline.config import ValidationConfig
 from pipeline.data.readers import normalise_text
-from pipeline.validation.columns import ContractReference, derive_columns, token_note, token_sample
+from pipeline.validation.columns import ContractReference, derive_columns, key_hashes, token_note, token_sample
 from pipeline.validation.contract import (
     DEFAULT_CONFLICT_SHARE,
     contract_result,
@@ -55,10 +55,6 @@ def read_chunks(path: Path, columns: list[str] | None = None, chunk_rows: int = 
         yield frame
 
 
-def _hash(values) -> np.ndarray:
-    return pd.util.hash_array(np.asarray(values, dtype=object))
-
-
 def whole_file_columns(
     path: Path, rows: int, reference: ContractReference | None, chunk_rows: int = CHUNK_ROWS
 ) -> dict:
@@ -83,11 +79,12 @@ def whole_file_columns(
         present = frame["text"].notna().to_numpy()
         text = frame["text"].where(frame["text"].notna(), "").astype(str)
         eligible[start:end] = present & (text.str.strip().str.len() > 0).to_numpy()
-        key[start:end] = _hash(text.map(normalise_text))
+        key[start:end] = key_hashes(text.map(normalise_text))
         label[start:end] = np.where(present, _codes(frame["label"], codes), -1)
         bucket_of[start:end] = key[start:end] % np.uint64(BUCKETS)
     if reference is not None and not reference.pairs.empty:
-        ref_key, ref_label = _hash(reference.pairs["key"]), _codes(reference.pairs["label"], codes)
+        ref_key = reference.pairs["key"].to_numpy(dtype=np.uint64)
+        ref_label = _codes(reference.pairs["label"], codes)
     else:
         ref_key, ref_label = np.zeros(0, np.uint64), np.zeros(0, np.int32)
     ref_bucket = ref_key % np.uint64(BUCKETS)
