@@ -179,6 +179,11 @@ class ScoringConfig(_Section):
     )
     max_attempts: int = Field(3, ge=1, le=100, description="Runs that may try a failing file before it is skipped.")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: CUDA when available (bf16), else CPU.")
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        "auto",
+        description="Compute precision of scoring. auto: bf16 on CUDA and on CPUs with native bf16 (AVX512-BF16 "
+        "or AMX, about twice as fast as fp32 there), fp32 elsewhere; fp32: always fp32; bf16: always bf16.",
+    )
     drift: bool = Field(True, description="Compare each scored file with the model's training data (drift report).")
     drift_min_rows: int = Field(
         30, ge=1, description="Fewest rows for a drift verdict; smaller files are reported as skipped."

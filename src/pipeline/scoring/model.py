@@ -52,6 +52,7 @@ class ScoringModel:
     ref: ModelRef
     model_dir: Path
     meta: dict = field(default_factory=dict)
+    precision: str = "auto"  # scoring.precision: auto (bf16 on CUDA and on CPUs with native bf16), fp32, bf16
 
     @property
     def device(self):
@@ -152,12 +153,30 @@ def load_registered_model(tracking_uri: str, model_uri: str, cache_dir: Path, de
     return loaded
 
 
-def predict_probabilities(
-    scoring: ScoringModel, input_ids: list[np.ndarray], batch_size: int, bf16: bool = True
-) -> np.ndarray:
+def predict_probabilities(scoring: ScoringModel, input_ids: list[np.ndarray], batch_size: int) -> np.ndarray:
     """Class probabilities (rows, classes): length-sorted batches, dynamic padding, inference mode."""
     from pipeline.training.inference import predict_proba
 
     if not input_ids:
         return np.zeros((0, len(scoring.labels)), dtype=np.float32)
-    return predict_proba(scoring.model, input_ids, scoring.tokenizer.pad_token_id, batch_size, scoring.device, bf16)
+    bf16, cpu_bf16 = precision_flags(scoring.precision)
+    return predict_proba(
+        scoring.model, input_ids, scoring.tokenizer.pad_token_id, batch_size, scoring.device, bf16, cpu_bf16
+    )
+
+
+def precision_flags(precision: str) -> tuple[bool, bool]:
+    """(bf16 on CUDA, bf16 on CPU) for a ``scoring.precision`` value."""
+    from pipeline.training.inference import cpu_has_native_bf16
+
+    if precision == "fp32":
+        return False, False
+    if precision == "bf16":
+        return True, True
+    return True, cpu_has_native_bf16()
+
+
+def compute_precision(scoring: ScoringModel) -> str:
+    """What the model computes in on its device: ``bf16`` or ``fp32``."""
+    cuda, cpu = precision_flags(scoring.precision)
+    return "bf16" if (cuda if scoring.device.type == "cuda" else cpu) else "fp32"

@@ -32,6 +32,7 @@ class ScoringOutcome:
     files: list[FileOutcome] = field(default_factory=list)
     skipped: list[dict] = field(default_factory=list)
     model_link: str | None = None
+    precision: str | None = None  # what the model computed in: bf16 or fp32
 
     @property
     def scored(self) -> list[FileOutcome]:

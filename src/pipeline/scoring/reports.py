@@ -34,7 +34,9 @@ def scoring_markdown(outcome: ScoringOutcome, link: str | None) -> str:
     ]
     skipped = [{"file": Path(s["uri"]).name, "reason": s["reason"]} for s in outcome.skipped]
     text = (
-        f"# Batch inference\n\nModel {model}, requested as `{outcome.model_uri}`.\n\n"
+        f"# Batch inference\n\nModel {model}, requested as `{outcome.model_uri}`"
+        + (f", computed in {outcome.precision}" if outcome.precision else "")
+        + ".\n\n"
         f"{len(outcome.scored)} files scored ({outcome.rows} rows), {len(outcome.failed)} failed, "
         f"{len(outcome.skipped)} skipped.\n\n## Files\n"
         + markdown_table(files, ["file", "status", "rows", "labels", "mean confidence", "drift", "output", "to label"])

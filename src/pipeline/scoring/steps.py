@@ -16,7 +16,7 @@ from pipeline.scoring import inbox
 from pipeline.scoring.batch import StreamResult, score_stream
 from pipeline.scoring.drift import check_drift, seen_token_mask
 from pipeline.scoring.inputs import STDIN, iter_stdin_lines, iter_unlabeled_chunks
-from pipeline.scoring.model import ModelNotFoundError, ScoringModel, load_registered_model
+from pipeline.scoring.model import ModelNotFoundError, ScoringModel, compute_precision, load_registered_model
 from pipeline.scoring.outcomes import FileOutcome, ScoringOutcome
 from pipeline.scoring.to_label import select_to_label
 from pipeline.scoring.writer import PredictionWriter
@@ -38,9 +38,11 @@ def text_column(config: PipelineConfig) -> str:
 def load_scoring_model(config: PipelineConfig, workspace: Workspace, model_uri: str | None = None) -> ScoringModel:
     """The model ``model_uri`` (default ``scoring.model_uri``, else the champion) names now, loaded for inference."""
     tracking_uri = workspace.tracking_uri(config.tracking.tracking_uri)
-    return load_registered_model(
+    scoring = load_registered_model(
         tracking_uri, model_uri or default_model_uri(config), workspace.cache / "models", config.scoring.device
     )
+    scoring.precision = config.scoring.precision
+    return scoring
 
 
 def load_champion_if_any(config: PipelineConfig, workspace: Workspace, model_uri: str | None = None):
@@ -170,6 +172,7 @@ def score_inbox(
         model_uri=ref.requested_uri,
         files=files,
         skipped=skipped,
+        precision=compute_precision(scoring),
     )
 
 
