@@ -41,6 +41,13 @@ REFERENCE = ContractReference.from_frame(
     frame([("known text from before", "shipping"), *GOOD, ("a text of the test split", "billing")], "snapshot")
 )
 
+COMPARED_WITH = dict(
+    max_length=64,
+    allowed_labels=["shipping", "billing"],
+    reference=REFERENCE,
+    test_texts={"a text of the test split"},
+)
+
 
 @pytest.fixture(scope="module")
 def tokenizer():
@@ -56,13 +63,7 @@ def comparable(result):
 def test_each_pooled_file_gets_the_verdict_it_gets_alone(tokenizer, monkeypatch):
     config = ValidationConfig(max_duplicate_share=0.2, max_text_length=500, max_leakage_share=0.1)
     frames = [frame(rows, name) for name, rows in FILES.items()]
-    inputs = dict(
-        tokenizer=tokenizer,
-        max_length=64,
-        allowed_labels=["shipping", "billing"],
-        reference=REFERENCE,
-        test_texts={"a text of the test split"},
-    )
+    inputs = dict(tokenizer=tokenizer, **COMPARED_WITH)
     alone = [validate_frame(f, config, **inputs) for f in frames]
     runs = []
     real = contract.gx_results
@@ -120,13 +121,7 @@ def test_a_large_file_validated_in_chunks_gets_the_verdict_of_the_whole(tokenize
     path = tmp_path / "big.parquet"
     pq.write_table(pa.Table.from_pandas(whole, schema=ROW_SCHEMA, preserve_index=False), path)
     config = ValidationConfig(max_duplicate_share=0.2, max_text_length=500, max_leakage_share=0.1, token_check_rows=100)
-    inputs = dict(
-        tokenizer=tokenizer,
-        max_length=64,
-        allowed_labels=["shipping", "billing"],
-        reference=REFERENCE,
-        test_texts={"a text of the test split"},
-    )
+    inputs = dict(tokenizer=tokenizer, **COMPARED_WITH)
     at_once = validate_frame(whole, config, **inputs)
     chunked = validate_part(path, len(whole), config, chunk_rows=7, **inputs)
     assert sum(not c["success"] for c in at_once.checks) >= 5  # the comparison covers failing rules

@@ -187,10 +187,7 @@ def file_check(result, part: pd.DataFrame, start: int, params: dict) -> dict | N
     indices = np.asarray(res["unexpected_index_list"], dtype=np.int64)
     mine = np.sort(indices[(indices >= start) & (indices < start + len(part))] - start)
     missing = int(part[column].isna().sum()) if res.get("missing_count") is not None else None
-    considered = len(part) - (missing or 0)
-    mostly = config.kwargs.get("mostly")
-    mostly = 1.0 if mostly is None else float(mostly)
-    success = considered == 0 or (considered - len(mine)) / considered >= mostly
+    success = map_verdict(len(part), missing, len(mine), config.kwargs)
     mine_res = {
         "unexpected_count": len(mine),
         "element_count": len(part),
@@ -198,6 +195,14 @@ def file_check(result, part: pd.DataFrame, start: int, params: dict) -> dict | N
         "partial_unexpected_index_list": [int(i) for i in mine[:EXAMPLES]],
     }
     return describe_check(config, mine_res, success, part, params)
+
+
+def map_verdict(element: int, missing: int | None, unexpected: int, kwargs: dict) -> bool:
+    """Success of a row rule, as GX decides it: the share of considered (non-missing) rows that pass is at
+    least ``mostly``; no row considered passes."""
+    considered = element - (missing or 0)
+    mostly = 1.0 if kwargs.get("mostly") is None else float(kwargs["mostly"])
+    return considered == 0 or (considered - unexpected) / considered >= mostly
 
 
 def mean_verdict(value, kwargs: dict) -> tuple[dict, bool]:

@@ -33,7 +33,16 @@ from pipeline.validation.contract import (
     suite_parameters,
 )
 from pipeline.validation.observations import describe_check
-from pipeline.validation.pooled import EXISTS, KL, MEAN, kl_verdict, mean_verdict, poolable, value_counts
+from pipeline.validation.pooled import (
+    EXISTS,
+    KL,
+    MEAN,
+    kl_verdict,
+    map_verdict,
+    mean_verdict,
+    poolable,
+    value_counts,
+)
 from pipeline.validation.results import EXAMPLES, ContractResult
 
 logger = logging.getLogger(__name__)
@@ -172,10 +181,7 @@ class Tally:
         elif config.type == KL:
             res, success = kl_verdict(_sorted(self.labels), config.kwargs)
         elif self.mapped:
-            considered = self.element - (self.missing or 0)
-            mostly = config.kwargs.get("mostly")
-            mostly = 1.0 if mostly is None else float(mostly)
-            success = considered == 0 or (considered - self.unexpected) / considered >= mostly
+            success = map_verdict(self.element, self.missing, self.unexpected, config.kwargs)
             res = {"unexpected_count": self.unexpected, "element_count": self.element, "missing_count": self.missing}
         else:
             res, success = {}, self.success
