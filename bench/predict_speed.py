@@ -80,7 +80,8 @@ def build_variants(tracking_uri: str, model_uri: str, cache: Path, texts: dict) 
     from pipeline.scoring.model import compute_precision, load_registered_model
     from pipeline.scoring.scorer import score_chunk
 
-    scoring = load_registered_model(tracking_uri, model_uri, cache, device="cpu")  # scoring.precision: auto
+    scoring = load_registered_model(tracking_uri, model_uri, cache, device="cpu")
+    scoring.precision = "auto"  # the scoring.precision default, as pipeline predict and batch inference load it
     exact = copy.copy(scoring)
     exact.precision = "fp32"
     pyfunc = mlflow.pyfunc.load_model(model_uri)

@@ -51,11 +51,17 @@ def test_registered_loader_matches_the_registered_pyfunc(champion):
     texts = generate_demo_rows(50, seed=7)["text"].tolist()
     from pipeline.scoring.scorer import score_chunk
 
+    assert scoring.precision == "auto"  # the scoring.precision default
+    scoring.precision = "fp32"  # the same weights and head as the pyfunc: equal to the last digits in fp32
     ours = score_chunk(scoring, texts, batch_size=8).predictions
     mlflow.set_tracking_uri(workspace.tracking_uri())
     theirs = mlflow.pyfunc.load_model("models:/tiny-scorer/1").predict(pd.DataFrame({"text": texts}))
     assert ours["label"].tolist() == theirs["label"].tolist()
     assert (ours["score"] - theirs["score"]).abs().max() < 1e-4
+    scoring.precision = "bf16"  # what auto picks on a CPU with native bf16: rounding, nothing more
+    rounded = score_chunk(scoring, texts, batch_size=8).predictions
+    assert 0 < (rounded["score"] - theirs["score"]).abs().max() < 0.02
+    assert (rounded["label"] == theirs["label"]).mean() >= 0.9
 
 
 def pipeline_cli(args, workspace: Path, stdin: str | None = None):

@@ -41,6 +41,14 @@ def test_bf16_on_cpu_computes_in_bf16_and_stays_close_to_fp32(scoring):
     assert scoring_model.compute_precision(scoring) == "bf16"
 
 
+def test_a_model_loaded_outside_scoring_computes_as_evaluation_does(scoring):
+    from pipeline.scoring.model import ScoringModel
+
+    assert ScoringModel.__dataclass_fields__["precision"].default == "training"
+    assert scoring_model.precision_flags("training") == (True, False)  # bf16 on CUDA, fp32 on CPU
+    assert np.array_equal(probabilities(scoring, "training"), probabilities(scoring, "fp32"))
+
+
 def test_auto_uses_bf16_on_cpu_only_where_it_is_native(scoring, monkeypatch):
     fp32, bf16 = probabilities(scoring, "fp32"), probabilities(scoring, "bf16")
     monkeypatch.setattr(inference, "cpu_has_native_bf16", lambda: False)

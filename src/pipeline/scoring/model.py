@@ -52,7 +52,8 @@ class ScoringModel:
     ref: ModelRef
     model_dir: Path
     meta: dict = field(default_factory=dict)
-    precision: str = "auto"  # scoring.precision: auto (bf16 on CUDA and on CPUs with native bf16), fp32, bf16
+    # scoring.precision (auto, fp32, bf16), or "training": as training and evaluation compute (bf16 on CUDA only)
+    precision: str = "training"
 
     @property
     def device(self):
@@ -173,6 +174,8 @@ def precision_flags(precision: str) -> tuple[bool, bool]:
         return False, False
     if precision == "bf16":
         return True, True
+    if precision == "training":
+        return True, False
     return True, cpu_has_native_bf16()
 
 
