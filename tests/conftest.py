@@ -33,7 +33,9 @@ def _tracking_uri_does_not_leak():
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> str:
-    """A 2-layer, 32-wide randomly initialised BERT saved with the packaged MiniLM tokenizer."""
+    """A 2-layer, 32-wide randomly initialised BERT saved with the packaged MiniLM tokenizer; the same weights in
+    every session (seeded), so that a test of learning cannot pass or fail with the luck of the draw."""
+    import torch
     from transformers import BertConfig, BertForSequenceClassification
 
     from pipeline.training.modeling import load_tokenizer
@@ -49,7 +51,9 @@ def tiny_model_dir(tmp_path_factory) -> str:
         max_position_embeddings=256,
         num_labels=2,
     )
-    BertForSequenceClassification(config).save_pretrained(folder)
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        BertForSequenceClassification(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return str(folder)
 
