@@ -23,11 +23,17 @@ class StagedFile:
         """All rows as a DataFrame (text, label, source, row; missing values None). Reads ``path`` each time."""
         import pandas as pd
 
-        frame = pd.read_parquet(self.path)
-        for column in ("text", "label"):
+        return missing_as_none(pd.read_parquet(self.path))
+
+
+def missing_as_none(frame):
+    """``frame`` with its text and label columns as Python objects, a missing value as None (what the data
+    contract expects of staged rows)."""
+    for column in ("text", "label"):
+        if column in frame.columns:
             values = frame[column].astype(object)
             frame[column] = values.where(values.notna(), None)
-        return frame
+    return frame
 
 
 @dataclass

@@ -98,7 +98,7 @@ def validate_files(
     max_length: int | None = None,
     allowed_labels: list[str] | None = None,
     reference: pd.DataFrame | ContractReference | None = None,
-    test_texts: set[str] | None = None,
+    test_texts: set[str] | np.ndarray | None = None,
     max_conflict_share: float = DEFAULT_CONFLICT_SHARE,
     docs=None,
     names: list[str] | None = None,
@@ -120,8 +120,9 @@ def validate_files(
         docs=docs,
     )
     results: list[ContractResult | None] = [None] * len(frames)
-    limit = pool_limit(config)
     sizes = sizes if sizes is not None else [len(f) for f in frames]
+    # a suite that cannot be taken apart runs each file alone (limit -1: no pool), before any pooled work
+    limit = pool_limit(config) if poolable(load_suite([config.suite, *config.extra_suites])["expectations"]) else -1
     for group in pools(sizes, limit):
         members = [frames[i]() if callable(frames[i]) else frames[i] for i in group]
         label = [names[i] if names else f"file-{i + 1}" for i in group]

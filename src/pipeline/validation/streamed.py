@@ -23,6 +23,7 @@ import pandas as pd
 
 from pipeline.config import ValidationConfig
 from pipeline.data.readers import normalise_text
+from pipeline.data.staging import missing_as_none
 from pipeline.validation.columns import ContractReference, derive_columns, key_hashes, token_note, token_sample
 from pipeline.validation.contract import (
     DEFAULT_CONFLICT_SHARE,
@@ -56,12 +57,7 @@ def read_chunks(path: Path, columns: list[str] | None = None, chunk_rows: int = 
     import pyarrow.parquet as pq
 
     for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_rows, columns=columns):
-        frame = batch.to_pandas()
-        for column in ("text", "label"):
-            if column in frame.columns:
-                values = frame[column].astype(object)
-                frame[column] = values.where(values.notna(), None)
-        yield frame
+        yield missing_as_none(batch.to_pandas())
 
 
 def whole_file_columns(
@@ -206,12 +202,14 @@ def validate_part(
     max_length: int | None = None,
     allowed_labels: list[str] | None = None,
     reference: ContractReference | None = None,
-    test_texts: set[str] | None = None,
+    test_texts: set[str] | np.ndarray | None = None,
     max_conflict_share: float = DEFAULT_CONFLICT_SHARE,
     chunk_rows: int = CHUNK_ROWS,
 ) -> ContractResult | None:
     """The contract on a staged Parquet part, chunk by chunk; None when the suite cannot be summed."""
     suite = load_suite([config.suite, *config.extra_suites])
+    if not poolable(suite["expectations"]):  # before the whole-file passes, which would be wasted
+        return None
     whole = whole_file_columns(path, rows, reference, chunk_rows)
     sample = token_sample(whole["eligible"], config.token_check_rows)
     candidates = int(whole["eligible"].sum())
@@ -227,7 +225,7 @@ def validate_part(
         text = frame["text"].where(frame["text"].notna(), "").astype(str)
         suspects += int((whole["eligible"][start:end] & ~text.str.contains(r"\w", regex=True).to_numpy()).sum())
         expectations, skipped = prepare_expectations(suite, derived, params, config.severity)
-        if not poolable(expectations):
+        if not tallies and not poolable(expectations):  # parameters resolved: checked on the first chunk
             return None
         raw, _ = gx_results(derived, suite, expectations)
         for result in raw:
