@@ -69,13 +69,13 @@ def hold_run_lock(workspace: Workspace, model_name: str, wait_s: float = 0.0, wh
                 _held[key] -= 1
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(path), is_singleton=False)
+    lock, describe = _lock_for(workspace, model_name, path, what)
     try:
         lock.acquire(timeout=max(wait_s, 0.0), poll_interval=0.5)
     except Timeout:
         raise RunInProgressError(
-            f"another run of {model_name} is in progress in workspace {workspace.root} ({_describe_holder(path)}); "
-            f"it was not started (waited {wait_s:g} s). Retry when it finishes."
+            f"another run of {model_name} is in progress in workspace {workspace.storage or workspace.root} "
+            f"({describe()}); it was not started (waited {wait_s:g} s). Retry when it finishes."
         ) from None
     try:
         with _guard:
@@ -96,6 +96,20 @@ def hold_run_lock(workspace: Workspace, model_name: str, wait_s: float = 0.0, wh
         with _guard:
             _held.pop(key, None)
         lock.release()
+
+
+def _lock_for(workspace: Workspace, model_name: str, path: Path, what: str):
+    """An advisory lock in the ledger's PostgreSQL database when the workspace has one (workers on several
+    machines share the data storage), else the OS file lock at ``path``; and how to describe its holder."""
+    from pipeline.secrets import resolve_secret
+
+    url = resolve_secret(workspace.ledger_url) if workspace.ledger_url else None
+    if url and url.startswith("postgres"):
+        from pipeline.data.db_lock import AdvisoryLock
+
+        lock = AdvisoryLock(url, f"run:{workspace.storage or workspace.root}:{model_name}", what=what)
+        return lock, lock.holder
+    return FileLock(str(path), is_singleton=False), lambda: _describe_holder(path)
 
 
 def is_held_here(workspace: Workspace, model_name: str) -> bool:

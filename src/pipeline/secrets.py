@@ -15,7 +15,7 @@ REDACTED = "***"
 # Configuration keys whose whole value is a secret-bearing URL (dotted paths of PipelineConfig).
 SECRET_URL_KEYS = ("notifications.webhook_url",)
 # Configuration keys that are URLs whose credentials (user:password, query) are secret.
-CREDENTIAL_URL_KEYS = ("tracking.tracking_uri",)
+CREDENTIAL_URL_KEYS = ("tracking.tracking_uri", "data.ledger_url", "data.storage")
 _URL = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>]+")
 
 

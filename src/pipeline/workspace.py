@@ -12,6 +12,10 @@ Layout under the workspace root::
     reports/      Great Expectations Data Docs
     mlflow/       mlflow.db (SQLite tracking + registry) and artifacts/
     prefect/      PREFECT_HOME (the ephemeral server's database)
+
+In a team the data part (landing, snapshots, quarantine) can live elsewhere: ``storage`` names a shared folder
+or an object-storage URL (``pipeline.storage``), and ``ledger_url`` a database for the ledger and the locks
+(``pipeline.data.ledger``, ``pipeline.data.db_lock``). The rest stays on the worker's disk.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+
+from pipeline.storage import DataPath, data_root, is_remote
 
 # Offline-friendly defaults measured on these machines (see shared/docs/stack-notes.md); a value the
 # user already set always wins.
@@ -45,24 +51,42 @@ class Workspace:
     """Paths of one workspace; creating the object touches nothing, ``ensure()`` makes the folders."""
 
     root: Path
+    storage: str | None = None
+    ledger_url: str | None = None
 
     @classmethod
-    def resolve(cls, explicit: str | os.PathLike | None = None) -> Workspace:
+    def resolve(
+        cls, explicit: str | os.PathLike | None = None, storage: str | None = None, ledger_url: str | None = None
+    ) -> Workspace:
         """The workspace named explicitly, else ``$PIPELINE_HOME``, else ``./.pipeline`` (made absolute)."""
         chosen = explicit or os.environ.get("PIPELINE_HOME") or ".pipeline"
-        return cls(Path(chosen).expanduser().resolve())
+        return cls(Path(chosen).expanduser().resolve(), storage or None, ledger_url or None)
+
+    @classmethod
+    def for_config(cls, config) -> Workspace:
+        """The workspace of a ``PipelineConfig``, with its data storage and ledger database."""
+        return cls.resolve(config.workspace, config.data.storage, config.data.ledger_url)
 
     @property
-    def landing(self) -> Path:
-        return self.root / "landing"
+    def data_root(self) -> DataPath:
+        """Landing zone, snapshots and quarantine: ``storage`` when set, else the workspace folder."""
+        return data_root(self.storage, self.root)
 
     @property
-    def quarantine(self) -> Path:
-        return self.root / "quarantine"
+    def data_is_remote(self) -> bool:
+        return is_remote(self.data_root)
 
     @property
-    def snapshots(self) -> Path:
-        return self.root / "snapshots"
+    def landing(self) -> DataPath:
+        return self.data_root / "landing"
+
+    @property
+    def quarantine(self) -> DataPath:
+        return self.data_root / "quarantine"
+
+    @property
+    def snapshots(self) -> DataPath:
+        return self.data_root / "snapshots"
 
     @property
     def ledger(self) -> Path:
@@ -142,6 +166,6 @@ def apply_environment_defaults(workspace: Workspace | None = None, environ: dict
 
 def prepare_workspace(config) -> Workspace:
     """Resolve and create ``config.workspace`` and set the offline environment defaults."""
-    workspace = Workspace.resolve(config.workspace).ensure()
+    workspace = Workspace.for_config(config).ensure()
     apply_environment_defaults(workspace)
     return workspace

@@ -48,7 +48,7 @@ def build_config(
         fail(str(exc), as_json, code=2)
     if data:
         config.data.paths = list(data)
-    apply_environment_defaults(Workspace.resolve(config.workspace))
+    apply_environment_defaults(Workspace.for_config(config))
     from pipeline.registry.connection import apply_http_deadlines
 
     apply_http_deadlines(config.tracking)
@@ -67,7 +67,7 @@ def check_tracking(config: PipelineConfig, as_json: bool) -> None:
     from pipeline.registry.connection import TrackingUnavailableError, check_tracking_server
 
     try:
-        check_tracking_server(Workspace.resolve(config.workspace).tracking_uri(config.tracking.tracking_uri))
+        check_tracking_server(Workspace.for_config(config).tracking_uri(config.tracking.tracking_uri))
     except TrackingUnavailableError as exc:
         fail(str(exc), as_json, code=1)
 
@@ -98,7 +98,7 @@ def run_guard(config: PipelineConfig, as_json: bool, what: str):
     """Hold the model's run lock for the command; exit 75 at once (one line) when another run holds it."""
     from pipeline.run_lock import RunInProgressError, hold_run_lock
 
-    workspace = Workspace.resolve(config.workspace)
+    workspace = Workspace.for_config(config)
     try:
         lock = hold_run_lock(workspace, config.registry.model_name, config.deployment.run_lock_wait_s, what)
         lock.__enter__()

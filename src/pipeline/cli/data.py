@@ -71,7 +71,7 @@ def data_status(config: ConfigOpt = None, set_: SetOpt = None, as_json: JsonOpt 
     from pipeline.data.store import DataStore
 
     cfg = build_config(config, set_, None, as_json)
-    store = DataStore(Workspace.resolve(cfg.workspace), cfg.data)
+    store = DataStore(Workspace.for_config(cfg), cfg.data)
     try:
         pending = store.pending(cfg.data.paths or None)
     except IngestionError as exc:
@@ -111,7 +111,7 @@ def data_show(snapshot: str, config: ConfigOpt = None, as_json: JsonOpt = False)
 
     cfg = build_config(config, None)
     try:
-        manifest = load_snapshot(Workspace.resolve(cfg.workspace).snapshots, snapshot).manifest.to_dict()
+        manifest = load_snapshot(Workspace.for_config(cfg).snapshots, snapshot).manifest.to_dict()
     except (FileNotFoundError, ValueError) as exc:
         fail(str(exc), as_json)
     typer.echo(json.dumps(manifest, indent=None if as_json else 2, default=str))

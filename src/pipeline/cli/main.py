@@ -143,7 +143,7 @@ def demo(
     from pipeline.data.demo import write_demo_files
 
     cfg = build_config(config, None)
-    folder = to or Workspace.resolve(cfg.workspace).ensure().landing
+    folder = to or Workspace.for_config(cfg).ensure().landing
     for path in write_demo_files(folder, tuple(batch or (1, 2)), rows):
         typer.echo(str(path))
 

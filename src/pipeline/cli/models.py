@@ -34,7 +34,7 @@ def _client(config, set_, tracking_uri: str | None, as_json: bool):
     from pipeline.registry.connection import TrackingUnavailableError, check_tracking_server
 
     cfg = build_config(config, set_, None, as_json)
-    uri = tracking_uri or Workspace.resolve(cfg.workspace).tracking_uri(cfg.tracking.tracking_uri)
+    uri = tracking_uri or Workspace.for_config(cfg).tracking_uri(cfg.tracking.tracking_uri)
     try:
         check_tracking_server(uri)
     except TrackingUnavailableError as exc:

@@ -58,7 +58,7 @@ def predict(
 
     if top_k is not None:
         cfg.scoring.top_k = top_k
-    workspace = Workspace.resolve(cfg.workspace).ensure()
+    workspace = Workspace.for_config(cfg).ensure()
     file_format = (
         "csv"
         if output is not None and output.suffix.lower() == ".csv"

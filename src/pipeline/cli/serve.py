@@ -34,7 +34,7 @@ def deploy(
     new data; training and ingestion on demand) and their automations (failure notices, deadlines), then run a
     process worker until SIGTERM or Ctrl-C."""
     cfg = build_config(config, set_)
-    Workspace.resolve(cfg.workspace).ensure()
+    Workspace.for_config(cfg).ensure()
     if api_url:
         os.environ["PREFECT_API_URL"] = api_url
     configure_logging()

@@ -34,7 +34,7 @@ def validate(
     from pipeline.validation.results import ContractResult
 
     cfg = build_config(config, set_, None, as_json)
-    workspace = Workspace.resolve(cfg.workspace)
+    workspace = Workspace.for_config(cfg)
     try:
         result = validation_steps.validate_file(
             cfg, workspace, file, DataDocs.in_reports(workspace.reports) if docs else None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from pipeline.config.base import MISSING_LABEL_MARKERS, PACKAGED_MODEL, _Section
 
@@ -72,6 +72,31 @@ class DataConfig(_Section):
     lock_timeout_s: float = Field(
         600.0, ge=0.0, description="Seconds an ingest waits for another one to finish before giving up (DataStoreBusy)."
     )
+    storage: str | None = Field(
+        None,
+        description="Where the landing zone, snapshots and quarantine live: a shared folder or an fsspec URL "
+        "(s3://bucket/prefix, gs://...; credentials from the environment). Empty: the workspace folder.",
+    )
+    ledger_url: str | None = Field(
+        None,
+        description="Database of the ledger and the data and run locks: postgresql://user@host/db (password from "
+        "PGPASSWORD or ~/.pgpass, or env:NAME for a variable holding the whole URL) or sqlite:///path. Empty: "
+        "ledger/ledger.sqlite in the workspace with file locks. Required when data.storage is object storage.",
+    )
+
+    @model_validator(mode="after")
+    def _shared_ledger_for_shared_storage(self):
+        from pipeline.storage import is_remote_url
+
+        if is_remote_url(self.storage) and not self.ledger_url:
+            raise ValueError(
+                f"data.storage is object storage ({self.storage}): set data.ledger_url to a database every worker "
+                "reaches (postgresql://...); a ledger in a worker's own folder would let two workers ingest the "
+                "same files"
+            )
+        if self.ledger_url and not self.ledger_url.startswith(("postgresql", "postgres://", "sqlite:///", "env:")):
+            raise ValueError("data.ledger_url must start with postgresql://, sqlite:/// or env:")
+        return self
 
 
 class ValidationConfig(_Section):

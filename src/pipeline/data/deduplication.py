@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.data.readers import LABELED_COLUMNS, normalise_text
+from pipeline.storage import readable
 
 logger = logging.getLogger(__name__)
 
@@ -94,7 +95,9 @@ def iter_row_batches(paths: list[Path], chunk_rows: int, columns: list[str] = LA
     schema = pa.schema([ROW_SCHEMA.field(c) for c in columns])
     for path in paths:
         # pre_buffer (the default) caches every row group read until the iterator ends: memory would grow
-        for batch in pq.ParquetFile(path, pre_buffer=False).iter_batches(batch_size=chunk_rows, columns=columns):
+        for batch in pq.ParquetFile(readable(path), pre_buffer=False).iter_batches(
+            batch_size=chunk_rows, columns=columns
+        ):
             yield pa.Table.from_batches([batch]).cast(schema)
 
 

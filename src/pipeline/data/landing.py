@@ -9,6 +9,7 @@ from pathlib import Path
 import fsspec
 
 from pipeline.data.ledger import Ledger
+from pipeline.data.quarantine import is_local
 from pipeline.data.sources import (
     FileInfo,
     IngestionError,
@@ -20,11 +21,6 @@ from pipeline.data.sources import (
 )
 
 logger = logging.getLogger(__name__)
-
-
-def is_local(uri: str) -> bool:
-    """A path on this machine (not ``hf:``, not a URL)."""
-    return not is_hf_uri(uri) and "://" not in uri and "::" not in uri
 
 
 def _walk_local(folder: str) -> list[str]:
@@ -48,9 +44,14 @@ class LandingZone:
         """Supported files under the given paths, URLs or ``hf:`` sources (folders recursively), else
         under the landing zone. Local paths come back absolute with ``..`` resolved; hidden files and
         symlinked folders are not followed."""
-        roots = list(paths or []) or [str(self.workspace.landing)]
+        landing = str(self.workspace.landing)
+        roots = list(paths or []) or [landing]
         found: list[str] = []
         for root in roots:
+            if root == landing and self.workspace.data_is_remote:
+                # the operator's own storage, not a typed source: no allow-list; empty until a file arrives
+                found += sorted(str(p) for p in self._remote_landing_files() if is_supported(p.path))
+                continue
             check_source_allowed(root, self.config.allowed_url_schemes, self.config.allowed_url_hosts)
             if is_hf_uri(root):
                 found.append(root)
@@ -79,11 +80,21 @@ class LandingZone:
                     found.append(uri)
         return found
 
+    def _remote_landing_files(self):
+        landing = self.workspace.landing
+        try:
+            keys = landing.fs.find(landing.path)
+        except FileNotFoundError:
+            return []
+        return [landing / key[len(landing.path) :] for key in keys if not Path(key).name.startswith(".")]
+
     def _landing_roots(self) -> tuple[Path, Path]:
         landing = self.workspace.landing
         return Path(os.path.abspath(landing)), landing.resolve()
 
     def _in_landing(self, uri: str) -> bool:
+        if self.workspace.data_is_remote:
+            return uri.startswith(str(self.workspace.landing) + "/")
         if not is_local(uri):
             return False
         path = Path(os.path.abspath(uri))
@@ -91,7 +102,7 @@ class LandingZone:
 
     def _refuse_escaping_link(self, uri: str) -> str | None:
         """A reason to refuse a landing-zone path that resolves outside the landing zone, else None."""
-        if not self._in_landing(uri):
+        if self.workspace.data_is_remote or not self._in_landing(uri):
             return None
         target = Path(uri).resolve()
         real_landing = self._landing_roots()[1]

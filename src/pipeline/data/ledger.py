@@ -8,8 +8,12 @@ One file, ``ledger/ledger.sqlite``, with four tables:
 
 Writes happen inside ``transaction()`` (``BEGIN IMMEDIATE``; one per stage and one per commit), so a
 crash leaves the ledger as it was before. A ``ledger.json`` from earlier versions is imported on first
-use and renamed ``ledger.json.migrated``. This class is the whole interface the data store needs, so
-another backend (a database for object storage) can replace it.
+use and renamed ``ledger.json.migrated``.
+
+With ``data.ledger_url`` the same tables live in a database every worker reaches: PostgreSQL (schema
+``pipeline_ledger``, through ``psycopg``, with connect and statement deadlines) or another SQLite file. The
+ledger remembers which data storage it belongs to and refuses to serve another, so two workspaces never mix
+their histories.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ import logging
 import sqlite3
 from contextlib import contextmanager
 from pathlib import Path
+
+from pipeline.secrets import redact_credentials, resolve_secret
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +36,15 @@ CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY AUTOINCREMENT, time TE
     size INTEGER, rows INTEGER, status TEXT, snapshot TEXT, reason TEXT);
 CREATE TABLE IF NOT EXISTS snapshots (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS files_status ON files (status);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
 """
+POSTGRES_SCHEMA = (
+    SCHEMA.replace("INTEGER PRIMARY KEY AUTOINCREMENT", "BIGSERIAL PRIMARY KEY")
+    .replace("sha256 TEXT PRIMARY KEY,", "sha256 TEXT PRIMARY KEY, seq BIGSERIAL,")
+    .replace("size INTEGER", "size BIGINT")
+    .replace("mtime REAL", "mtime DOUBLE PRECISION")
+)
+POSTGRES_NAMESPACE = "pipeline_ledger"
 FILE_FIELDS = ("sha256", "status", "uris", "size", "rows", "snapshot", "time", "reason", "report")
 EVENT_FIELDS = ("time", "uri", "sha256", "size", "rows", "status", "snapshot", "reason")
 
@@ -38,14 +52,30 @@ EVENT_FIELDS = ("time", "uri", "sha256", "size", "rows", "status", "snapshot", "
 class Ledger:
     """Files, URIs seen, events and snapshot history of one workspace."""
 
-    def __init__(self, folder: Path, timeout_s: float = 60.0):
+    def __init__(self, folder: Path, timeout_s: float = 60.0, url: str | None = None, storage: str | None = None):
         self.folder = Path(folder)
-        self.path = self.folder / "ledger.sqlite"
+        self.url = resolve_secret(url) if url else None
+        self.postgres = bool(self.url) and self.url.startswith("postgres")
+        if self.url and not self.postgres:
+            self.path = Path(self.url.removeprefix("sqlite:///")).expanduser()
+            self.folder = self.path.parent
+        else:
+            self.path = self.folder / "ledger.sqlite"
+        self.storage = storage
         self.timeout_s = timeout_s
-        self._connection: sqlite3.Connection | None = None
+        self._connection = None
+
+    def describe(self) -> str:
+        """Where the ledger lives, without credentials (for messages)."""
+        return redact_credentials(self.url) if self.postgres else str(self.path)
 
     # -- connection ------------------------------------------------------------------------------
-    def _connect(self) -> sqlite3.Connection:
+    def _connect(self):
+        if self._connection is None and self.postgres:
+            from pipeline.data.db_lock import postgres_connect
+
+            self._connection = PostgresLedgerConnection(postgres_connect(self.url, "ledger", self.timeout_s))
+            self._check_storage()
         if self._connection is None:
             self.folder.mkdir(parents=True, exist_ok=True)
             connection = sqlite3.connect(
@@ -57,7 +87,23 @@ class Ledger:
             connection.executescript(SCHEMA)
             self._connection = connection
             self._migrate_json()
+            self._check_storage()
         return self._connection
+
+    def _check_storage(self) -> None:
+        """Record the data storage this ledger serves on first use; refuse another one later."""
+        if self.storage is None:
+            return
+        with self.transaction():
+            row = self._connection.execute("SELECT value FROM meta WHERE key = 'storage'").fetchone()
+            if row is None:
+                self._connection.execute("INSERT INTO meta (key, value) VALUES ('storage', ?)", (self.storage,))
+        if row is not None and row[0] != self.storage:
+            self.close()
+            raise RuntimeError(
+                f"the ledger at {self.describe()} belongs to the data storage {row[0]}, not {self.storage}: "
+                "give each data storage its own ledger database"
+            )
 
     def close(self) -> None:
         if self._connection is not None:
@@ -68,7 +114,7 @@ class Ledger:
     def transaction(self):
         """All writes inside commit together or not at all."""
         connection = self._connect()
-        connection.execute("BEGIN IMMEDIATE")
+        connection.execute("BEGIN" if self.postgres else "BEGIN IMMEDIATE")
         try:
             yield self
         except BaseException:
@@ -77,6 +123,8 @@ class Ledger:
         connection.execute("COMMIT")
 
     def _migrate_json(self) -> None:
+        if self.url:
+            return
         legacy = self.folder / "ledger.json"
         if not legacy.exists():
             return
@@ -94,6 +142,10 @@ class Ledger:
                 self.add_snapshot(data["head"])
         legacy.rename(legacy.with_name("ledger.json.migrated"))
         logger.info("migrated %s into %s (%d files)", legacy, self.path, len(data.get("files", {})))
+
+    @property
+    def _order(self) -> str:
+        return "seq" if self.postgres else "rowid"
 
     # -- reads -----------------------------------------------------------------------------------
     def file(self, sha256: str) -> dict | None:
@@ -113,7 +165,7 @@ class Ledger:
 
     def accepted_hashes(self) -> list[str]:
         """Hashes of accepted files, in the order they were recorded."""
-        query = "SELECT sha256 FROM files WHERE status = 'accepted' ORDER BY rowid"
+        query = f"SELECT sha256 FROM files WHERE status = 'accepted' ORDER BY {self._order}"
         return [row[0] for row in self._connect().execute(query)]
 
     def head(self) -> str | None:
@@ -131,7 +183,7 @@ class Ledger:
 
     def as_dict(self) -> dict:
         """Everything in the shape of the former ``ledger.json`` (files, seen, events, head, history)."""
-        rows = self._connect().execute("SELECT * FROM files ORDER BY rowid").fetchall()
+        rows = self._connect().execute(f"SELECT * FROM files ORDER BY {self._order}").fetchall()
         return {
             "files": {row["sha256"]: _file_record(row) for row in rows},
             "seen": self.all_seen(),
@@ -145,7 +197,8 @@ class Ledger:
         values = {k: record.get(k) for k in FILE_FIELDS}
         values["uris"] = json.dumps(values["uris"] or [])
         self._connect().execute(
-            f"INSERT OR REPLACE INTO files ({', '.join(FILE_FIELDS)}) VALUES ({', '.join('?' * len(FILE_FIELDS))})",
+            f"INSERT INTO files ({', '.join(FILE_FIELDS)}) VALUES ({', '.join('?' * len(FILE_FIELDS))}) "
+            f"ON CONFLICT (sha256) DO UPDATE SET {', '.join(f'{k} = excluded.{k}' for k in FILE_FIELDS[1:])}",
             [values[k] for k in FILE_FIELDS],
         )
 
@@ -158,7 +211,9 @@ class Ledger:
 
     def set_seen(self, uri: str, size: int, mtime: float | None, sha256: str) -> None:
         self._connect().execute(
-            "INSERT OR REPLACE INTO seen (uri, size, mtime, sha256) VALUES (?, ?, ?, ?)", (uri, size, mtime, sha256)
+            "INSERT INTO seen (uri, size, mtime, sha256) VALUES (?, ?, ?, ?) ON CONFLICT (uri) DO UPDATE SET "
+            "size = excluded.size, mtime = excluded.mtime, sha256 = excluded.sha256",
+            (uri, size, mtime, sha256),
         )
 
     def forget_seen(self, uri: str) -> None:
@@ -174,7 +229,45 @@ class Ledger:
         self._connect().execute("INSERT INTO snapshots (id) VALUES (?)", (snapshot_id,))
 
 
-def _file_record(row: sqlite3.Row) -> dict:
+class PostgresLedgerConnection:
+    """The slice of ``sqlite3.Connection`` the ledger uses, on a psycopg connection in autocommit mode: ``?``
+    placeholders become ``%s``, rows answer by index and by name, and the tables live in their own schema."""
+
+    def __init__(self, connection):
+        self.connection = connection
+        with connection.transaction():
+            connection.execute("SELECT pg_advisory_xact_lock(7310412519)")  # one creator at a time
+            connection.execute(f"CREATE SCHEMA IF NOT EXISTS {POSTGRES_NAMESPACE}")
+            connection.execute(f"SET search_path TO {POSTGRES_NAMESPACE}")
+            for statement in filter(str.strip, POSTGRES_SCHEMA.split(";")):
+                connection.execute(statement)
+        connection.execute(f"SET search_path TO {POSTGRES_NAMESPACE}")
+
+    def execute(self, query: str, params=()):
+        cursor = self.connection.cursor(row_factory=_row_factory)
+        return cursor.execute(query.replace("?", "%s"), list(params))
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+class _Row(tuple):
+    names: tuple[str, ...] = ()
+
+    def __getitem__(self, key):
+        return tuple.__getitem__(self, self.names.index(key) if isinstance(key, str) else key)
+
+    def keys(self):
+        return list(self.names)
+
+
+def _row_factory(cursor):
+    names = tuple(column.name for column in cursor.description or ())
+    row_type = type("Row", (_Row,), {"names": names})
+    return lambda values: row_type(values)
+
+
+def _file_record(row) -> dict:
     record = {k: row[k] for k in FILE_FIELDS}
     record["uris"] = json.loads(record["uris"])
     for key in ("reason", "report"):

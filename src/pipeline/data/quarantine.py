@@ -1,7 +1,8 @@
 """Quarantine: refused files set aside with a report a person can act on.
 
-Nothing is lost: a landing-zone file is moved (a symlink is moved itself, never its target), a file
-from elsewhere is copied, and an ``hf:`` source (nothing to copy) gets a ``.source`` note.
+Nothing is lost: a landing-zone file is moved (a symlink is moved itself, never its target; on object
+storage, copied and then deleted), a file from elsewhere is copied, and an ``hf:`` source (nothing to copy)
+gets a ``.source`` note.
 """
 
 from __future__ import annotations
@@ -20,11 +21,12 @@ import fsspec
 
 from pipeline.atomic import atomic_write_text
 from pipeline.data.sources import IngestionError, file_sha256, is_hf_uri
+from pipeline.storage import DataPath, is_remote, move_or_copy
 
 logger = logging.getLogger(__name__)
 
 
-def quarantine_file(folder: Path, uri: str, sha: str | None, size: int, report: dict, move: bool) -> dict:
+def quarantine_file(folder: DataPath, uri: str, sha: str | None, size: int, report: dict, move: bool) -> dict:
     """Put ``uri`` into ``folder`` with ``.report.json`` and ``.report.md`` beside it.
 
     ``report`` holds at least ``rule`` and ``message`` (and ``row``/``line``/``failures`` when known).
@@ -35,6 +37,8 @@ def quarantine_file(folder: Path, uri: str, sha: str | None, size: int, report: 
     dest = unused_path(folder, f"{now:%Y%m%dT%H%M%S}_{(sha or _best_effort_hash(uri))[:12]}_{name}")
     if is_hf_uri(uri):
         dest.write_text(uri + "\n", encoding="utf-8")
+    elif is_remote(dest) or not is_local(uri):
+        move_or_copy(uri, dest, move)
     elif move and Path(uri).is_symlink():
         os.replace(uri, dest)
     elif move:
@@ -50,8 +54,8 @@ def quarantine_file(folder: Path, uri: str, sha: str | None, size: int, report: 
         "time": now.isoformat(timespec="seconds"),
         **report,
     }
-    atomic_write_text(Path(f"{dest}.report.json"), json.dumps(full, indent=2, default=str))
-    atomic_write_text(Path(f"{dest}.report.md"), render_quarantine_report(full))
+    _write_report(beside(dest, ".report.json"), json.dumps(full, indent=2, default=str))
+    _write_report(beside(dest, ".report.md"), render_quarantine_report(full))
     return {
         "uri": uri,
         "rule": report.get("rule"),
@@ -63,16 +67,31 @@ def quarantine_file(folder: Path, uri: str, sha: str | None, size: int, report: 
     }
 
 
-def unused_path(folder: Path, name: str) -> Path:
+def beside(path: DataPath, suffix: str) -> DataPath:
+    """``path`` with ``suffix`` appended to its name (a report next to its file)."""
+    return path.parent / f"{path.name}{suffix}"
+
+
+def _write_report(path: DataPath, text: str) -> None:
+    # an object store's put is atomic; a local file is written aside and renamed
+    path.write_text(text) if is_remote(path) else atomic_write_text(path, text)
+
+
+def unused_path(folder: DataPath, name: str) -> DataPath:
     """``folder/name``, or ``name`` with ``-2``, ``-3`` ... before the suffix: quarantine never overwrites
     (callers hold the workspace lock, so no other ingest picks the same name meanwhile)."""
     path = folder / name
     stem, suffix = (name.split(".", 1) + [""])[:2]
     number = 1
-    while path.exists() or path.is_symlink() or Path(f"{path}.report.json").exists():
+    while path.exists() or path.is_symlink() or beside(path, ".report.json").exists():
         number += 1
         path = folder / (f"{stem}-{number}.{suffix}" if suffix else f"{stem}-{number}")
     return path
+
+
+def is_local(uri: str) -> bool:
+    """A path on this machine (not ``hf:``, not a URL)."""
+    return not is_hf_uri(uri) and "://" not in uri and "::" not in uri
 
 
 def _best_effort_hash(uri: str) -> str:

@@ -52,7 +52,9 @@ class Refusals:
     def _quarantine(self, ledger: Ledger, uri: str, sha: str | None, info: FileInfo, report: dict) -> dict:
         """Quarantine the file (see ``quarantine.quarantine_file``) and record it in the ledger."""
         movable = self._in_landing(uri) and (
-            Path(uri).is_symlink() or Path(uri).resolve().is_relative_to(self._landing_roots()[1])
+            self.workspace.data_is_remote
+            or Path(uri).is_symlink()
+            or Path(uri).resolve().is_relative_to(self._landing_roots()[1])
         )
         item = quarantine_file(self.workspace.quarantine, uri, sha, info.size, report, move=movable)
         if sha:

@@ -4,7 +4,9 @@ A snapshot is the cumulative accepted data: its parent's rows plus the rows of n
 without exact duplicates and with label conflicts resolved (``deduplication``). Its id is a hash of the
 member files' content hashes and the schema version, so the same files always give the same snapshot.
 The folder (``data.parquet``, ``manifest.json``, ``conflicts.csv`` when there were conflicts) is built
-under a temporary name and renamed into place: a crash leaves no partial snapshot. Rows are streamed
+under a temporary name and renamed into place: a crash leaves no partial snapshot. On object storage it is
+built on the local disk and uploaded with ``manifest.json`` last; a snapshot without its manifest does not
+exist for any reader. Rows are streamed
 ``data.chunk_rows`` at a time, so memory stays bounded however large the snapshot grows.
 """
 
@@ -14,6 +16,7 @@ import hashlib
 import json
 import logging
 import re
+import tempfile
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields
@@ -29,6 +32,7 @@ from pipeline.atomic import staged_directory
 from pipeline.config import DataConfig
 from pipeline.data.deduplication import ROW_SCHEMA, SEQ, ConflictError, decide_rows, iter_row_batches, plan_rows
 from pipeline.data.readers import LABELED_COLUMNS
+from pipeline.storage import DataPath, is_remote, local_copy, readable, upload_folder
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +72,7 @@ class Manifest:
 class Snapshot:
     """A snapshot on disk: ``data.parquet`` and ``manifest.json`` in ``snapshots/<id>/``."""
 
-    path: Path
+    path: DataPath
     manifest: Manifest
 
     @property
@@ -76,12 +80,12 @@ class Snapshot:
         return self.manifest.snapshot_id
 
     @property
-    def data_path(self) -> Path:
+    def data_path(self) -> DataPath:
         return self.path / "data.parquet"
 
     def load(self) -> pd.DataFrame:
         """All rows in memory (columns text, label, source, row); see ``iter_batches`` for large snapshots."""
-        return pd.read_parquet(self.data_path)
+        return pd.read_parquet(readable(self.data_path))
 
     def iter_batches(self, chunk_rows: int = 100_000) -> Iterator[pd.DataFrame]:
         for table in iter_row_batches([self.data_path], chunk_rows):
@@ -92,7 +96,7 @@ class Snapshot:
         if not self.manifest.conflicts_file:
             return pd.DataFrame(columns=COLUMNS)
         return pd.read_csv(
-            self.path / self.manifest.conflicts_file,
+            readable(self.path / self.manifest.conflicts_file),
             dtype={"text": str, "label": str, "source": str},
             keep_default_na=False,
         )
@@ -172,18 +176,40 @@ def _write_kept_rows(paths: list[Path], keep: np.ndarray, target: Path, chunk_ro
 
 
 def write_snapshot_from_parts(
-    root: Path, snapshot_id: str, parent: Snapshot | None, parts: list[Path], files: list[dict], config: DataConfig
+    root: DataPath,
+    snapshot_id: str,
+    parent: Snapshot | None,
+    parts: list[Path],
+    files: list[dict],
+    config: DataConfig,
+    scratch: Path | None = None,
 ) -> Snapshot:
     """Build ``root/<snapshot_id>`` from the parent's rows plus ``parts`` (Parquet files of parsed rows).
 
-    Atomic (temporary folder, then rename). An existing snapshot with the same id is returned
-    unchanged: snapshots are immutable. Raises ConflictError (and writes nothing) when the conflict
-    policy refuses the rows.
+    Atomic (temporary folder, then rename; on object storage, upload with the manifest last). An existing
+    snapshot with the same id is returned unchanged: snapshots are immutable. Raises ConflictError (and
+    writes nothing) when the conflict policy refuses the rows. ``scratch`` is the local folder a remote
+    snapshot is built in.
     """
     final = root / snapshot_id
     if (final / "manifest.json").exists():
         return load_snapshot(root, snapshot_id)
-    sources = ([parent.data_path] if parent else []) + list(parts)
+    if not is_remote(root):
+        return _build_snapshot(final, parent, parts, files, config, parent.data_path if parent else None)
+    scratch = scratch or Path(tempfile.gettempdir())
+    scratch.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=scratch, prefix=".snapshot-") as folder:
+        parent_rows = local_copy(parent.data_path, Path(folder) / "parent") if parent else None
+        built = _build_snapshot(Path(folder) / snapshot_id, parent, parts, files, config, parent_rows)
+        upload_folder(built.path, final, last="manifest.json")
+    return Snapshot(final, built.manifest)
+
+
+def _build_snapshot(
+    final: Path, parent: Snapshot | None, parts: list[Path], files: list[dict], config: DataConfig, parent_rows
+) -> Snapshot:
+    snapshot_id = final.name
+    sources = ([parent_rows] if parent else []) + list(parts)
     new_rows = sum(pq.ParquetFile(p).metadata.num_rows for p in parts)
     with staged_directory(final) as staging:
         plan = plan_rows(
@@ -244,7 +270,7 @@ def check_snapshot_id(snapshot_id: str) -> str:
     return snapshot_id
 
 
-def load_snapshot(root: Path, snapshot_id: str) -> Snapshot:
+def load_snapshot(root: DataPath, snapshot_id: str) -> Snapshot:
     """The snapshot ``root/<snapshot_id>``; ValueError for an id that is not a plain name, FileNotFoundError
     when there is none."""
     path = root / check_snapshot_id(snapshot_id)

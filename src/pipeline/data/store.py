@@ -22,9 +22,10 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from filelock import FileLock, Timeout
+from filelock import Timeout
 
 from pipeline.config import DataConfig
+from pipeline.data.db_lock import data_lock
 from pipeline.data.landing import LandingZone
 from pipeline.data.ledger import Ledger
 from pipeline.data.quarantine import retry_transient
@@ -54,13 +55,25 @@ class DataStore(LandingZone, Refusals):
     """Files in, snapshots out, with a ledger that remembers every file by content hash."""
 
     def __init__(self, workspace: Workspace, config: DataConfig, lock_timeout: float | None = None):
+        if workspace.storage is None and config.storage:
+            workspace = Workspace(workspace.root, config.storage, config.ledger_url or workspace.ledger_url)
+        elif workspace.ledger_url is None and config.ledger_url:
+            workspace = Workspace(workspace.root, workspace.storage, config.ledger_url)
+        if workspace.data_is_remote and not workspace.ledger_url:
+            raise ValueError(f"data storage {workspace.storage} is object storage: it needs data.ledger_url")
         self.workspace = workspace.ensure()
         self.config = config
         timeout = config.lock_timeout_s if lock_timeout is None else lock_timeout
-        self.lock = FileLock(str(workspace.lock_file), timeout=timeout)
-        self.ledger = Ledger(workspace.ledger, timeout_s=max(timeout, 1.0) if timeout >= 0 else 60.0)
+        self.lock = data_lock(workspace, timeout)
+        self.ledger = Ledger(
+            workspace.ledger,
+            timeout_s=max(timeout, 1.0) if timeout >= 0 else 60.0,
+            url=workspace.ledger_url,
+            storage=str(workspace.data_root) if workspace.ledger_url else None,
+        )
         self.ledger_path = self.ledger.path
-        self.staging_root = workspace.snapshots / ".staging"
+        # parsed parts are this process's scratch: on the local disk even when the snapshots are not
+        self.staging_root = (workspace.cache if workspace.data_is_remote else workspace.snapshots) / ".staging"
 
     # -- ledger ---------------------------------------------------------------------------------
     def read_ledger(self) -> dict:
@@ -218,6 +231,7 @@ class DataStore(LandingZone, Refusals):
                         [s.path for s in files],
                         listed,
                         self.config,
+                        scratch=self.staging_root,
                     )
 
                 snapshot, conflicted = write_isolating_conflicts(write, accepted, self._write_conflict_report)
@@ -272,8 +286,10 @@ class DataStore(LandingZone, Refusals):
 
     def _remove_leftovers(self) -> None:
         """Under the lock: delete temporary snapshot folders and ledger files a crashed run left behind,
-        and parsed parts older than a day (a live run between stage and commit keeps its own)."""
-        for path in self.workspace.snapshots.glob(".*"):
+        and parsed parts older than a day (a live run between stage and commit keeps its own). On object
+        storage a crashed upload has no manifest: it is never read, and the next upload overwrites it."""
+        snapshots = self.workspace.snapshots
+        for path in [] if self.workspace.data_is_remote else snapshots.glob(".*"):
             if path.name != ".staging" and path.is_dir():
                 shutil.rmtree(path, ignore_errors=True)
         for path in self.workspace.ledger.glob(".ledger.json.*.tmp"):
@@ -288,8 +304,9 @@ class DataStore(LandingZone, Refusals):
         try:
             self.lock.acquire()
         except Timeout as exc:
+            holder = self.lock.holder() if hasattr(self.lock, "holder") else self.lock.lock_file
             raise DataStoreBusy(
-                f"another ingest holds {self.workspace.lock_file} (waited {self.lock.timeout:g} s); try again later"
+                f"another ingest holds the data lock ({holder}) (waited {self.lock.timeout:g} s); try again later"
             ) from exc
         try:
             yield

@@ -127,7 +127,9 @@ def validate_file(
     Raises IngestionError when the file cannot be read.
     """
     frame = read_labeled_file(uri, config.data)
-    has_ledger = any((workspace.ledger / name).exists() for name in ("ledger.sqlite", "ledger.json"))
+    has_ledger = bool(workspace.ledger_url) or any(
+        (workspace.ledger / name).exists() for name in ("ledger.sqlite", "ledger.json")
+    )
     store = DataStore(workspace, config.data) if has_ledger else None
     head = store.head() if store is not None else None
     batch = validate_frame(
