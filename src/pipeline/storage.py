@@ -4,6 +4,7 @@ A local data root is a plain ``pathlib.Path`` and everything works as it always 
 ``RemotePath``: the few path operations the landing zone, snapshots and quarantine need, on an fsspec file
 system. Object stores have no rename and no folder, so writers there upload a finished local folder with the
 file that makes it valid (a snapshot's ``manifest.json``) last, and readers trust only what the ledger names.
+Listings are read fresh each time (other workers write to the same store).
 Credentials come from the environment (``AWS_*``, ``GOOGLE_APPLICATION_CREDENTIALS``…) as fsspec reads them.
 """
 
@@ -50,11 +51,16 @@ class RemotePath:
     def parent(self) -> RemotePath:
         return RemotePath(self.fs, str(PurePosixPath(self.path).parent))
 
+    def fresh(self) -> RemotePath:
+        """Forget the file system's cached listings of this path: another worker may have written since."""
+        self.fs.invalidate_cache(self.path)
+        return self
+
     def exists(self) -> bool:
-        return self.fs.exists(self.path)
+        return self.fresh().fs.exists(self.path)
 
     def is_dir(self) -> bool:
-        return self.fs.isdir(self.path)
+        return self.fresh().fs.isdir(self.path)
 
     def is_symlink(self) -> bool:
         return False
@@ -80,14 +86,14 @@ class RemotePath:
 
     def iterdir(self):
         try:
-            listed = self.fs.ls(self.path, detail=False)
+            listed = self.fresh().fs.ls(self.path, detail=False)
         except FileNotFoundError:
             return
         for item in sorted(listed):
             yield RemotePath(self.fs, item)
 
     def glob(self, pattern: str):
-        for item in sorted(self.fs.glob(f"{self.path}/{pattern}")):
+        for item in sorted(self.fresh().fs.glob(f"{self.path}/{pattern}")):
             yield RemotePath(self.fs, item)
 
 
@@ -119,6 +125,11 @@ def readable(path: DataPath):
     """Something pyarrow and pandas read: the local path, or an open file on the remote store (closed when
     the reader is collected)."""
     return path.open("rb") if is_remote(path) else path
+
+
+def as_data_path(location: str) -> DataPath:
+    """A path string the data store wrote (a local path or an object-storage URL) as a path again."""
+    return RemotePath.from_url(location) if is_remote_url(location) else Path(location)
 
 
 def local_copy(path: DataPath, folder: Path) -> Path:

@@ -54,6 +54,9 @@ class Workspace:
     storage: str | None = None
     ledger_url: str | None = None
 
+    def __post_init__(self):
+        object.__setattr__(self, "root", Path(self.root))
+
     @classmethod
     def resolve(
         cls, explicit: str | os.PathLike | None = None, storage: str | None = None, ledger_url: str | None = None

@@ -64,7 +64,7 @@ class AdvisoryLock:
             self._count += 1
             return self
         wait = self.timeout if timeout is None else timeout
-        label = f"pipeline lock {self.name} {socket.gethostname()} pid {os.getpid()} {self.what}".strip()
+        label = f"pid {os.getpid()} on {socket.gethostname()}" + (f" ({self.what})" if self.what else "")
         connection = postgres_connect(self.url, "lock", application_name=label)
         deadline = time.monotonic() + wait if wait >= 0 else None
         try:
@@ -91,7 +91,8 @@ class AdvisoryLock:
             connection.close()  # ending the session frees the lock even if the unlock failed
 
     def holder(self) -> str:
-        """Who holds the lock now (the holder's application name), or ``another process``."""
+        """Who holds the lock now (``pid N on HOST (what)``, its session's application name; PostgreSQL keeps
+        63 characters), or ``another process``."""
         try:
             with postgres_connect(self.url, "lock query") as connection:
                 row = connection.execute(
@@ -102,7 +103,7 @@ class AdvisoryLock:
                 ).fetchone()
         except Exception:
             return "another process"
-        return row[0].removeprefix(f"pipeline lock {self.name} ") if row and row[0] else "another process"
+        return row[0] if row and row[0] else "another process"
 
     def __enter__(self) -> AdvisoryLock:
         return self.acquire()

@@ -83,7 +83,7 @@ class LandingZone:
     def _remote_landing_files(self):
         landing = self.workspace.landing
         try:
-            keys = landing.fs.find(landing.path)
+            keys = landing.fresh().fs.find(landing.path)
         except FileNotFoundError:
             return []
         return [landing / key[len(landing.path) :] for key in keys if not Path(key).name.startswith(".")]

@@ -120,6 +120,7 @@ def stat_file(uri: str) -> FileInfo:
         stat = os.stat(uri)
         return FileInfo(uri=uri, size=stat.st_size, mtime=stat.st_mtime)
     fs, path = fsspec.core.url_to_fs(uri)
+    fs.invalidate_cache(path)  # a listing cached earlier in this process may predate the file
     info = fs.info(path)
     mtime = info.get("mtime") or info.get("LastModified") or info.get("created")
     if hasattr(mtime, "timestamp"):

@@ -15,6 +15,7 @@ from pipeline.data.splits import assign_splits, load_holdout
 from pipeline.data.staging import StagedBatch
 from pipeline.data.store import DataStore
 from pipeline.results import DataOutcome, NoDataError
+from pipeline.storage import as_data_path
 from pipeline.validation.columns import ContractReference, key_hashes
 from pipeline.validation.contract import validate_frame, validate_snapshot
 from pipeline.validation.data_docs import DataDocs
@@ -175,7 +176,7 @@ def check_data_gate(config: PipelineConfig, workspace: Workspace, outcome: DataO
         others = len(outcome.quarantined) - 1
         contract = outcome.contracts.get(item["uri"])
         if contract is None and item.get("report"):
-            report = json.loads(Path(item["report"].replace(".report.md", ".report.json")).read_text())
+            report = json.loads(as_data_path(item["report"].replace(".report.md", ".report.json")).read_text())
             contract = {"success": False, "failures": report["failures"]} if report.get("failures") else None
         source = item["uri"] + (f" (and {others} more quarantined files)" if others else "")
         if contract is not None:
