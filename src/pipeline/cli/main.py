@@ -144,6 +144,14 @@ def demo(
 
     cfg = build_config(config, None)
     folder = to or Workspace.for_config(cfg).ensure().landing
+    if not isinstance(folder, Path):  # object storage: written here, then uploaded one file at a time
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as scratch:
+            for path in write_demo_files(scratch, tuple(batch or (1, 2)), rows):
+                folder.fs.put_file(str(path), (folder / path.name).path)
+                typer.echo(str(folder / path.name))
+        return
     for path in write_demo_files(folder, tuple(batch or (1, 2)), rows):
         typer.echo(str(path))
 

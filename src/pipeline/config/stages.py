@@ -84,6 +84,11 @@ class DataConfig(_Section):
         "ledger/ledger.sqlite in the workspace with file locks. Required when data.storage is object storage.",
     )
 
+    @field_validator("storage", "ledger_url")
+    @classmethod
+    def _empty_is_unset(cls, value: str | None) -> str | None:
+        return value or None  # an empty environment variable (PIPELINE__DATA__STORAGE=) means the default
+
     @model_validator(mode="after")
     def _shared_ledger_for_shared_storage(self):
         from pipeline.storage import is_remote_url
