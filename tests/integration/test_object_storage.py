@@ -5,6 +5,7 @@ builds on the first; locks that block across processes and vanish with a killed 
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -20,7 +21,7 @@ from pipeline.run_lock import RunInProgressError, hold_run_lock
 from pipeline.workspace import Workspace
 from tests.integration.postgres import find_binaries
 from tests.integration.test_postgres_stack import BUCKET, object_store, postgres  # noqa: F401 (fixtures)
-from tests.integration.test_registry_server import train_and_register
+from tests.integration.test_registry_server import child_env, train_and_register
 
 pytestmark = [
     pytest.mark.integration,
@@ -117,6 +118,25 @@ def test_workers_share_data_in_a_bucket_and_a_ledger_in_postgresql(
     assert store_b.pending() == [] and store_b.head().id == snapshot_id
     rows_before = store_b.head().manifest.rows
     upload(object_store, write_demo_files(tmp_path / "drop2", (2,), rows_per_batch=120))
+    # what an operator sees from a third machine, configured through the environment only
+    env = child_env(
+        **object_store.env(),
+        PIPELINE_HOME=str(tmp_path / "operator"),
+        PIPELINE__DATA__STORAGE=STORAGE,
+        PIPELINE__DATA__LEDGER_URL=ledger_url,
+    )
+    status = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "data", "status", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
+    assert status.returncode == 0, status.stderr
+    payload = json.loads(status.stdout)
+    assert payload["snapshot_id"] == snapshot_id and payload["pending_rows"] == 120
+    assert payload["pending_files"] == [f"{STORAGE}/landing/demo_batch_2.jsonl"]
     outcome = store_b.ingest()
     assert outcome.snapshot_changed and outcome.new_files == [f"{STORAGE}/landing/demo_batch_2.jsonl"], (
         outcome.skipped_files
