@@ -130,7 +130,9 @@ def test_the_ledger_url_is_recorded_without_its_password():
     from pipeline.config import load_config
     from pipeline.secrets import redact_config
 
-    config = load_config(overrides=["data.storage=s3://team/data", "data.ledger_url=postgresql://team:s3cret@db/ledger"])
+    config = load_config(
+        overrides=["data.storage=s3://team/data", "data.ledger_url=postgresql://team:s3cret@db/ledger"]
+    )
     recorded = redact_config(config.model_dump())["data"]
     assert "s3cret" not in str(recorded) and recorded["ledger_url"].endswith("@db/ledger")
     assert recorded["storage"] == "s3://team/data"
